@@ -1,0 +1,1 @@
+"""Shared pieces of Beacon's services: settings, logging, topics, Kafka and Postgres plumbing, the CLI."""

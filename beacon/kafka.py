@@ -1,0 +1,74 @@
+"""Kafka clients configured the one way Beacon uses them.
+
+Producers are idempotent with acks=all, so a retried send never writes twice and an acknowledged
+event survives a broker loss. Consumers never auto-commit: each service commits an offset only after
+the effect of the message is durable (invariant 2), and starts from the earliest offset when its group
+is new, so a job submitted before a runner first started is not skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from beacon import logs
+from beacon.settings import Settings
+from beacon.topics import dead_letter_topic
+
+log = logs.get("beacon.kafka")
+
+# Larger than any valid event; bigger messages are dead-lettered, not parsed.
+MAX_EVENT_BYTES = 1_000_000
+
+
+def instance_id(service: str) -> str:
+    return f"{service}@{socket.gethostname()}:{os.getpid()}"
+
+
+def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 5,
+        "max_request_size": MAX_EVENT_BYTES * 2,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def consumer(settings: Settings, *topics: str, group_id: str, **overrides: object) -> AIOKafkaConsumer:
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+async def dead_letter(producer: AIOKafkaProducer, record: ConsumerRecord, error: str, consumer: str) -> None:
+    """Park a message that can never be processed, with its original bytes and where it came from."""
+    headers = [
+        ("beacon.error", error[:4000].encode()),
+        ("beacon.consumer", consumer.encode()),
+        ("beacon.source.topic", record.topic.encode()),
+        ("beacon.source.partition", str(record.partition).encode()),
+        ("beacon.source.offset", str(record.offset).encode()),
+    ]
+    await producer.send_and_wait(
+        dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
+    )
+    log.warning(
+        "dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, error=error[:300]
+    )
+
+
+def oversized(record: ConsumerRecord) -> str | None:
+    size = len(record.value or b"")
+    return f"message of {size} bytes exceeds the {MAX_EVENT_BYTES}-byte limit" if size > MAX_EVENT_BYTES else None

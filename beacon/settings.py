@@ -1,0 +1,82 @@
+"""Every setting in one place, read from the environment.
+
+`make up` writes `.beacon/env` with KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL; when those variables are
+not set, they are read from that file, so `beacon …` works right after `make up` without sourcing it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("BEACON_STATE_DIR", REPO_ROOT / ".beacon"))
+
+
+def _env_file_values() -> dict[str, str]:
+    path = state_dir() / "env"
+    if not path.exists():
+        return {}
+    values = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            values[name.strip()] = value.strip()
+    return values
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap_servers: str
+    database_url: str
+    # Prefix of every topic name; tests use their own so they never see each other's events.
+    topic_namespace: str
+    topic_partitions: int
+    replication_factor: int
+    default_deadline_seconds: int
+    runner_concurrency: int
+    simulated_latency_ms: int
+    recorder_batch_size: int
+    recorder_batch_wait_ms: int
+    log_format: str
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = {**_env_file_values(), **(os.environ if environ is None else environ)}
+        log_format = env.get("BEACON_LOG_FORMAT", "json")
+        if log_format not in ("json", "console"):
+            raise SettingsError(f"BEACON_LOG_FORMAT={log_format!r}: use 'json' or 'console'")
+        return cls(
+            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
+            database_url=env.get("DATABASE_URL", "postgresql://beacon@127.0.0.1:15432/beacon"),
+            topic_namespace=env.get("BEACON_TOPIC_NAMESPACE", "beacon"),
+            topic_partitions=_int(env, "BEACON_TOPIC_PARTITIONS", 6, 1),
+            replication_factor=_int(env, "BEACON_REPLICATION_FACTOR", 1, 1),
+            default_deadline_seconds=_int(env, "BEACON_DEFAULT_DEADLINE_SECONDS", 3600, 1),
+            runner_concurrency=_int(env, "BEACON_RUNNER_CONCURRENCY", 8, 1),
+            simulated_latency_ms=_int(env, "BEACON_SIMULATED_LATENCY_MS", 0),
+            recorder_batch_size=_int(env, "BEACON_RECORDER_BATCH_SIZE", 2000, 1),
+            recorder_batch_wait_ms=_int(env, "BEACON_RECORDER_BATCH_WAIT_MS", 200, 1),
+            log_format=log_format,
+        )

@@ -1,0 +1,1 @@
+"""How Beacon's pieces start: locally (deploy/local) and, later, per region."""

@@ -1,0 +1,112 @@
+"""A PostgreSQL 15+ cluster under `.beacon/pg`, made with initdb and run with pg_ctl on a private port."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from deploy.local.proc import StartError, require_free, tail
+
+USER = "beacon"
+DATABASE = "beacon"
+
+
+def port() -> int:
+    return int(os.environ.get("BEACON_PG_PORT", "15432"))
+
+
+def url(database: str = DATABASE) -> str:
+    return f"postgresql://{USER}@127.0.0.1:{port()}/{database}"
+
+
+def find_bindir() -> Path:
+    """The newest PostgreSQL ≥ 15 server binaries on this machine."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        candidates.append(str(Path(on_path).resolve().parent))
+    for bindir in candidates:
+        out = subprocess.run([f"{bindir}/pg_ctl", "--version"], capture_output=True, text=True).stdout
+        match = re.search(r"(\d+)", out)
+        if match and int(match.group(1)) >= 15 and Path(bindir, "initdb").exists():
+            return Path(bindir)
+    raise StartError(
+        "no PostgreSQL 15 or newer server found (looked for initdb/pg_ctl in /usr/lib/postgresql/*/bin and on "
+        "PATH). Install it with `apt-get install postgresql-15`, or set DATABASE_URL to a server you run."
+    )
+
+
+class PostgresCluster:
+    def __init__(self, state: Path) -> None:
+        self.data = state / "pg" / "data"
+        self.sockets = state / "pg" / "sockets"
+        self.log = state / "logs" / "postgres.log"
+
+    def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        # PostgreSQL refuses to run as root; as root we run it as the `postgres` system user.
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", self._os_user(), "--", *argv]
+        result = subprocess.run(argv, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise StartError(f"`{' '.join(argv)}` failed:\n{(result.stdout + result.stderr)[-2000:]}")
+        return result
+
+    @staticmethod
+    def _os_user() -> str:
+        try:
+            return pwd.getpwnam("postgres").pw_name
+        except KeyError:
+            raise StartError(
+                "running as root, and PostgreSQL will not run as root; there is no `postgres` user to run it as. "
+                "Create one (`useradd --system postgres`) or run `make up` as an ordinary user."
+            ) from None
+
+    def _prepare_dirs(self) -> None:
+        for d in (self.data.parent, self.sockets, self.log.parent):
+            d.mkdir(parents=True, exist_ok=True)
+        self.log.touch()
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam(self._os_user())
+            for path in (self.data.parent, self.sockets, self.log):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+
+    def running(self) -> bool:
+        if not (self.data / "postmaster.pid").exists():
+            return False
+        return self._run([str(find_bindir() / "pg_ctl"), "status", "-D", str(self.data)], check=False).returncode == 0
+
+    def start(self) -> None:
+        if self.running():
+            return
+        bindir = find_bindir()
+        self._prepare_dirs()
+        if not (self.data / "PG_VERSION").exists():
+            self._run([str(bindir / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust",
+                       "-E", "UTF8", "--locale=C.UTF-8"])
+        require_free(port(), "PostgreSQL", "BEACON_PG_PORT")
+        options = (f"-p {port()} -c listen_addresses=127.0.0.1 -k {self.sockets} "
+                   "-c max_connections=200 -c shared_buffers=256MB -c fsync=on")
+        result = self._run([str(bindir / "pg_ctl"), "start", "-D", str(self.data), "-w", "-t", "60",
+                            "-l", str(self.log), "-o", options], check=False)
+        if result.returncode != 0:
+            raise StartError(f"PostgreSQL did not start. Last lines of {self.log}:\n{tail(self.log)}")
+        self.ensure_database()
+
+    def ensure_database(self, name: str = DATABASE) -> None:
+        import psycopg
+
+        with psycopg.connect(url("postgres"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{name}"')
+
+    def stop(self) -> bool:
+        if not self.running():
+            return False
+        self._run([str(find_bindir() / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"])
+        return True

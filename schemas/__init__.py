@@ -1,0 +1,1 @@
+"""Beacon's contracts: the question/model/region catalogue, the submit command and the events."""
