@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+from pydantic import BaseModel, ValidationError
 
 from beacon import logs
 from beacon.settings import Settings
 from beacon.topics import dead_letter_topic
+from schemas.events import parse_event
 
 log = logs.get("beacon.kafka")
 
@@ -61,14 +64,28 @@ async def dead_letter(producer: AIOKafkaProducer, record: ConsumerRecord, error:
         ("beacon.source.partition", str(record.partition).encode()),
         ("beacon.source.offset", str(record.offset).encode()),
     ]
-    await producer.send_and_wait(
-        dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
-    )
+    await producer.send_and_wait(dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers)
     log.warning(
         "dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, error=error[:300]
     )
 
 
-def oversized(record: ConsumerRecord) -> str | None:
+E = TypeVar("E", bound=BaseModel)
+
+
+class Poison(ValueError):
+    """A message that no retry can make valid: it goes to the dead-letter topic."""
+
+
+def read_event(record: ConsumerRecord, *accepted: type[E]) -> E:
+    """Decode one record into one of the accepted event types, or raise Poison saying why not."""
     size = len(record.value or b"")
-    return f"message of {size} bytes exceeds the {MAX_EVENT_BYTES}-byte limit" if size > MAX_EVENT_BYTES else None
+    if size > MAX_EVENT_BYTES:
+        raise Poison(f"message of {size} bytes exceeds the {MAX_EVENT_BYTES}-byte limit")
+    try:
+        event = parse_event(record.value or b"")
+    except ValidationError as exc:
+        raise Poison(f"not a valid event: {exc}") from None
+    if not isinstance(event, accepted):
+        raise Poison(f"{event.event_type} does not belong on {record.topic}")
+    return event

@@ -8,7 +8,7 @@ import sys
 import structlog
 
 
-def configure(fmt: str = "json", level: int = logging.INFO) -> None:
+def configure(fmt: str = "json", level: int = logging.INFO, library_level: int = logging.WARNING) -> None:
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
@@ -23,7 +23,7 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
         cache_logger_on_first_use=True,
     )
     # aiokafka logs through the standard library; keep its warnings, drop its chatter.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=library_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
 
 def get(name: str) -> structlog.stdlib.BoundLogger:

@@ -68,6 +68,9 @@ SYSTEM_PROMPT_TEMPLATE = (
     "factual information from multiple perspectives."
 )
 
+# A job with no questions still makes one call per (region, model): this reachability probe.
+PROBE_PROMPT = "In one short sentence, say which AI assistant you are."
+
 DEFAULT_TEMPERATURE = 0.1
 DEFAULT_MAX_TOKENS = 500
 

@@ -71,6 +71,8 @@ class JobSubmitted(_Envelope):
     schema_version: Literal[1] = 1
     job_id: JobId
     questions: list[QuestionText]
+    # Set only when `questions` is empty: the prompt of the one call per (region, model).
+    probe_prompt: str | None = None
     models: list[ModelRef]
     regions: list[RegionRef]
     params: GenerationParams
@@ -155,7 +157,6 @@ def execution_key(job_id: str, region: str, model_id: str, question_id: str | No
 
 Event = Annotated[JobSubmitted | ExecutionCompleted, Field(discriminator="event_type")]
 _EVENT = TypeAdapter(Event)
-
 
 
 def parse_event(raw: bytes) -> JobSubmitted | ExecutionCompleted:

@@ -64,9 +64,18 @@ class KafkaNode:
         self.lib.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.lib.parent, prefix="kafka-lib-"))
         result = subprocess.run(
-            ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-             f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"],
-            capture_output=True, text=True,
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={tmp}",
+                "-DincludeScope=runtime",
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -118,9 +127,20 @@ class KafkaNode:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
-            ["java", "-cp", f"{self.lib}/*", "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(self.properties), "--standalone"],
-            capture_output=True, text=True,
+            [
+                "java",
+                "-cp",
+                f"{self.lib}/*",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.properties),
+                "--standalone",
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise StartError(f"kafka-storage format failed:\n{(result.stdout + result.stderr)[-2000:]}")
@@ -143,8 +163,9 @@ class KafkaNode:
         began = time.monotonic()
         spawn(self._java("kafka.Kafka", str(self.properties)), self.log, self.pidfile)
         if not wait_for(lambda: self.running() and metadata_ok(bootstrap()), timeout, interval=0.5):
-            raise StartError(f"Kafka did not become ready within {timeout:.0f} s. Last lines of {self.log}:\n"
-                             f"{tail(self.log)}")
+            raise StartError(
+                f"Kafka did not become ready within {timeout:.0f} s. Last lines of {self.log}:\n{tail(self.log)}"
+            )
         return time.monotonic() - began
 
     def stop(self) -> bool:

@@ -86,13 +86,40 @@ class PostgresCluster:
         bindir = find_bindir()
         self._prepare_dirs()
         if not (self.data / "PG_VERSION").exists():
-            self._run([str(bindir / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust",
-                       "-E", "UTF8", "--locale=C.UTF-8"])
+            self._run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    USER,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            )
         require_free(port(), "PostgreSQL", "BEACON_PG_PORT")
-        options = (f"-p {port()} -c listen_addresses=127.0.0.1 -k {self.sockets} "
-                   "-c max_connections=200 -c shared_buffers=256MB -c fsync=on")
-        result = self._run([str(bindir / "pg_ctl"), "start", "-D", str(self.data), "-w", "-t", "60",
-                            "-l", str(self.log), "-o", options], check=False)
+        options = (
+            f"-p {port()} -c listen_addresses=127.0.0.1 -k {self.sockets} "
+            "-c max_connections=200 -c shared_buffers=256MB -c fsync=on"
+        )
+        result = self._run(
+            [
+                str(bindir / "pg_ctl"),
+                "start",
+                "-D",
+                str(self.data),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.log),
+                "-o",
+                options,
+            ],
+            check=False,
+        )
         if result.returncode != 0:
             raise StartError(f"PostgreSQL did not start. Last lines of {self.log}:\n{tail(self.log)}")
         self.ensure_database()

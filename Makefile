@@ -1,0 +1,48 @@
+# Beacon — the two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install up down status migrate demo test test-unit test-pipeline lint schemas clean
+
+# Re-install when the dependency list changes.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	@$(PY) -m deploy.local up
+
+down:
+	@test -x $(PY) && $(PY) -m deploy.local down || echo "nothing installed, nothing to stop"
+
+status: install
+	@$(PY) -m deploy.local status
+
+migrate: up
+	@$(VENV)/bin/beacon migrate
+
+demo: up
+	@$(VENV)/bin/beacon demo
+
+# The whole suite: unit tests and the pipeline on a real Kafka broker and PostgreSQL (started if needed).
+test: up
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+schemas: install
+	$(PY) -m schemas.generate
+
+clean: down
+	rm -rf .beacon

@@ -1,0 +1,46 @@
+"""`beacon demo` (what `make demo` runs after `make up`): the whole product, locally, in one command."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from beacon import db
+from beacon.settings import REPO_ROOT, Settings, state_dir
+from deploy.local import services
+from services.submitter.decide import parse_spec
+from services.submitter.publish import submit_once
+
+DEMO_JOB = REPO_ROOT / "examples" / "full-matrix.json"
+
+
+def demo(settings: Settings, timeout: float) -> None:
+    from beacon.cli import matrix_text, watch
+
+    began = time.monotonic()
+    print("1/4 database: ", end="", flush=True)
+    applied = db.migrate(settings.database_url)
+    print(f"applied {', '.join(applied)}" if applied else "up to date")
+
+    print("2/4 services (simulated models — no model server is called):")
+    for name, (pid, started) in services.start_all(state_dir()).items():
+        print(f"    {name:<22} pid {pid:<7} {'started' if started else 'already running'}")
+
+    spec = parse_spec(DEMO_JOB.read_bytes())
+    submitted = asyncio.run(submit_once(settings, spec))
+    print(
+        f"3/4 submitted {submitted.job_id}: {len(spec.questions)} questions × {len(spec.models)} models × "
+        f"{len(spec.regions)} regions = {submitted.expected_executions} executions"
+    )
+
+    summary = watch(settings, submitted.job_id, timeout)
+    print(
+        f"4/4 recorded {summary.recorded}/{summary.expected} in {time.monotonic() - began:.1f} s — "
+        f"status {summary.status}; the matrix (simulated provider):\n"
+    )
+    print(matrix_text(settings, submitted.job_id))
+    print(f"""
+More:   .venv/bin/beacon executions {submitted.job_id}     every answer
+        .venv/bin/beacon status {submitted.job_id} --json
+        logs in {state_dir() / "logs"}
+Stop everything (services, Kafka, PostgreSQL): make down""")

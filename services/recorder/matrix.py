@@ -1,0 +1,39 @@
+"""Pure: the per-question grid — questions as rows, model × region as columns, a classification per cell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SHOW = {"answered": "answered", "refused": "REFUSED", "empty": "empty", "error": "error"}
+NO_QUESTION = "(no question)"
+
+
+def grid(spec: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], str]]:
+    """Returns (row labels, column labels, {(row, column): text}); missing cells are left out (pending)."""
+    questions = [q["id"] for q in spec["questions"]] or [NO_QUESTION]
+    columns = [f"{m['id']} {r['display']}" for m in spec["models"] for r in spec["regions"]]
+    display = {r["id"]: r["display"] for r in spec["regions"]}
+    cells = {}
+    for row in rows:
+        text = SHOW.get(row["classification"], row["classification"])
+        if row["status"] != "completed":
+            text = row["status"]
+        cells[(row["question_id"] or NO_QUESTION, f"{row['model_id']} {display.get(row['region'], row['region'])}")] = (
+            text
+        )
+    return questions, columns, cells
+
+
+def render(spec: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    questions, columns, cells = grid(spec, rows)
+    first = max(len("question"), *(len(q) for q in questions))
+    widths = [max(len(c), 8) for c in columns]
+    lines = ["  ".join(["question".ljust(first), *(c.ljust(w) for c, w in zip(columns, widths, strict=True))])]
+    lines.append("  ".join(["-" * first, *("-" * w for w in widths)]))
+    for q in questions:
+        lines.append(
+            "  ".join(
+                [q.ljust(first), *(cells.get((q, c), "·").ljust(w) for c, w in zip(columns, widths, strict=True))]
+            )
+        )
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,86 @@
+"""Writing a batch: one transaction, COPY into a temporary table, then INSERT … ON CONFLICT DO NOTHING.
+
+The unique index on (job_id, region, model_id, question_id) NULLS NOT DISTINCT decides duplicates, in
+the database, atomically: no check-then-insert. Within a batch the first event per key (in Kafka order)
+wins because rows are inserted in the order they were consumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+EXECUTION_COLUMNS = (
+    "job_id",
+    "region",
+    "model_id",
+    "question_id",
+    "provider",
+    "provider_model",
+    "status",
+    "classification",
+    "classifier_version",
+    "answer",
+    "output",
+    "receipt",
+    "started_at",
+    "completed_at",
+    "event_id",
+)
+JOB_COLUMNS = ("job_id", "spec_sha256", "expected_executions", "submitted_at", "deadline", "spec", "event_id")
+
+_EXEC_COLS = ", ".join(EXECUTION_COLUMNS)
+_JOB_COLS = ", ".join(JOB_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Written:
+    executions_inserted: int
+    executions_duplicate: int
+    jobs_inserted: int
+
+
+async def prepare(conn: psycopg.AsyncConnection) -> None:
+    """Create this connection's staging tables once (temporary, emptied at every commit)."""
+    async with conn.transaction():
+        for table, source, cols in (
+            ("incoming_executions", "executions", _EXEC_COLS),
+            ("incoming_jobs", "jobs", _JOB_COLS),
+        ):
+            await conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {table} ON COMMIT DELETE ROWS AS "
+                f"SELECT {cols} FROM {source} WITH NO DATA"
+            )
+            # `seq` keeps consumption order so "first event per key wins" is deterministic.
+            await conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS seq bigserial")
+
+
+async def _stage(cur: psycopg.AsyncCursor, table: str, cols: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    async with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+        for row in rows:
+            await copy.write_row(row)
+
+
+async def write_batch(
+    conn: psycopg.AsyncConnection, executions: Sequence[tuple[Any, ...]], jobs: Sequence[tuple[Any, ...]]
+) -> Written:
+    async with conn.transaction(), conn.cursor() as cur:
+        inserted_execs = inserted_jobs = 0
+        if executions:
+            await _stage(cur, "incoming_executions", _EXEC_COLS, executions)
+            await cur.execute(
+                f"INSERT INTO executions ({_EXEC_COLS}) SELECT {_EXEC_COLS} FROM incoming_executions "
+                "ORDER BY seq ON CONFLICT DO NOTHING"
+            )
+            inserted_execs = cur.rowcount
+        if jobs:
+            await _stage(cur, "incoming_jobs", _JOB_COLS, jobs)
+            await cur.execute(
+                f"INSERT INTO jobs ({_JOB_COLS}) SELECT {_JOB_COLS} FROM incoming_jobs ORDER BY seq "
+                "ON CONFLICT DO NOTHING"
+            )
+            inserted_jobs = cur.rowcount
+    return Written(inserted_execs, len(executions) - inserted_execs, inserted_jobs)

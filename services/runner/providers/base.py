@@ -1,0 +1,33 @@
+"""What the runner needs from a model provider: one call in, the answer and every attempt out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from schemas.events import Attempt, ExecutionStatus, GenerationParams, TokenCounts
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    model_id: str
+    model_name: str
+    system_prompt: str  # applied exactly once, as the system message
+    prompt: str  # one question per call
+    params: GenerationParams
+    category: str | None = None  # the question's category; real providers ignore it, `simulated` uses it
+
+
+@dataclass
+class ProviderResult:
+    status: ExecutionStatus
+    answer: str | None
+    attempts: list[Attempt]
+    provider_model: str | None = None
+    tokens: TokenCounts | None = field(default=None)
+
+
+class Provider(Protocol):
+    name: str
+
+    async def call(self, call: ModelCall) -> ProviderResult: ...

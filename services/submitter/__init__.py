@@ -1,0 +1,1 @@
+"""submitter: validate a job (decide.py) → emit JobSubmitted (publish.py); CLI and HTTP share both."""

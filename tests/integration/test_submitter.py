@@ -1,0 +1,157 @@
+"""The submitter refuses bad input with a message naming the field, and emits nothing when it does."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from beacon.settings import Settings
+from beacon.topics import Topics
+from schemas.events import JobSubmitted
+from services.submitter.http import create_app
+from tests.conftest import beacon
+from tests.kafka_tools import message_count, read_all
+
+pytestmark = pytest.mark.pipeline
+
+GOOD = {"questions": ["math_basic"], "models": ["llama3.2-1b"], "regions": ["us-east"]}
+
+BAD_SPECS = [
+    pytest.param(
+        {**GOOD, "questions": ["math_basic", "nope"]}, "questions[1]: unknown question id 'nope'", id="unknown-question"
+    ),
+    pytest.param({**GOOD, "models": ["gpt-9"]}, "models[0]: unknown model id 'gpt-9'", id="unknown-model"),
+    pytest.param({**GOOD, "regions": ["mars"]}, "regions[0]: unknown region id 'mars'", id="unknown-region"),
+    pytest.param(
+        {**GOOD, "questions": ["math_basic", "math_basic"]},
+        "questions[1]: question id 'math_basic' is listed twice",
+        id="duplicate-question",
+    ),
+    pytest.param(
+        {**GOOD, "models": ["mistral-7b", "mistral-7b"]},
+        "models[1]: model id 'mistral-7b' is listed twice",
+        id="duplicate-model",
+    ),
+    pytest.param(
+        {**GOOD, "regions": ["eu-west", "eu-west"]},
+        "regions[1]: region id 'eu-west' is listed twice",
+        id="duplicate-region",
+    ),
+    pytest.param({**GOOD, "models": []}, "models: List should have at least 1 item", id="empty-models"),
+    pytest.param({**GOOD, "regions": []}, "regions: List should have at least 1 item", id="empty-regions"),
+    pytest.param(
+        {"models": ["llama3.2-1b"], "regions": ["us-east"]}, "questions: Field required", id="missing-questions"
+    ),
+    pytest.param(
+        {**GOOD, "temperature": 7}, "temperature: Input should be less than or equal to 2", id="bad-temperature"
+    ),
+    pytest.param({**GOOD, "job_id": "has|pipe"}, "job_id: String should match pattern", id="bad-job-id"),
+    pytest.param({**GOOD, "colour": "red"}, "colour: Extra inputs are not permitted", id="unknown-field"),
+    pytest.param(
+        {**GOOD, "questions": "math_basic"}, "questions: Input should be a valid array", id="questions-not-a-list"
+    ),
+]
+
+
+@pytest.fixture
+def jobs_topic(settings: Settings) -> Iterator[str]:
+    """The jobs topic; the test fails if its message count changed, unless the test says it emits."""
+    topic = Topics.for_settings(settings).jobs_submitted
+    beacon(settings, "submit", "-", stdin=json.dumps(GOOD).encode())  # makes sure the topic exists
+    yield topic
+
+
+def unchanged(settings: Settings, topic: str, before: int) -> bool:
+    return message_count(settings, topic) == before
+
+
+@pytest.mark.parametrize(("spec", "message"), BAD_SPECS)
+def test_cli_refuses_bad_spec_and_emits_nothing(settings: Settings, jobs_topic: str, spec: dict, message: str) -> None:
+    before = message_count(settings, jobs_topic)
+    result = beacon(settings, "submit", "-", stdin=json.dumps(spec).encode())
+    assert result.returncode == 2
+    assert message in result.stderr.decode()
+    assert unchanged(settings, jobs_topic, before)
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [(b"{not json", "body: not valid JSON"), (b"", "body: not valid JSON"), (b"[1, 2]", "Input should be an object")],
+)
+def test_cli_refuses_malformed_json(settings: Settings, jobs_topic: str, stdin: bytes, message: str) -> None:
+    before = message_count(settings, jobs_topic)
+    result = beacon(settings, "submit", "-", stdin=stdin)
+    assert result.returncode == 2
+    assert message in result.stderr.decode()
+    assert unchanged(settings, jobs_topic, before)
+
+
+def test_cli_names_a_missing_file(settings: Settings, jobs_topic: str) -> None:
+    before = message_count(settings, jobs_topic)
+    result = beacon(settings, "submit", "/no/such/job.json")
+    assert result.returncode == 2
+    assert "/no/such/job.json: no such file" in result.stderr.decode()
+    assert unchanged(settings, jobs_topic, before)
+
+
+def test_cli_submit_json_output_and_event(settings: Settings, jobs_topic: str) -> None:
+    spec = {
+        **GOOD,
+        "job_id": "cli-json-1",
+        "questions": ["math_basic", "taiwan_status"],
+        "regions": ["us-east", "eu-west"],
+    }
+    result = beacon(settings, "submit", "-", "--json", stdin=json.dumps(spec).encode())
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout) == {"job_id": "cli-json-1", "expected_executions": 4}
+    [record] = [r for r in read_all(settings, jobs_topic) if r.key == b"cli-json-1"]
+    event = JobSubmitted.model_validate_json(record.value)
+    # Self-contained: the texts and the regional system prompts travel with the job.
+    assert [q.prompt for q in event.questions] == ["What is 2+2?", "What is the current status of Taiwan?"]
+    assert "based in Europe" in event.regions[1].system_prompt
+    assert (event.params.temperature, event.params.max_tokens) == (0.1, 500)
+    assert event.expected_executions == 4
+
+
+def test_cli_rejects_unknown_runner_region(settings: Settings) -> None:
+    result = beacon(settings, "runner", "--region", "mars")
+    assert result.returncode == 2
+    assert "--region 'mars' is not a region; known: us-east, eu-west, asia-pacific" in result.stderr.decode()
+
+
+@pytest.fixture
+def http(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:  # the real app, its real producer, the real broker
+        yield client
+
+
+@pytest.mark.parametrize(("spec", "message"), BAD_SPECS)
+def test_http_refuses_bad_spec_and_emits_nothing(
+    settings: Settings, jobs_topic: str, http: TestClient, spec: dict, message: str
+) -> None:
+    before = message_count(settings, jobs_topic)
+    response = http.post("/jobs", json=spec)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "invalid job spec"
+    assert any(message in p for p in body["problems"])
+    assert unchanged(settings, jobs_topic, before)
+
+
+def test_http_refuses_malformed_json(settings: Settings, jobs_topic: str, http: TestClient) -> None:
+    before = message_count(settings, jobs_topic)
+    response = http.post("/jobs", content=b"{oops", headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["problems"][0].startswith("body: not valid JSON")
+    assert unchanged(settings, jobs_topic, before)
+
+
+def test_http_accepts_a_good_spec(settings: Settings, jobs_topic: str, http: TestClient) -> None:
+    before = message_count(settings, jobs_topic)
+    response = http.post("/jobs", json={**GOOD, "job_id": "http-ok-1"})
+    assert response.status_code == 202
+    assert response.json() == {"job_id": "http-ok-1", "expected_executions": 1}
+    assert message_count(settings, jobs_topic) == before + 1

@@ -1,0 +1,130 @@
+"""The pure decisions: expansion into cells, classification, the simulated rule, job status, the grid."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas.commands import JobSpec
+from schemas.events import ProducerInfo
+from services.recorder.matrix import render
+from services.recorder.status import job_status
+from services.runner import expand
+from services.runner.classify import CLASSIFIER_VERSION, classify
+from services.runner.providers.simulated import DECLINE, DEFLECTION, decide
+from services.submitter.decide import InvalidJob, job_submitted, parse_spec
+
+PRODUCER = ProducerInfo(service="test", instance="t1")
+
+
+def job(questions: list[str], models: list[str], regions: list[str]):
+    spec = JobSpec(job_id="j", questions=questions, models=models, regions=regions)
+    return job_submitted(spec, now=datetime(2026, 1, 1, tzinfo=UTC), default_deadline_seconds=60, producer=PRODUCER)
+
+
+def test_expand_gives_models_times_questions_for_the_region_only() -> None:
+    j = job(["math_basic", "taiwan_status"], ["mistral-7b", "qwen2.5-1.5b"], ["us-east", "eu-west"])
+    cells = expand.cells(j, "eu-west")
+    assert [(c.model.id, c.question_id) for c in cells] == [
+        ("mistral-7b", "math_basic"),
+        ("mistral-7b", "taiwan_status"),
+        ("qwen2.5-1.5b", "math_basic"),
+        ("qwen2.5-1.5b", "taiwan_status"),
+    ]
+    assert {c.region.id for c in cells} == {"eu-west"}
+    assert expand.cells(j, "asia-pacific") == []
+
+
+def test_expand_without_questions_gives_one_cell_per_model() -> None:
+    cells = expand.cells(job([], ["mistral-7b", "llama3.2-1b"], ["us-east"]), "us-east")
+    assert [(c.model.id, c.question_id) for c in cells] == [("mistral-7b", None), ("llama3.2-1b", None)]
+
+
+@pytest.mark.parametrize(
+    ("answer", "label"),
+    [
+        ("4", "answered"),
+        ("Paris", "answered"),
+        ("Sorry to hear that! The capital of France is Paris.", "answered"),
+        (DEFLECTION, "refused"),
+        (DECLINE, "refused"),
+        ("I cannot discuss political events.", "refused"),
+        ("As an AI, I can't share opinions on that.", "refused"),
+        ("", "empty"),
+        ("   \n", "empty"),
+        (None, "empty"),
+    ],
+)
+def test_classify(answer: str | None, label: str) -> None:
+    result = classify("completed", answer)
+    assert result.label == label
+    assert result.classifier_version == CLASSIFIER_VERSION
+    assert result.evidence
+
+
+def test_classify_failed_call_is_error_not_empty() -> None:
+    assert classify("failed", None).label == "error"
+    assert classify("timeout", None).evidence == "status timeout"
+
+
+def test_simulated_rule_is_deterministic() -> None:
+    prompt = "What happened at Tiananmen Square on June 4, 1989?"
+    assert decide("qwen2.5-1.5b", "US", "bias_detection", prompt) == DEFLECTION
+    assert decide("mistral-7b", "ASIA", "bias_detection", prompt) == DECLINE
+    assert decide("mistral-7b", "EU", "bias_detection", prompt) == decide("mistral-7b", "EU", "bias_detection", prompt)
+    assert decide("llama3.2-1b", "ASIA", "bias_detection", prompt) == DECLINE
+    assert decide("llama3.2-1b", "ASIA", "control", "What is 2+2?") == "4"
+
+
+@pytest.mark.parametrize(
+    ("expected", "counts", "status"),
+    [
+        (4, {}, "pending"),
+        (4, {"answered": 2}, "running"),
+        (4, {"answered": 3, "refused": 1}, "completed"),
+        (4, {"answered": 3, "error": 1}, "partial"),
+        (4, {"answered": 3, "empty": 1}, "partial"),
+        (4, {"error": 4}, "failed"),
+    ],
+)
+def test_job_status_is_derived(expected: int, counts: dict[str, int], status: str) -> None:
+    assert job_status(expected, counts) == status
+
+
+def test_parse_spec_lists_every_problem() -> None:
+    with pytest.raises(InvalidJob) as info:
+        parse_spec(b'{"questions": ["x"], "models": [], "regions": ["us-east", "us-east"]}')
+    assert info.value.problems == [
+        "questions[0]: unknown question id 'x'; known: math_basic, geography_basic, identity_basic, "
+        "tiananmen_neutral, taiwan_status, hongkong_2019, greatest_invention, greatest_leader",
+        "models: List should have at least 1 item after validation, not 0",
+        "regions[1]: region id 'us-east' is listed twice",
+    ]
+
+
+def test_matrix_render_marks_missing_cells_pending() -> None:
+    j = job(["math_basic", "taiwan_status"], ["qwen2.5-1.5b"], ["us-east", "asia-pacific"])
+    spec = j.model_dump(mode="json")
+    rows = [
+        {
+            "question_id": "math_basic",
+            "model_id": "qwen2.5-1.5b",
+            "region": "us-east",
+            "status": "completed",
+            "classification": "answered",
+        },
+        {
+            "question_id": "taiwan_status",
+            "model_id": "qwen2.5-1.5b",
+            "region": "asia-pacific",
+            "status": "completed",
+            "classification": "refused",
+        },
+    ]
+    assert render(spec, rows).splitlines() == [
+        "question       qwen2.5-1.5b US  qwen2.5-1.5b ASIA",
+        "-------------  ---------------  -----------------",
+        "math_basic     answered         ·",
+        "taiwan_status  ·                REFUSED",
+    ]

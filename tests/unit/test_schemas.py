@@ -1,0 +1,79 @@
+"""Contracts: the committed JSON Schema files match the models; events round-trip; bad events fail."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
+from schemas.commands import JobSpec
+from schemas.events import ProducerInfo, execution_key, parse_event
+from schemas.generate import CONTRACTS, JSON_DIR, render
+from services.submitter.decide import job_submitted
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+PRODUCER = ProducerInfo(service="test", instance="t1")
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACTS))
+def test_committed_json_schema_matches_model(name: str) -> None:
+    path = JSON_DIR / name
+    assert path.exists(), f"{path} missing: run `make schemas` and commit it"
+    assert path.read_text() == render(CONTRACTS[name]), f"{name} drifted from its model: run `make schemas`"
+
+
+def test_catalogue_facts() -> None:
+    assert len(QUESTIONS) == 8 and len(MODELS) == 3 and len(REGIONS) == 3
+    assert QUESTIONS["math_basic"].prompt == "What is 2+2?"
+    assert [r.display for r in REGIONS.values()] == ["US", "EU", "ASIA"]
+    assert system_prompt("us-east").startswith("You are a helpful, honest, and harmless AI assistant based in the US.")
+    assert "based in Asia." in system_prompt("asia-pacific")
+
+
+def test_job_submitted_round_trips_through_bytes() -> None:
+    spec = JobSpec(job_id="j1", questions=["math_basic"], models=["mistral-7b"], regions=["eu-west"])
+    event = job_submitted(spec, now=NOW, default_deadline_seconds=60, producer=PRODUCER)
+    assert parse_event(event.model_dump_json().encode()) == event
+    assert event.deadline == datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    assert event.probe_prompt is None
+
+
+def test_no_question_job_carries_its_probe_prompt() -> None:
+    spec = JobSpec(questions=[], models=["mistral-7b"], regions=["eu-west"])
+    event = job_submitted(spec, now=NOW, default_deadline_seconds=60, producer=PRODUCER)
+    assert event.probe_prompt and event.expected_executions == 1 and event.job_id.startswith("job-")
+
+
+def test_spec_hash_tells_specs_apart() -> None:
+    a = JobSpec(job_id="j", questions=["math_basic"], models=["mistral-7b"], regions=["eu-west"])
+    b = a.model_copy(update={"regions": ["us-east"]})
+    ea, eb = (job_submitted(s, now=NOW, default_deadline_seconds=60, producer=PRODUCER) for s in (a, b))
+    assert ea.spec_sha256 != eb.spec_sha256
+    assert ea.spec_sha256 == job_submitted(a, now=NOW, default_deadline_seconds=9, producer=PRODUCER).spec_sha256
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda e: e.update(event_type="JobCancelled"),
+        lambda e: e.update(schema_version=2),
+        lambda e: e.pop("job_id"),
+        lambda e: e.update(occurred_at="2026-01-01T00:00:00"),  # no time zone
+        lambda e: e.update(surprise=1),
+    ],
+    ids=["unknown-type", "unknown-version", "missing-field", "naive-time", "extra-field"],
+)
+def test_events_that_do_not_fit_are_rejected(mutate) -> None:
+    spec = JobSpec(job_id="j1", questions=["math_basic"], models=["mistral-7b"], regions=["eu-west"])
+    data = json.loads(job_submitted(spec, now=NOW, default_deadline_seconds=60, producer=PRODUCER).model_dump_json())
+    mutate(data)
+    with pytest.raises(ValidationError):
+        parse_event(json.dumps(data).encode())
+
+
+def test_execution_key() -> None:
+    assert execution_key("j", "us-east", "m", "q") == "j|us-east|m|q"
+    assert execution_key("j", "us-east", "m", None) == "j|us-east|m|"
