@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from beacon import db, logs
 from beacon.settings import Settings, SettingsError
+from services.runner.routing import RoutingError
 
 SERVICES = ("runner", "recorder", "submitter-api")
 EXIT_BAD_INPUT = 2
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         else:  # a person's command: show only what went wrong, not the services' chatter
             logs.configure("console", level=logging.WARNING, library_level=logging.ERROR)
         args.func(settings, args)
-    except (UserError, SettingsError) as exc:
+    except (UserError, SettingsError, RoutingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except (psycopg.OperationalError, KafkaConnectionError, TimeoutError) as exc:

@@ -57,6 +57,8 @@ class Settings:
     default_deadline_seconds: int
     runner_concurrency: int
     simulated_latency_ms: int
+    # TOML routing of (region, model) to providers; None: everything goes to `simulated`.
+    routing_file: Path | None
     recorder_batch_size: int
     recorder_batch_wait_ms: int
     log_format: str
@@ -76,6 +78,7 @@ class Settings:
             default_deadline_seconds=_int(env, "BEACON_DEFAULT_DEADLINE_SECONDS", 3600, 1),
             runner_concurrency=_int(env, "BEACON_RUNNER_CONCURRENCY", 8, 1),
             simulated_latency_ms=_int(env, "BEACON_SIMULATED_LATENCY_MS", 0),
+            routing_file=Path(env["BEACON_ROUTING_FILE"]) if env.get("BEACON_ROUTING_FILE") else None,
             recorder_batch_size=_int(env, "BEACON_RECORDER_BATCH_SIZE", 2000, 1),
             recorder_batch_wait_ms=_int(env, "BEACON_RECORDER_BATCH_WAIT_MS", 200, 1),
             log_format=log_format,

@@ -117,6 +117,7 @@ class TokenCounts(_Frozen):
 class Receipt(_Frozen):
     provider: str
     endpoint_region: str
+    endpoint: str | None = Field(None, description="The URL called (never with credentials); None for simulated.")
     prompt_sha256: str
     system_prompt_sha256: str
     params_sha256: str

@@ -53,6 +53,7 @@ async def run_cell(job: JobSubmitted, cell: Cell, provider: Provider, producer: 
         receipt=Receipt(
             provider=provider.name,
             endpoint_region=cell.region.id,
+            endpoint=provider.endpoint,
             prompt_sha256=sha256(call.prompt),
             system_prompt_sha256=sha256(call.system_prompt),
             params_sha256=sha256(params_json),

@@ -19,8 +19,8 @@ from schemas.catalogue import REGIONS
 from schemas.events import JobSubmitted, ProducerInfo, encode
 from services.runner import expand
 from services.runner.execute import run_cell
-from services.runner.providers.base import Provider
-from services.runner.providers.simulated import SimulatedProvider
+from services.runner.providers import Endpoints
+from services.runner.routing import Routing
 
 log = logs.get("beacon.runner")
 
@@ -33,20 +33,23 @@ def group_id(settings: Settings, region: str) -> str:
 async def run_job(
     job: JobSubmitted,
     region: str,
-    provider: Provider,
+    endpoints: Endpoints,
     producer: AIOKafkaProducer,
     topic: str,
     info: ProducerInfo,
     concurrency: int,
 ) -> int:
-    """Run this region's cells with at most `concurrency` model calls in flight; wait for every ack."""
+    """Run this region's cells with at most `concurrency` model calls in flight in all, and no more than
+    each endpoint's own limit to any one endpoint; then wait for every ack."""
     todo = iter(expand.cells(job, region))
     acks: list[asyncio.Future] = []
 
     async def worker() -> None:
         for cell in todo:  # workers share one iterator: no task per cell, no unbounded queue
+            endpoint = endpoints.for_model(cell.model.id)
             with structlog.contextvars.bound_contextvars(model_id=cell.model.id, question_id=cell.question_id):
-                event = await run_cell(job, cell, provider, info)
+                async with endpoint.slots:
+                    event = await run_cell(job, cell, endpoint.provider, info)
                 acks.append(await producer.send(topic, encode(event), key=event.key.encode()))
                 log.info("cell_done", status=event.status, classification=event.classification.label)
 
@@ -55,12 +58,18 @@ async def run_job(
     return len(acks)
 
 
+def load_routing(settings: Settings) -> Routing:
+    if settings.routing_file is None:
+        return Routing.simulated(settings.simulated_latency_ms)
+    return Routing.from_file(settings.routing_file)
+
+
 async def run(settings: Settings, region: str) -> None:
     if region not in REGIONS:
         raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
     names = topics.Topics.for_settings(settings)
     await topics.ensure(settings)
-    provider = SimulatedProvider(REGIONS[region].display, settings.simulated_latency_ms)
+    endpoints = Endpoints(load_routing(settings), region, REGIONS[region].display)
     info = ProducerInfo(service="runner", region=region, instance=kafka.instance_id(f"runner-{region}"))
     consumer = kafka.consumer(
         settings,
@@ -88,7 +97,7 @@ async def run(settings: Settings, region: str) -> None:
                         emitted = await run_job(
                             job,
                             region,
-                            provider,
+                            endpoints,
                             producer,
                             names.executions_completed,
                             info,
@@ -99,3 +108,4 @@ async def run(settings: Settings, region: str) -> None:
     finally:
         await consumer.stop()
         await producer.stop()
+        await endpoints.close()

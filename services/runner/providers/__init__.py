@@ -1,1 +1,53 @@
-"""Model providers behind one interface (base.Provider)."""
+"""Model providers behind one interface (base.Provider), chosen per (region, model) by the routing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from services.runner.providers.base import Provider
+from services.runner.routing import Route, Routing
+
+
+@dataclass
+class Endpoint:
+    provider: Provider
+    # Calls in flight to this endpoint; the runner's worker count caps the total on top.
+    slots: asyncio.Semaphore
+
+
+def _build(route: Route, region_display: str) -> Provider:
+    if route.provider == "ollama":
+        from services.runner.providers.ollama import OllamaProvider
+
+        return OllamaProvider(route)
+    if route.provider == "openai":
+        from services.runner.providers.openai import OpenAIProvider
+
+        return OpenAIProvider(route)
+    from services.runner.providers.simulated import SimulatedProvider
+
+    return SimulatedProvider(region_display, route.latency_ms)
+
+
+class Endpoints:
+    """One provider instance and one concurrency limit per distinct route of this runner's region."""
+
+    def __init__(self, routing: Routing, region: str, region_display: str) -> None:
+        self.routing = routing
+        self.region = region
+        self.region_display = region_display
+        self._by_route: dict[str, Endpoint] = {}
+
+    def for_model(self, model_id: str) -> Endpoint:
+        route = self.routing.route(self.region, model_id)
+        key = route.model_dump_json()
+        if key not in self._by_route:
+            self._by_route[key] = Endpoint(_build(route, self.region_display), asyncio.Semaphore(route.concurrency))
+        return self._by_route[key]
+
+    async def close(self) -> None:
+        for endpoint in self._by_route.values():
+            close = getattr(endpoint.provider, "close", None)
+            if close is not None:
+                await close()

@@ -29,5 +29,6 @@ class ProviderResult:
 
 class Provider(Protocol):
     name: str
+    endpoint: str | None  # the URL it calls, for the receipt; None for `simulated`
 
     async def call(self, call: ModelCall) -> ProviderResult: ...

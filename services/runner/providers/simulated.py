@@ -63,6 +63,7 @@ def decide(model_id: str, region_display: str, category: str | None, prompt: str
 
 class SimulatedProvider:
     name = "simulated"
+    endpoint = None
 
     def __init__(self, region_display: str, latency_ms: int = 0) -> None:
         self.region_display = region_display

@@ -1,0 +1,106 @@
+"""Where each model of each region is sent: provider, endpoint, model name, limits. Configuration only.
+
+Read from the TOML file named by BEACON_ROUTING_FILE (see deploy/routing.example.toml); without one,
+every model in every region goes to the `simulated` provider, which is what the demo uses. A region may
+route a model to a different endpoint than another region does — that is the point of regions.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
+
+from schemas.catalogue import MODELS, REGIONS
+
+ProviderName = Literal["simulated", "ollama", "openai"]
+
+
+class RoutingError(ValueError):
+    pass
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int = Field(4, ge=1, le=1024, description="Calls in flight at once to this endpoint.")
+    connect_timeout_s: float = Field(5.0, gt=0)
+    first_byte_timeout_s: float = Field(60.0, gt=0, description="Longest silence while waiting for bytes.")
+    total_timeout_s: float = Field(180.0, gt=0, description="Longest a single attempt may take in all.")
+    max_attempts: int = Field(3, ge=1, le=20)
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+
+
+class Route(Limits):
+    provider: ProviderName = "simulated"
+    endpoint: HttpUrl | None = None
+    model: str | None = Field(None, description="The provider's own name for the model, e.g. 'llama3.2:1b'.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key (openai).")
+    stream: bool = False
+    latency_ms: int = Field(0, ge=0, description="simulated only: how long each call takes.")
+
+    @model_validator(mode="after")
+    def _endpoint_for_real_providers(self) -> Route:
+        if self.provider != "simulated" and (self.endpoint is None or self.model is None):
+            raise ValueError(f"provider {self.provider!r} needs both `endpoint` and `model`")
+        return self
+
+
+class RoutingFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    defaults: Route = Field(default_factory=Route)
+    # region id → model id → the fields that differ from `defaults`
+    regions: dict[str, dict[str, dict[str, object]]] = Field(default_factory=dict)
+
+
+class Routing:
+    def __init__(self, routes: dict[tuple[str, str], Route], default: Route) -> None:
+        self._routes = routes
+        self._default = default
+
+    def route(self, region: str, model_id: str) -> Route:
+        return self._routes.get((region, model_id), self._default)
+
+    @classmethod
+    def simulated(cls, latency_ms: int = 0) -> Routing:
+        return cls({}, Route(latency_ms=latency_ms))
+
+    @classmethod
+    def from_toml(cls, text: str, source: str = "routing file") -> Routing:
+        try:
+            data = RoutingFile.model_validate(tomllib.loads(text))
+        except tomllib.TOMLDecodeError as exc:
+            raise RoutingError(f"{source}: not valid TOML: {exc}") from None
+        except ValidationError as exc:
+            raise RoutingError(f"{source}: {_describe(exc)}") from None
+        routes: dict[tuple[str, str], Route] = {}
+        for region, models in data.regions.items():
+            if region not in REGIONS:
+                raise RoutingError(f"{source}: regions.{region}: unknown region; known: {', '.join(REGIONS)}")
+            for model_id, fields in models.items():
+                where = f"regions.{region}.{model_id}"
+                if model_id not in MODELS:
+                    raise RoutingError(f"{source}: {where}: unknown model; known: {', '.join(MODELS)}")
+                merged = {**data.defaults.model_dump(exclude_unset=True), **fields}
+                try:
+                    routes[(region, model_id)] = Route.model_validate(merged)
+                except ValidationError as exc:
+                    raise RoutingError(f"{source}: {where}: {_describe(exc)}") from None
+        return cls(routes, data.defaults)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Routing:
+        if not path.is_file():
+            raise RoutingError(f"routing file {path} does not exist (BEACON_ROUTING_FILE)")
+        return cls.from_toml(path.read_text(), str(path))
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors(include_url=False)
+    )
