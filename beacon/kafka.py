@@ -56,7 +56,8 @@ def consumer(settings: Settings, *topics: str, group_id: str, **overrides: objec
 
 
 async def dead_letter(producer: AIOKafkaProducer, record: ConsumerRecord, error: str, consumer: str) -> None:
-    """Park a message that can never be processed, with its original bytes and where it came from."""
+    """Park a message that can never be processed, with its original bytes and where it came from.
+    Inside a transaction it becomes visible when the caller commits, together with the offsets."""
     headers = [
         ("beacon.error", error[:4000].encode()),
         ("beacon.consumer", consumer.encode()),

@@ -9,25 +9,38 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from beacon import logs
 from beacon.settings import Settings
+from schemas.catalogue import REGIONS
 
 log = logs.get("beacon.topics")
 
 # History is the product: replay and reprocessing read these topics from the beginning.
 KEEP_FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+# One record per key is all that matters (the latest): Kafka keeps that and drops the rest.
+LATEST_PER_KEY = {"cleanup.policy": "compact"}
 
 
 @dataclass(frozen=True)
 class Topics:
     jobs_submitted: str
     executions_completed: str
+    namespace: str
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Topics:
         ns = settings.topic_namespace
-        return cls(jobs_submitted=f"{ns}.jobs.submitted", executions_completed=f"{ns}.executions.completed")
+        return cls(f"{ns}.jobs.submitted", f"{ns}.executions.completed", ns)
 
     def all(self) -> list[str]:
+        """The topics that carry the product's facts (and have dead-letter topics)."""
         return [self.jobs_submitted, self.executions_completed]
+
+    def work(self, region: str) -> str:
+        """CellScheduled for one region: the cells its runners share, one record per cell."""
+        return f"{self.namespace}.work.{region}"
+
+    def expanded(self, region: str) -> str:
+        """JobExpanded for one region, compacted by job_id: which jobs that region has already expanded."""
+        return f"{self.namespace}.jobs.expanded.{region}"
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -49,6 +62,10 @@ def declared(settings: Settings) -> list[TopicSpec]:
     specs = [TopicSpec(name, settings.topic_partitions, rf, config) for name in topics.all()]
     # Dead letters are rare and read by people: one partition keeps them in arrival order.
     specs += [TopicSpec(dead_letter_topic(name), 1, rf, config) for name in topics.all()]
+    for region in REGIONS:
+        specs.append(TopicSpec(topics.work(region), settings.topic_partitions, rf, config))
+        specs.append(TopicSpec(dead_letter_topic(topics.work(region)), 1, rf, config))
+        specs.append(TopicSpec(topics.expanded(region), settings.topic_partitions, rf, {**config, **LATEST_PER_KEY}))
     return specs
 
 

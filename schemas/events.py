@@ -83,6 +83,38 @@ class JobSubmitted(_Envelope):
     spec_sha256: str
 
 
+# --- the per-region work log -------------------------------------------------------------------
+
+
+class CellScheduled(_Envelope):
+    """One cell to run, on its region's work topic; self-contained like the job it came from."""
+
+    event_type: Literal["CellScheduled"] = "CellScheduled"
+    schema_version: Literal[1] = 1
+    job_id: JobId
+    region: RegionRef
+    model: ModelRef
+    question: QuestionText | None = Field(description="None for a job without questions: ask probe_prompt.")
+    probe_prompt: str | None = None
+    params: GenerationParams
+    deadline: AwareDatetime
+
+    @property
+    def key(self) -> str:
+        return execution_key(self.job_id, self.region.id, self.model.id, self.question.id if self.question else None)
+
+
+class JobExpanded(_Envelope):
+    """A region has turned a job into CellScheduled records (compacted by job_id: one per job and region)."""
+
+    event_type: Literal["JobExpanded"] = "JobExpanded"
+    schema_version: Literal[1] = 1
+    job_id: JobId
+    region: str
+    spec_sha256: str
+    cells: int
+
+
 # --- ExecutionCompleted -------------------------------------------------------------------------
 
 
@@ -156,11 +188,11 @@ def execution_key(job_id: str, region: str, model_id: str, question_id: str | No
 
 # --- parsing ------------------------------------------------------------------------------------
 
-Event = Annotated[JobSubmitted | ExecutionCompleted, Field(discriminator="event_type")]
+Event = Annotated[JobSubmitted | ExecutionCompleted | CellScheduled | JobExpanded, Field(discriminator="event_type")]
 _EVENT = TypeAdapter(Event)
 
 
-def parse_event(raw: bytes) -> JobSubmitted | ExecutionCompleted:
+def parse_event(raw: bytes) -> JobSubmitted | ExecutionCompleted | CellScheduled | JobExpanded:
     """Bytes from Kafka → event. Raises pydantic.ValidationError on anything it cannot accept."""
     return _EVENT.validate_json(raw)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.commands import JobSpec
-from schemas.events import ExecutionCompleted, JobSubmitted
+from schemas.events import CellScheduled, ExecutionCompleted, JobExpanded, JobSubmitted
 
 JSON_DIR = Path(__file__).parent / "json"
 
@@ -19,6 +19,8 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "JobSpec.schema.json": JobSpec,
     "JobSubmitted.v1.schema.json": JobSubmitted,
     "ExecutionCompleted.v1.schema.json": ExecutionCompleted,
+    "CellScheduled.v1.schema.json": CellScheduled,
+    "JobExpanded.v1.schema.json": JobExpanded,
 }
 
 

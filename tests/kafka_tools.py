@@ -45,10 +45,10 @@ async def _read_all(settings: Settings, topic: str) -> list[ConsumerRecord]:
         await consumer.seek_to_beginning(*todo)
         while todo:
             batch = await consumer.getmany(timeout_ms=1000)
-            for tp, recs in batch.items():
+            for recs in batch.values():
                 records.extend(recs)
-                if recs and recs[-1].offset + 1 >= todo.get(tp, 0):
-                    todo.pop(tp, None)
+            # Positions, not record offsets: transaction markers take offsets too.
+            todo = {tp: end for tp, end in todo.items() if await consumer.position(tp) < end}
         return records
     finally:
         await consumer.stop()

@@ -25,20 +25,23 @@ def job(questions: list[str], models: list[str], regions: list[str]):
 
 def test_expand_gives_models_times_questions_for_the_region_only() -> None:
     j = job(["math_basic", "taiwan_status"], ["mistral-7b", "qwen2.5-1.5b"], ["us-east", "eu-west"])
-    cells = expand.cells(j, "eu-west")
-    assert [(c.model.id, c.question_id) for c in cells] == [
+    cells = expand.cells(j, "eu-west", PRODUCER)
+    assert [(c.model.id, c.question.id if c.question else None) for c in cells] == [
         ("mistral-7b", "math_basic"),
         ("mistral-7b", "taiwan_status"),
         ("qwen2.5-1.5b", "math_basic"),
         ("qwen2.5-1.5b", "taiwan_status"),
     ]
     assert {c.region.id for c in cells} == {"eu-west"}
-    assert expand.cells(j, "asia-pacific") == []
+    assert expand.cells(j, "asia-pacific", PRODUCER) == []
+    assert cells[0].key == "j|eu-west|mistral-7b|math_basic"
+    assert cells[0].region.system_prompt.endswith("multiple perspectives.") and cells[0].deadline == j.deadline
 
 
 def test_expand_without_questions_gives_one_cell_per_model() -> None:
-    cells = expand.cells(job([], ["mistral-7b", "llama3.2-1b"], ["us-east"]), "us-east")
-    assert [(c.model.id, c.question_id) for c in cells] == [("mistral-7b", None), ("llama3.2-1b", None)]
+    cells = expand.cells(job([], ["mistral-7b", "llama3.2-1b"], ["us-east"]), "us-east", PRODUCER)
+    assert [(c.model.id, c.question) for c in cells] == [("mistral-7b", None), ("llama3.2-1b", None)]
+    assert cells[0].probe_prompt and cells[0].key == "j|us-east|mistral-7b|"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,137 @@
+"""Expander (one per region, inside `beacon runner`): consume JobSubmitted → decide → in ONE Kafka
+transaction emit this region's CellScheduled records, a JobExpanded record and the consumed offset.
+
+Why this is the "no duplicate work" mechanism:
+- The transaction makes "job expanded" and "job consumed" one fact: a crash either leaves neither (the
+  job is consumed again, nothing was scheduled) or both (it is not consumed again). Consumers read
+  with isolation_level=read_committed, so an aborted expansion is never seen.
+- JobExpanded is kept in a compacted topic keyed by job_id. Before expanding, the expander catches up
+  on it; a job already expanded by this region (a redelivery, or a resubmission of the same job) is
+  skipped, so its cells are never scheduled, and the models never called, twice.
+- Cells then live on the region's work topic, spread over partitions, so several runner instances of
+  the region share one job's cells (worker.py).
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from beacon import kafka, logs
+from beacon.settings import Settings
+from beacon.topics import Topics
+from schemas.events import JobExpanded, JobSubmitted, ProducerInfo, encode
+from services.runner import expand
+
+log = logs.get("beacon.runner.expander")
+
+
+class ExpandedJobs:
+    """Which jobs this region has expanded (job_id → spec hash), read from the compacted topic."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.known: dict[str, str] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        self.consumer = kafka.consumer(self.settings, group_id=None)  # no group: every instance reads it all
+        await self.consumer.start()
+        partitions = await self._partitions()
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_beginning(*partitions)
+        await self.catch_up()
+
+    async def _partitions(self) -> list[TopicPartition]:
+        assert self.consumer is not None
+        await self.consumer._client.force_metadata_update()
+        return [TopicPartition(self.topic, p) for p in sorted(self.consumer.partitions_for_topic(self.topic) or [])]
+
+    async def catch_up(self) -> None:
+        """Read up to the last committed record, so a decision sees every expansion committed before it."""
+        assert self.consumer is not None
+        ends = await self.consumer.end_offsets(list(self.consumer.assignment()))
+        while [tp for tp, end in ends.items() if await self.consumer.position(tp) < end]:
+            for records in (await self.consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    try:
+                        done = kafka.read_event(record, JobExpanded)
+                    except kafka.Poison:
+                        continue  # written only by expanders; a bad one cannot mark a job as done
+                    self.known[done.job_id] = done.spec_sha256
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+
+class Expander:
+    def __init__(self, settings: Settings, region: str) -> None:
+        self.settings = settings
+        self.region = region
+        self.names = Topics.for_settings(settings)
+        self.group = f"{settings.topic_namespace}.expander.{region}"
+        self.info = ProducerInfo(service="runner", region=region, instance=kafka.instance_id(f"expander-{region}"))
+        self.expanded = ExpandedJobs(settings, self.names.expanded(region))
+
+    async def decide(self, job: JobSubmitted) -> list[tuple[str, bytes, bytes]]:
+        """What to emit for one job: (topic, key, value) records, none when there is nothing to do."""
+        if expand.region_of(job, self.region) is None:
+            return []
+        if job.job_id not in self.expanded.known:
+            await self.expanded.catch_up()  # another instance may have expanded it since we last looked
+        if job.job_id in self.expanded.known:
+            same = self.expanded.known[job.job_id] == job.spec_sha256
+            log.info("job_already_expanded", job_id=job.job_id, same_spec=same)
+            return []
+        cells = expand.cells(job, self.region, self.info)
+        done = JobExpanded(
+            producer=self.info, job_id=job.job_id, region=self.region, spec_sha256=job.spec_sha256, cells=len(cells)
+        )
+        out = [(self.names.work(self.region), c.key.encode(), encode(c)) for c in cells]
+        out.append((self.names.expanded(self.region), job.job_id.encode(), encode(done)))
+        return out
+
+    async def run(self) -> None:
+        consumer = kafka.consumer(self.settings, self.names.jobs_submitted, group_id=self.group)
+        # A unique transactional id per process: a restarted expander never has to wait for the previous
+        # one's transaction to time out. The price is no zombie fencing across instances; a stalled zombie
+        # could at worst schedule cells twice, and the recorder's unique index keeps the rows exact.
+        txn_id = f"{self.group}.{self.info.instance}"
+        producer: AIOKafkaProducer = kafka.producer(self.settings, transactional_id=txn_id)
+        await self.expanded.start()
+        await producer.start()
+        await consumer.start()
+        log.info("expander_started", group=self.group, known_jobs=len(self.expanded.known))
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000, max_records=50)
+                if batch:
+                    await self.handle(batch, producer)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            await self.expanded.stop()
+
+    async def handle(self, batch: dict, producer: AIOKafkaProducer) -> None:
+        expanded_now: dict[str, str] = {}
+        async with producer.transaction():
+            for records in batch.values():
+                for record in records:
+                    try:
+                        job = kafka.read_event(record, JobSubmitted)
+                    except kafka.Poison as exc:
+                        await kafka.dead_letter(producer, record, str(exc), consumer=self.group)
+                        continue
+                    if job.job_id in expanded_now:
+                        continue  # the same job twice in one batch
+                    out = await self.decide(job)
+                    for topic, key, value in out:
+                        await producer.send(topic, value, key=key)
+                    if out:
+                        expanded_now[job.job_id] = job.spec_sha256
+                        log.info("job_expanded", job_id=job.job_id, cells=len(out) - 1)
+            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            await producer.send_offsets_to_transaction(offsets, self.group)
+        self.expanded.known.update(expanded_now)  # committed: now it is a fact
