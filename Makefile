@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# BROKERS=3 starts a three-node KRaft cluster on loopback (replication factor 3, min.insync.replicas 2).
+BROKERS ?= 1
 up: install
-	@$(PY) -m deploy.local up
+	@BEACON_KAFKA_BROKERS=$(BROKERS) $(PY) -m deploy.local up
 
 down:
 	@test -x $(PY) && $(PY) -m deploy.local down || echo "nothing installed, nothing to stop"

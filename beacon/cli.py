@@ -55,7 +55,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
     from services.submitter.decide import InvalidJob, parse_spec
-    from services.submitter.publish import submit_once
+    from services.submitter.publish import JobConflict, submit_once
 
     source = "stdin" if args.file == "-" else args.file
     if args.file == "-":
@@ -69,9 +69,14 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
         spec = parse_spec(raw)
     except InvalidJob as exc:
         raise UserError(f"{source}: {exc}") from None
-    submitted = asyncio.run(submit_once(settings, spec))
+    try:
+        submitted = asyncio.run(submit_once(settings, spec))
+    except JobConflict as exc:
+        raise UserError(str(exc)) from None
     if args.json:
         print(json.dumps(submitted.as_json()))
+    elif submitted.already_submitted:
+        print(f"{submitted.job_id} was already submitted with this spec; nothing new will run")
     else:
         print(f"submitted {submitted.job_id}: {submitted.expected_executions} executions expected")
         print(f"follow it with: beacon status {submitted.job_id} --watch")
@@ -192,6 +197,65 @@ def matrix_text(settings: Settings, job_id: str) -> str:
         return render(summary.spec, executions(conn, job_id))
 
 
+def cmd_dlq(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon import dlq
+
+    if args.action == "list":
+        letters = asyncio.run(dlq.list_all(settings))
+        if args.json:
+            print(json.dumps([d.as_json() for d in letters]))
+            return
+        if not letters:
+            print("no dead letters")
+        for d in letters:
+            row = d.as_json()
+            print(
+                f"{row['dlq']}  from {row['source']}  by {d.consumer}\n    {d.error.splitlines()[0][:160]}\n"
+                f"    {row['bytes']} bytes: {row['preview']!r}"
+            )
+        return
+    letters = asyncio.run(dlq.replay(settings, dry_run=args.dry_run))
+    verb = "would re-send" if args.dry_run else "re-sent"
+    print(f"{verb} {len(letters)} message(s) to their source topics")
+    for d in letters:
+        print(f"  {d.source_topic}[{d.source_partition}]@{d.source_offset}  ({d.error.splitlines()[0][:100]})")
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
+    from datetime import datetime
+
+    from services.recorder.replay import rebuild
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise UserError(f"--since {args.since!r} is not an ISO time such as 2026-11-27T10:00:00+00:00") from None
+        if since.tzinfo is None:
+            raise UserError(f"--since {args.since!r} needs a time zone, e.g. {args.since}+00:00")
+    report = asyncio.run(rebuild(settings, since))
+    print(f"replayed {report.events} events from {'the beginning' if since is None else since.isoformat()}")
+    print(f"executions  before: {report.old_executions}\n            after:  {report.new_executions}")
+    print(f"jobs        before: {report.old_jobs}\n            after:  {report.new_jobs}")
+    print(
+        "identical: the rebuilt tables match the old ones"
+        if report.identical
+        else "DIFFERENT: the rebuilt tables (now live) differ from the old ones"
+    )
+
+
+def cmd_reclassify(settings: Settings, args: argparse.Namespace) -> None:
+    from services.recorder.replay import reclassify
+
+    report = asyncio.run(reclassify(settings))
+    print(
+        f"classifier {report.version}: {report.examined} answers re-read from the log, "
+        f"{report.classified} newly classified, {report.changed} differ from the recorded classification; "
+        "model calls: 0"
+    )
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     from beacon.demo import demo
 
@@ -238,6 +302,20 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("matrix", help="a job's grid: questions × (model, region), answered/refused per cell")
     s.add_argument("job_id")
     s.set_defaults(func=cmd_matrix)
+
+    s = sub.add_parser("dlq", help="dead letters: list them, or replay them to their source topic after a fix")
+    s.add_argument("action", choices=["list", "replay"])
+    s.add_argument("--json", action="store_true", help="with list: one JSON array")
+    s.add_argument("--dry-run", action="store_true", help="with replay: say what would be re-sent, send nothing")
+    s.set_defaults(func=cmd_dlq)
+
+    s = sub.add_parser("replay", help="rebuild a projection from the topics into fresh tables, then swap them in")
+    s.add_argument("projection", choices=["recorder"])
+    s.add_argument("--since", help="ISO time with zone: replay only events at or after it")
+    s.set_defaults(func=cmd_replay)
+
+    s = sub.add_parser("reclassify", help="re-derive classifications of recorded answers with the current classifier")
+    s.set_defaults(func=cmd_reclassify)
 
     s = sub.add_parser("demo", help="start everything locally, run the 8 × 3 × 3 job, print its matrix")
     s.add_argument("--timeout", type=float, default=300.0)

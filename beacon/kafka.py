@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from beacon import logs
@@ -90,3 +91,23 @@ def read_event(record: ConsumerRecord, *accepted: type[E]) -> E:
     if not isinstance(event, accepted):
         raise Poison(f"{event.event_type} does not belong on {record.topic}")
     return event
+
+
+# --- reading a topic from a position to its current end (replays, catch-ups, tools) ----------------
+
+
+async def partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    await consumer._client.force_metadata_update()  # topics may be newer than this client's metadata
+    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+
+
+async def read_until(
+    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
+) -> AsyncIterator[list[ConsumerRecord]]:
+    """Yield batches until every partition's position reaches its end offset. Positions, not record
+    offsets, decide: transaction markers take offsets too."""
+    while pending := [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+        batch = await consumer.getmany(*pending, timeout_ms=500)
+        records = [r for recs in batch.values() for r in recs]
+        if records:
+            yield records

@@ -60,6 +60,7 @@ class Settings:
     # TOML routing of (region, model) to providers; None: everything goes to `simulated`.
     routing_file: Path | None
     recorder_batch_size: int
+    deadline_sweep_seconds: int
     recorder_batch_wait_ms: int
     log_format: str
 
@@ -80,6 +81,7 @@ class Settings:
             simulated_latency_ms=_int(env, "BEACON_SIMULATED_LATENCY_MS", 0),
             routing_file=Path(env["BEACON_ROUTING_FILE"]) if env.get("BEACON_ROUTING_FILE") else None,
             recorder_batch_size=_int(env, "BEACON_RECORDER_BATCH_SIZE", 2000, 1),
+            deadline_sweep_seconds=_int(env, "BEACON_DEADLINE_SWEEP_SECONDS", 5, 1),
             recorder_batch_wait_ms=_int(env, "BEACON_RECORDER_BATCH_WAIT_MS", 200, 1),
             log_format=log_format,
         )

@@ -41,8 +41,9 @@ def _start_infra() -> Infra:
         local_postgres.PostgresCluster(state).start()
         database = local_postgres.url("postgres")
     if not kafka:
-        local_kafka.KafkaNode(state).start()
-        kafka = local_kafka.bootstrap()
+        cluster = local_kafka.KafkaCluster(state, local_kafka.brokers())
+        cluster.start()
+        kafka = cluster.bootstrap
     if not local_kafka.metadata_ok(kafka):
         raise StartError(f"Kafka at {kafka} does not answer a metadata request")
     return Infra(kafka=kafka, admin_db_url=database)

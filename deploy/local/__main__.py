@@ -33,19 +33,26 @@ def up() -> None:
         print(f"PostgreSQL: {'already running' if was_running else 'started'} on 127.0.0.1:{postgres.port()}")
 
     servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    extra = ""
     if servers:
         print(f"Kafka: using KAFKA_BOOTSTRAP_SERVERS from the environment ({servers})")
         if not kafka.metadata_ok(servers):
             raise StartError(f"Kafka at {servers} does not answer a metadata request")
     else:
-        node = kafka.KafkaNode(state)
-        was_running = node.running()
-        seconds = node.start()
-        servers = kafka.bootstrap()
+        cluster = kafka.KafkaCluster(state, kafka.brokers())
+        other = kafka.KafkaCluster(state, 4 - cluster.nodes)  # the 1-node and 3-node layouts share ports
+        if other.running_nodes():
+            raise StartError(f"a {other.nodes}-node Kafka from an earlier `make up` is running; `make down` first")
+        was_running = cluster.running()
+        seconds = cluster.start()
+        servers = cluster.bootstrap
         how = "already running" if was_running else f"started in {seconds:.1f} s"
-        print(f"Kafka {kafka.KAFKA_VERSION} (KRaft): {how} on {servers}")
+        print(
+            f"Kafka {kafka.KAFKA_VERSION} (KRaft, {cluster.nodes} node{'s' * (cluster.nodes > 1)}): {how} on {servers}"
+        )
+        extra = f"BEACON_REPLICATION_FACTOR={cluster.replication_factor}\n"
 
-    (state / "env").write_text(f"KAFKA_BOOTSTRAP_SERVERS={servers}\nDATABASE_URL={db_url}\n")
+    (state / "env").write_text(f"KAFKA_BOOTSTRAP_SERVERS={servers}\nDATABASE_URL={db_url}\n{extra}")
     print(f"Ready in {time.monotonic() - began:.1f} s; wrote {state / 'env'} (source it, or let `beacon` read it).")
 
 
@@ -54,19 +61,23 @@ def down() -> None:
     stopped = services.stop_all(state)
     if stopped:
         print(f"Stopped Beacon services: {', '.join(stopped)}")
-    print("Kafka: stopped" if kafka.KafkaNode(state).stop() else "Kafka: was not running")
+    stopped_kafka = [kafka.KafkaCluster(state, n).stop() for n in (1, 3)]
+    print("Kafka: stopped" if any(stopped_kafka) else "Kafka: was not running")
     print("PostgreSQL: stopped" if postgres.PostgresCluster(state).stop() else "PostgreSQL: was not running")
 
 
 def status() -> None:
     state = state_dir()
-    node = kafka.KafkaNode(state)
-    pid = read_pid(node.pidfile)
-    if pid:
-        rss_kib = next((int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS")), 0)
-        print(f"Kafka: running, pid {pid}, resident memory {rss_kib / 1024:.0f} MiB")
-    else:
-        print("Kafka: not running")
+    for cluster in (kafka.KafkaCluster(state, 1), kafka.KafkaCluster(state, 3)):
+        for node in range(1, cluster.nodes + 1):
+            pid = read_pid(cluster.pidfile(node))
+            if pid:
+                with open(f"/proc/{pid}/status") as f:
+                    rss_kib = next((int(line.split()[1]) for line in f if line.startswith("VmRSS")), 0)
+                print(
+                    f"Kafka node {node}/{cluster.nodes}: running on 127.0.0.1:{cluster.broker_port(node)}, "
+                    f"pid {pid}, resident memory {rss_kib / 1024:.0f} MiB"
+                )
     print(f"PostgreSQL: {'running' if postgres.PostgresCluster(state).running() else 'not running'}")
     for name in services.service_commands():
         spid = read_pid(state / "run" / f"{name}.pid")

@@ -8,6 +8,7 @@ is unreachable the recorder waits and retries the same batch; it never dead-lett
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import psycopg
@@ -16,12 +17,13 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from beacon import db, kafka, logs, topics
 from beacon.settings import Settings
-from schemas.events import ExecutionCompleted, JobSubmitted
-from services.recorder import project, store
+from schemas.events import ExecutionCompleted, JobSubmitted, ProducerInfo, encode, now
+from services.recorder import deadlines, project, queries, store
 
 log = logs.get("beacon.recorder")
 
 RETRY_MAX_SECONDS = 30.0
+RE_EMIT_AFTER_SECONDS = 30.0
 
 
 def group_id(settings: Settings) -> str:
@@ -81,6 +83,34 @@ class Recorder:
         )
         return offsets
 
+    async def sweep_deadlines(self, producer: AIOKafkaProducer) -> None:
+        """Every few seconds: emit `timeout` results for the missing cells of jobs past their deadline."""
+        info = ProducerInfo(service="recorder", instance=kafka.instance_id("recorder-deadlines"))
+        emitted_at: dict[str, float] = {}  # job_id → when we last emitted, so one outage is not spammed
+        while True:
+            await asyncio.sleep(self.settings.deadline_sweep_seconds)
+            try:
+                async with await psycopg.AsyncConnection.connect(self.settings.database_url) as conn:
+                    overdue = await queries.overdue_jobs(conn)
+                    for job in overdue:
+                        if time.monotonic() - emitted_at.get(job.job_id, -1e9) < RE_EMIT_AFTER_SECONDS:
+                            continue
+                        missing = deadlines.missing_cells(job, await queries.recorded_cells(conn, job.job_id))
+                        at = now()
+                        acks = [
+                            await producer.send(
+                                self.names.executions_completed,
+                                encode(deadlines.timeout_event(job, cell, at, info)),
+                                key=deadlines.key_of(job.job_id, cell).encode(),
+                            )
+                            for cell in missing
+                        ]
+                        await asyncio.gather(*acks)
+                        emitted_at[job.job_id] = time.monotonic()
+                        log.info("deadline_passed", job_id=job.job_id, timeouts_emitted=len(missing))
+            except psycopg.OperationalError as exc:
+                log.warning("deadline_sweep_skipped", error=str(exc).strip()[:300])
+
     async def run(self) -> None:
         db.migrate(self.settings.database_url)
         await topics.ensure(self.settings)
@@ -95,8 +125,11 @@ class Recorder:
         await producer.start()
         await consumer.start()
         log.info("recorder_started", topics=self.names.all(), group=group_id(self.settings))
+        sweeper = asyncio.ensure_future(self.sweep_deadlines(producer))
         try:
             while True:
+                if sweeper.done():
+                    sweeper.result()  # a sweeper that died takes the recorder down, loudly
                 batch = await consumer.getmany(
                     timeout_ms=self.settings.recorder_batch_wait_ms, max_records=self.settings.recorder_batch_size
                 )
@@ -104,6 +137,7 @@ class Recorder:
                     offsets = await self.handle(batch, producer)
                     await consumer.commit(offsets)  # only now: the rows are durable
         finally:
+            sweeper.cancel()
             await consumer.stop()
             await producer.stop()
             if self.conn is not None:

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from schemas.events import JobSubmitted
 from services.recorder.status import JobStatus, job_status
 
 
@@ -68,3 +69,20 @@ def executions(conn: psycopg.Connection, job_id: str) -> list[dict[str, Any]]:
             " FROM executions WHERE job_id = %s ORDER BY question_id NULLS FIRST, model_id, region",
             (job_id,),
         ).fetchall()
+
+
+# --- async, for the recorder's deadline sweep -----------------------------------------------------
+
+
+async def overdue_jobs(conn: psycopg.AsyncConnection) -> list[JobSubmitted]:
+    """Jobs past their deadline with cells still unrecorded."""
+    cur = await conn.execute(
+        "SELECT j.spec FROM jobs j WHERE j.deadline < now()"
+        " AND j.expected_executions > (SELECT count(*) FROM executions e WHERE e.job_id = j.job_id)"
+    )
+    return [JobSubmitted.model_validate(spec) for (spec,) in await cur.fetchall()]
+
+
+async def recorded_cells(conn: psycopg.AsyncConnection, job_id: str) -> set[tuple[str, str, str | None]]:
+    cur = await conn.execute("SELECT region, model_id, question_id FROM executions WHERE job_id = %s", (job_id,))
+    return {tuple(row) for row in await cur.fetchall()}  # type: ignore[misc]

@@ -37,6 +37,16 @@ _JOB_COLS = ", ".join(JOB_COLUMNS)
 
 
 @dataclass(frozen=True)
+class Tables:
+    executions: str = "executions"
+    jobs: str = "jobs"
+
+
+LIVE = Tables()
+REBUILD = Tables("executions_rebuild", "jobs_rebuild")
+
+
+@dataclass(frozen=True)
 class Written:
     executions_inserted: int
     executions_duplicate: int
@@ -65,21 +75,24 @@ async def _stage(cur: psycopg.AsyncCursor, table: str, cols: str, rows: Sequence
 
 
 async def write_batch(
-    conn: psycopg.AsyncConnection, executions: Sequence[tuple[Any, ...]], jobs: Sequence[tuple[Any, ...]]
+    conn: psycopg.AsyncConnection,
+    executions: Sequence[tuple[Any, ...]],
+    jobs: Sequence[tuple[Any, ...]],
+    into: Tables = LIVE,
 ) -> Written:
     async with conn.transaction(), conn.cursor() as cur:
         inserted_execs = inserted_jobs = 0
         if executions:
             await _stage(cur, "incoming_executions", _EXEC_COLS, executions)
             await cur.execute(
-                f"INSERT INTO executions ({_EXEC_COLS}) SELECT {_EXEC_COLS} FROM incoming_executions "
+                f"INSERT INTO {into.executions} ({_EXEC_COLS}) SELECT {_EXEC_COLS} FROM incoming_executions "
                 "ORDER BY seq ON CONFLICT DO NOTHING"
             )
             inserted_execs = cur.rowcount
         if jobs:
             await _stage(cur, "incoming_jobs", _JOB_COLS, jobs)
             await cur.execute(
-                f"INSERT INTO jobs ({_JOB_COLS}) SELECT {_JOB_COLS} FROM incoming_jobs ORDER BY seq "
+                f"INSERT INTO {into.jobs} ({_JOB_COLS}) SELECT {_JOB_COLS} FROM incoming_jobs ORDER BY seq "
                 "ON CONFLICT DO NOTHING"
             )
             inserted_jobs = cur.rowcount

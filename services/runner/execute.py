@@ -8,13 +8,26 @@ import hashlib
 import json
 from datetime import datetime
 
-from schemas.events import Attempt, CellScheduled, ExecutionCompleted, Failure, ProducerInfo, Receipt, now
+from schemas.events import (
+    Attempt,
+    CellScheduled,
+    ExecutionCompleted,
+    Failure,
+    GenerationParams,
+    ProducerInfo,
+    Receipt,
+    now,
+)
 from services.runner.classify import classify
 from services.runner.providers.base import ModelCall, Provider, ProviderResult
 
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def params_sha256(params: GenerationParams) -> str:
+    return sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True))
 
 
 def model_call(cell: CellScheduled) -> ModelCall:
@@ -54,7 +67,6 @@ async def run_cell(cell: CellScheduled, provider: Provider, producer: ProducerIn
     started = now()  # from the start of the call, not from when the cell was queued
     result = await call_until_deadline(provider, call, cell)
     completed = now()
-    params_json = json.dumps(call.params.model_dump(mode="json"), sort_keys=True)
     return ExecutionCompleted(
         producer=producer,
         job_id=cell.job_id,
@@ -76,7 +88,7 @@ async def run_cell(cell: CellScheduled, provider: Provider, producer: ProducerIn
             endpoint=provider.endpoint,
             prompt_sha256=sha256(call.prompt),
             system_prompt_sha256=sha256(call.system_prompt),
-            params_sha256=sha256(params_json),
+            params_sha256=params_sha256(call.params),
             answer_sha256=sha256(result.answer) if result.answer is not None else None,
         ),
     )

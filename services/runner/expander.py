@@ -15,7 +15,6 @@ Why this is the "no duplicate work" mechanism:
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 
 from beacon import kafka, logs
 from beacon.settings import Settings
@@ -38,28 +37,22 @@ class ExpandedJobs:
     async def start(self) -> None:
         self.consumer = kafka.consumer(self.settings, group_id=None)  # no group: every instance reads it all
         await self.consumer.start()
-        partitions = await self._partitions()
+        partitions = await kafka.partitions(self.consumer, [self.topic])
         self.consumer.assign(partitions)
         await self.consumer.seek_to_beginning(*partitions)
         await self.catch_up()
-
-    async def _partitions(self) -> list[TopicPartition]:
-        assert self.consumer is not None
-        await self.consumer._client.force_metadata_update()
-        return [TopicPartition(self.topic, p) for p in sorted(self.consumer.partitions_for_topic(self.topic) or [])]
 
     async def catch_up(self) -> None:
         """Read up to the last committed record, so a decision sees every expansion committed before it."""
         assert self.consumer is not None
         ends = await self.consumer.end_offsets(list(self.consumer.assignment()))
-        while [tp for tp, end in ends.items() if await self.consumer.position(tp) < end]:
-            for records in (await self.consumer.getmany(timeout_ms=200)).values():
-                for record in records:
-                    try:
-                        done = kafka.read_event(record, JobExpanded)
-                    except kafka.Poison:
-                        continue  # written only by expanders; a bad one cannot mark a job as done
-                    self.known[done.job_id] = done.spec_sha256
+        async for records in kafka.read_until(self.consumer, ends):
+            for record in records:
+                try:
+                    done = kafka.read_event(record, JobExpanded)
+                except kafka.Poison:
+                    continue  # written only by expanders; a bad one cannot mark a job as done
+                self.known[done.job_id] = done.spec_sha256
 
     async def stop(self) -> None:
         if self.consumer is not None:

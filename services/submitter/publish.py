@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import psycopg
 from aiokafka import AIOKafkaProducer
+from psycopg.types.json import Jsonb
 
-from beacon import kafka, logs, topics
+from beacon import db, kafka, logs, topics
 from beacon.settings import Settings
 from schemas.commands import JobSpec
 from schemas.events import JobSubmitted, ProducerInfo, encode, now
@@ -19,9 +21,17 @@ log = logs.get("beacon.submitter")
 class Submitted:
     job_id: str
     expected_executions: int
+    already_submitted: bool = False
 
     def as_json(self) -> dict[str, object]:
-        return {"job_id": self.job_id, "expected_executions": self.expected_executions}
+        out: dict[str, object] = {"job_id": self.job_id, "expected_executions": self.expected_executions}
+        if self.already_submitted:
+            out["already_submitted"] = True
+        return out
+
+
+class JobConflict(ValueError):
+    """The job id is taken by a job with a different spec."""
 
 
 class Publisher:
@@ -34,6 +44,7 @@ class Publisher:
         self.info = ProducerInfo(service="submitter", instance=kafka.instance_id("submitter"))
 
     async def start(self) -> None:
+        db.migrate(self.settings.database_url)  # the registry table; idempotent and quick
         await topics.ensure(self.settings)
         self.producer = kafka.producer(self.settings)
         await self.producer.start()
@@ -42,14 +53,41 @@ class Publisher:
         if self.producer is not None:
             await self.producer.stop()
 
+    async def register(self, event: JobSubmitted) -> tuple[JobSubmitted, bool]:
+        """Claim the job id in the database (atomic: no check-then-insert). Returns the event to emit and
+        whether the id was already registered with the same spec; raises JobConflict otherwise."""
+        async with await psycopg.AsyncConnection.connect(self.settings.database_url) as conn:
+            claimed = await (
+                await conn.execute(
+                    "INSERT INTO submissions (job_id, spec_sha256, event) VALUES (%s, %s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING job_id",
+                    (event.job_id, event.spec_sha256, Jsonb(event.model_dump(mode="json"))),
+                )
+            ).fetchone()
+            if claimed:
+                return event, False
+            row = await (
+                await conn.execute("SELECT spec_sha256, event FROM submissions WHERE job_id = %s", (event.job_id,))
+            ).fetchone()
+        assert row is not None
+        if row[0] != event.spec_sha256:
+            raise JobConflict(
+                f"job {event.job_id!r} was already submitted with a different spec; "
+                "choose another job_id, or submit exactly the same spec to re-run nothing"
+            )
+        return JobSubmitted.model_validate(row[1]), True
+
     async def submit(self, spec: JobSpec) -> Submitted:
-        event: JobSubmitted = job_submitted(
+        fresh: JobSubmitted = job_submitted(
             spec, now=now(), default_deadline_seconds=self.settings.default_deadline_seconds, producer=self.info
         )
+        event, repeat = await self.register(fresh)
         assert self.producer is not None, "Publisher.start() first"
+        # A repeat re-sends the original event: harmless downstream (the regions have expanded it already,
+        # or will once), and it heals a crash between registering the id and emitting the event.
         await self.producer.send_and_wait(self.topic, encode(event), key=event.job_id.encode())
-        log.info("job_submitted", job_id=event.job_id, expected_executions=event.expected_executions)
-        return Submitted(event.job_id, event.expected_executions)
+        log.info("job_submitted", job_id=event.job_id, expected_executions=event.expected_executions, repeat=repeat)
+        return Submitted(event.job_id, event.expected_executions, already_submitted=repeat)
 
 
 async def submit_once(settings: Settings, spec: JobSpec) -> Submitted:
