@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install up down status migrate demo test test-unit test-pipeline lint schemas clean
+.PHONY: install up down status migrate demo test test-faults test-unit lint schemas clean
 
 # Re-install when the dependency list changes.
 $(STAMP): pyproject.toml
@@ -35,6 +35,10 @@ demo: up
 # The whole suite: unit tests and the pipeline on a real Kafka broker and PostgreSQL (started if needed).
 test: up
 	$(PY) -m pytest
+
+# The slow fault tests alone (they are part of `make test` too).
+test-faults: up
+	$(PY) -m pytest tests/faults -m faults
 
 test-unit: install
 	$(PY) -m pytest tests/unit

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -64,24 +65,35 @@ def _with_database(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-@pytest.fixture(scope="session")
-def settings(infra: Infra) -> Iterator[Settings]:
-    """Settings for this session: a fresh database (migrated) and a private topic namespace."""
+@contextmanager
+def isolated(infra: Infra, kafka: str | None = None, **env: str) -> Iterator[Settings]:
+    """Settings with a fresh database (migrated, dropped afterwards) and a private topic namespace."""
     tag = uuid.uuid4().hex[:10]
     name = f"beacon_test_{tag}"
     with psycopg.connect(infra.admin_db_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka,
-        "DATABASE_URL": _with_database(infra.admin_db_url, name),
-        "BEACON_TOPIC_NAMESPACE": f"test-{tag}",
-    }
-    settings = Settings.from_env(env)
+    settings = Settings.from_env(
+        {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka or infra.kafka,
+            "DATABASE_URL": _with_database(infra.admin_db_url, name),
+            "BEACON_TOPIC_NAMESPACE": f"test-{tag}",
+            **env,
+        }
+    )
     db.migrate(settings.database_url)
-    yield settings
-    with psycopg.connect(infra.admin_db_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield settings
+    finally:
+        with psycopg.connect(infra.admin_db_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def settings(infra: Infra) -> Iterator[Settings]:
+    """Settings for this session's pipeline tests."""
+    with isolated(infra) as s:
+        yield s
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -90,6 +102,9 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "DATABASE_URL": settings.database_url,
         "BEACON_TOPIC_NAMESPACE": settings.topic_namespace,
+        "BEACON_REPLICATION_FACTOR": str(settings.replication_factor),
+        "BEACON_RUNNER_CONCURRENCY": str(settings.runner_concurrency),
+        "BEACON_DEADLINE_SWEEP_SECONDS": str(settings.deadline_sweep_seconds),
         "BEACON_LOG_FORMAT": "json",
         **extra,
     }

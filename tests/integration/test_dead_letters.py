@@ -10,7 +10,7 @@ import pytest
 from beacon.settings import Settings
 from beacon.topics import Topics, dead_letter_topic
 from tests.conftest import beacon
-from tests.integration.conftest import Services, wait_for_rows
+from tests.harness import Services, wait_for_rows
 from tests.kafka_tools import produce, read_all
 
 pytestmark = pytest.mark.pipeline

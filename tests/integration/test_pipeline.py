@@ -13,7 +13,7 @@ import pytest
 from beacon.settings import REPO_ROOT, Settings
 from beacon.topics import Topics
 from tests.conftest import beacon
-from tests.integration.conftest import Services, count_rows, wait_for_rows
+from tests.harness import Services, count_rows, wait_for_rows
 from tests.kafka_tools import produce, read_all
 
 pytestmark = pytest.mark.pipeline

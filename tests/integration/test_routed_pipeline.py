@@ -15,7 +15,7 @@ import pytest
 from beacon.settings import Settings
 from schemas.catalogue import QUESTIONS, system_prompt
 from tests.conftest import beacon
-from tests.integration.conftest import Services, wait_for_rows
+from tests.harness import Services, wait_for_rows
 from tests.model_server import ModelServer
 
 pytestmark = pytest.mark.pipeline

@@ -1,0 +1,127 @@
+"""Fault tests: real processes killed at bad moments, real brokers and databases stopped; rows counted.
+
+Each test gets its own database and topic namespace, its own services, and a local HTTP model server
+that counts every call it receives (its delay keeps cells in flight when the fault strikes).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from beacon.settings import Settings
+from schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
+from tests.conftest import Infra, beacon, isolated
+from tests.harness import Services
+from tests.model_server import ModelServer
+
+pytestmark = pytest.mark.faults
+
+WINDOW = 4  # BEACON_RUNNER_CONCURRENCY in these tests: the bound on repeated model calls after a crash
+
+
+@pytest.fixture
+def fault_settings(infra: Infra) -> Iterator[Settings]:
+    with isolated(infra, BEACON_RUNNER_CONCURRENCY=str(WINDOW), BEACON_DEADLINE_SWEEP_SECONDS="1") as s:
+        yield s
+
+
+@pytest.fixture
+def model() -> Iterator[ModelServer]:
+    server = ModelServer(delay_s=0.25)
+    yield server
+    server.close()
+
+
+def write_routing(path: Path, server: ModelServer, regions: list[str], **route: object) -> Path:
+    """Route every model of `regions` to the local OpenAI-compatible server."""
+    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in route.items())
+    path.write_text(
+        "[defaults]\nbackoff_base_s = 0.05\n"
+        + "".join(
+            f'[regions.{region}."{m}"]\nprovider = "openai"\nendpoint = "{server.url}"\nmodel = "{m}"\n'
+            f"concurrency = {WINDOW}\n{extra}"
+            for region in regions
+            for m in MODELS
+        )
+    )
+    return path
+
+
+def start_stack(
+    settings: Settings, folder: Path, routing: Path | None, regions: list[str] | None = None, **env: str
+) -> Services:
+    services = Services(settings, folder)
+    services.start("recorder", "recorder")
+    if routing:
+        env["BEACON_ROUTING_FILE"] = str(routing)
+    for region in REGIONS if regions is None else regions:
+        services.start(f"runner-{region}", "runner", "--region", region, **env)
+    return services
+
+
+@pytest.fixture
+def stack_factory(tmp_path: Path) -> Iterator[Callable[..., Services]]:
+    made: list[Services] = []
+
+    def make(settings: Settings, routing: Path | None, regions: list[str] | None = None, **env: str) -> Services:
+        services = start_stack(settings, tmp_path, routing, regions, **env)
+        made.append(services)
+        return services
+
+    yield make
+    for services in made:
+        services.stop_all()
+
+
+def submit(settings: Settings, job_id: str, regions: list[str] | None = None, **extra: object) -> int:
+    spec = {
+        "job_id": job_id,
+        "questions": list(QUESTIONS),
+        "models": list(MODELS),
+        "regions": regions or list(REGIONS),
+        **extra,
+    }
+    result = beacon(settings, "submit", "-", "--json", stdin=json.dumps(spec).encode())
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)["expected_executions"]
+
+
+def calls_from(server: ModelServer, region: str) -> int:
+    """Calls the server received from one region's runner (told apart by the regional system prompt)."""
+    prompt = system_prompt(region)
+    return sum(1 for body in list(server.requests) if body["messages"][0]["content"] == prompt)
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def free_port_block(size: int) -> int:
+    """A base port with `size` consecutive free ports after it, for a private Kafka cluster."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + size < 65000 and all(_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError("no block of free ports found")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

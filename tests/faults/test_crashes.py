@@ -1,0 +1,194 @@
+"""SIGKILL a runner and the recorder mid-job; restart PostgreSQL and the broker mid-job; count rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from beacon.settings import Settings, state_dir
+from beacon.topics import Topics, dead_letter_topic
+from deploy.local import kafka as local_kafka
+from deploy.local import postgres as local_postgres
+from schemas.catalogue import MODELS, QUESTIONS, REGIONS
+from tests.conftest import Infra, beacon, isolated
+from tests.faults.conftest import WINDOW, calls_from, free_port_block, submit, wait_until, write_routing
+from tests.harness import Services, count_rows, wait_for_rows
+from tests.kafka_tools import message_count
+from tests.model_server import ModelServer
+
+pytestmark = pytest.mark.faults
+
+CELLS = 72  # 8 questions × 3 models × 3 regions
+
+
+def distinct_cells(settings: Settings, job_id: str) -> int:
+    with psycopg.connect(settings.database_url) as conn:
+        return conn.execute(
+            "SELECT count(DISTINCT (region, model_id, coalesce(question_id, ''))) FROM executions WHERE job_id = %s",
+            (job_id,),
+        ).fetchone()[0]
+
+
+def report(fault: str, expected: int, found: int, distinct: int, calls: int | None, cells: int) -> None:
+    """One line of the closing note's table, printed whatever the outcome."""
+    print(
+        f"\nFAULT | {fault} | expected {expected} | found {found} | duplicates {found - distinct} | "
+        f"model calls {calls if calls is not None else '-'} for {cells} cells"
+    )
+
+
+def test_sigkill_runner_mid_job(
+    fault_settings: Settings, model: ModelServer, stack_factory: Callable[..., Services], tmp_path: Path
+) -> None:
+    routing = write_routing(tmp_path / "routing.toml", model, ["us-east", "eu-west", "asia-pacific"])
+    stack = stack_factory(fault_settings, routing)
+    assert submit(fault_settings, "kill-runner") == CELLS
+    wait_until(lambda: calls_from(model, "us-east") >= 6, what="us-east cells in flight")
+    stack.kill("runner-us-east")  # cells in flight, acknowledged-but-uncommitted cells: all in the air
+    killed_at = calls_from(model, "us-east")
+    assert killed_at < 24, "the kill came too late to test anything"
+    time.sleep(1)
+    stack.restart("runner-us-east")
+    found = wait_for_rows(fault_settings, stack, "kill-runner", CELLS, timeout=120)
+    distinct = distinct_cells(fault_settings, "kill-runner")
+    report("SIGKILL runner us-east mid-job", CELLS, found, distinct, model.calls, CELLS)
+    assert found == CELLS and distinct == CELLS
+    assert model.calls <= CELLS + WINDOW, f"{model.calls} model calls for {CELLS} cells"
+
+
+def test_sigkill_recorder_mid_batch(fault_settings: Settings, stack_factory: Callable[..., Services]) -> None:
+    # Simulated models with a little latency: results trickle in, so the kill lands among batches.
+    stack = stack_factory(fault_settings, None, BEACON_SIMULATED_LATENCY_MS="40")
+    jobs = [f"kill-recorder-{i}" for i in range(4)]
+    for job_id in jobs:
+        submit(fault_settings, job_id)
+    total = lambda: sum(count_rows(fault_settings, j) for j in jobs)  # noqa: E731
+    wait_until(lambda: total() >= 40, what="some rows recorded")
+    stack.kill("recorder")
+    at_kill = total()
+    assert at_kill < 4 * CELLS, "the kill came too late to test anything"
+    stack.restart("recorder")
+    found = sum(wait_for_rows(fault_settings, stack, j, CELLS, timeout=120) for j in jobs)
+    distinct = sum(distinct_cells(fault_settings, j) for j in jobs)
+    report(f"SIGKILL recorder after {at_kill} of {4 * CELLS} rows", 4 * CELLS, found, distinct, None, 4 * CELLS)
+    assert found == distinct == 4 * CELLS
+
+
+def test_postgres_restart_mid_job(
+    infra: Infra, fault_settings: Settings, model: ModelServer, stack_factory: Callable[..., Services], tmp_path: Path
+) -> None:
+    if os.environ.get("DATABASE_URL"):
+        pytest.fail("this test stops and starts PostgreSQL, so it needs the local cluster: unset DATABASE_URL")
+    cluster = local_postgres.PostgresCluster(state_dir())
+    routing = write_routing(tmp_path / "routing.toml", model, ["us-east", "eu-west", "asia-pacific"])
+    stack = stack_factory(fault_settings, routing)
+    submit(fault_settings, "pg-restart")
+    wait_until(lambda: count_rows(fault_settings, "pg-restart") >= 8, what="some rows recorded")
+    cluster.stop()
+    time.sleep(6)  # results keep arriving in Kafka; the recorder must wait, not skip or dead-letter
+    stack.assert_alive()
+    cluster.start()
+    found = wait_for_rows(fault_settings, stack, "pg-restart", CELLS, timeout=120)
+    distinct = distinct_cells(fault_settings, "pg-restart")
+    report("PostgreSQL stopped 6 s mid-job", CELLS, found, distinct, model.calls, CELLS)
+    assert found == distinct == CELLS
+    assert "database_unavailable" in stack.log("recorder")  # it did notice, and waited
+    executions_dlq = dead_letter_topic(Topics.for_settings(fault_settings).executions_completed)
+    assert message_count(fault_settings, executions_dlq) == 0
+    assert model.calls == CELLS
+
+
+def test_broker_restart_mid_job(
+    infra: Infra, model: ModelServer, stack_factory: Callable[..., Services], tmp_path: Path
+) -> None:
+    """A private single-node broker, stopped and started again while the job runs."""
+    cluster = local_kafka.KafkaCluster(tmp_path / "kafka-state", 1, base_port=free_port_block(2))
+    shared_lib = state_dir() / "cache"
+    (tmp_path / "kafka-state").mkdir()
+    (tmp_path / "kafka-state" / "cache").symlink_to(shared_lib)  # jars fetched once, by the session
+    cluster.start()
+    try:
+        with isolated(infra, kafka=cluster.bootstrap, BEACON_RUNNER_CONCURRENCY=str(WINDOW)) as settings:
+            routing = write_routing(tmp_path / "routing.toml", model, ["us-east", "eu-west", "asia-pacific"])
+            stack = stack_factory(settings, routing)
+            submit(settings, "broker-restart")
+            wait_until(lambda: count_rows(settings, "broker-restart") >= 8, what="some rows recorded")
+            cluster.stop()
+            time.sleep(3)
+            cluster.start()
+            found = wait_for_rows(settings, stack, "broker-restart", CELLS, timeout=180)
+            distinct = distinct_cells(settings, "broker-restart")
+            report("single broker stopped 3 s and restarted mid-job", CELLS, found, distinct, model.calls, CELLS)
+            assert found == distinct == CELLS
+            assert model.calls <= CELLS + 3 * WINDOW
+            stack.stop_all()
+    finally:
+        cluster.stop()
+
+
+def test_three_brokers_sigkill_one_mid_job(
+    infra: Infra, model: ModelServer, stack_factory: Callable[..., Services], tmp_path: Path
+) -> None:
+    """Replication factor 3, min.insync.replicas 2, acks=all: losing one broker loses nothing."""
+    cluster = local_kafka.KafkaCluster(tmp_path / "kafka-state", 3, base_port=free_port_block(6))
+    (tmp_path / "kafka-state").mkdir()
+    (tmp_path / "kafka-state" / "cache").symlink_to(state_dir() / "cache")
+    cluster.start()
+    try:
+        with isolated(
+            infra, kafka=cluster.bootstrap, BEACON_REPLICATION_FACTOR="3", BEACON_RUNNER_CONCURRENCY=str(WINDOW)
+        ) as settings:
+            routing = write_routing(tmp_path / "routing.toml", model, ["us-east", "eu-west", "asia-pacific"])
+            stack = stack_factory(settings, routing)
+            submit(settings, "three-brokers")
+            wait_until(lambda: count_rows(settings, "three-brokers") >= 8, what="some rows recorded")
+            cluster.kill_node(2)
+            found = wait_for_rows(settings, stack, "three-brokers", CELLS, timeout=180)
+            distinct = distinct_cells(settings, "three-brokers")
+            report("SIGKILL 1 of 3 brokers mid-job (not restarted)", CELLS, found, distinct, model.calls, CELLS)
+            assert found == distinct == CELLS
+            assert cluster.running_nodes() == [1, 3]  # finished without bringing it back
+            stack.stop_all()
+    finally:
+        cluster.stop()
+
+
+def test_resubmission_is_idempotent_and_conflicts_are_refused(
+    fault_settings: Settings, model: ModelServer, stack_factory: Callable[..., Services], tmp_path: Path
+) -> None:
+    routing = write_routing(tmp_path / "routing.toml", model, ["us-east", "eu-west", "asia-pacific"])
+    stack = stack_factory(fault_settings, routing)
+    submit(fault_settings, "resubmit")
+    assert wait_for_rows(fault_settings, stack, "resubmit", CELLS, timeout=120) == CELLS
+    calls = model.calls
+    assert calls == CELLS
+
+    spec = {"job_id": "resubmit", "questions": list(QUESTIONS), "models": list(MODELS), "regions": list(REGIONS)}
+    again = beacon(fault_settings, "submit", "-", "--json", stdin=json.dumps(spec).encode())
+    assert again.returncode == 0, again.stderr.decode()
+    assert json.loads(again.stdout) == {"job_id": "resubmit", "expected_executions": CELLS, "already_submitted": True}
+
+    jobs_topic = Topics.for_settings(fault_settings).jobs_submitted
+    before = message_count(fault_settings, jobs_topic)
+    conflicting = beacon(fault_settings, "submit", "-", stdin=json.dumps({**spec, "regions": ["us-east"]}).encode())
+    assert conflicting.returncode == 2
+    assert "job 'resubmit' was already submitted with a different spec" in conflicting.stderr.decode()
+    assert message_count(fault_settings, jobs_topic) == before
+
+    time.sleep(5)  # give the runners every chance to (wrongly) run the resubmitted job
+    report(
+        "resubmit a finished job",
+        CELLS,
+        count_rows(fault_settings, "resubmit"),
+        distinct_cells(fault_settings, "resubmit"),
+        model.calls - calls,
+        0,
+    )
+    assert model.calls == calls, "a resubmission called the models again"
+    assert count_rows(fault_settings, "resubmit") == CELLS
