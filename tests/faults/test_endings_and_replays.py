@@ -1,0 +1,126 @@
+"""Every job ends at its deadline; replay rebuilds identical tables; reclassify calls no model; dead letters
+can be listed and replayed once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from beacon.settings import Settings
+from beacon.topics import Topics
+from schemas.events import Classification, ExecutionCompleted
+from services.runner.classify import CLASSIFIER_VERSION
+from tests.conftest import beacon
+from tests.faults.conftest import submit, write_routing
+from tests.harness import Services, count_rows, wait_for_rows
+from tests.kafka_tools import produce, read_all
+from tests.model_server import Behaviour, ModelServer
+
+pytestmark = pytest.mark.faults
+
+
+def test_a_job_whose_model_never_answers_ends_at_its_deadline(
+    fault_settings: Settings, model: ModelServer, stack_factory: Callable[..., Services], tmp_path: Path
+) -> None:
+    # us-east's models hang far past the deadline; asia-pacific has no runner at all.
+    model.script = [Behaviour("hang", delay_s=60.0) for _ in range(100)]
+    routing = write_routing(tmp_path / "routing.toml", model, ["us-east"], first_byte_timeout_s=120)
+    stack = stack_factory(fault_settings, routing, regions=["us-east"])
+    expected = submit(fault_settings, "never-answers", regions=["us-east", "asia-pacific"], deadline_seconds=4)
+    assert expected == 48
+    found = wait_for_rows(fault_settings, stack, "never-answers", expected, timeout=60)
+    time.sleep(3)  # more sweeps after the last row: a second timeout for a cell would show now
+    with psycopg.connect(fault_settings.database_url) as conn:
+        statuses = dict(
+            conn.execute("SELECT status, count(*) FROM executions WHERE job_id = 'never-answers' GROUP BY 1").fetchall()
+        )
+    print(
+        f"\nFAULT | model never answers, deadline 4 s, one region without a runner | expected {expected} | "
+        f"found {count_rows(fault_settings, 'never-answers')} | statuses {statuses} | model calls {model.calls}"
+    )
+    assert found == count_rows(fault_settings, "never-answers") == expected
+    assert statuses == {"timeout": expected}
+    status = json.loads(beacon(fault_settings, "status", "never-answers", "--json").stdout)
+    assert status["status"] == "failed" and status["recorded"] == expected
+    assert model.calls <= 4  # the window's worth of hung calls; after the deadline no model is asked
+
+
+def test_replay_rebuilds_identical_tables_and_reclassify_calls_no_model(
+    fault_settings: Settings, model: ModelServer, stack_factory: Callable[..., Services], tmp_path: Path
+) -> None:
+    routing = write_routing(tmp_path / "routing.toml", model, ["us-east", "eu-west", "asia-pacific"])
+    stack = stack_factory(fault_settings, routing)
+    submit(fault_settings, "replayed", questions=["math_basic", "tiananmen_neutral"])
+    assert wait_for_rows(fault_settings, stack, "replayed", 18) == 18
+
+    # An answer recorded by an older, worse classifier: a refusal labelled answered.
+    topics = Topics.for_settings(fault_settings)
+    [record] = [
+        r
+        for r in read_all(fault_settings, topics.executions_completed)
+        if r.key == b"replayed|us-east|mistral-7b|tiananmen_neutral"
+    ]
+    original = ExecutionCompleted.model_validate_json(record.value)
+    old = original.model_copy(
+        update={
+            "job_id": "old-classifier",
+            "classification": Classification(label="answered", classifier_version="rules-0", evidence="none"),
+        }
+    )
+    produce(fault_settings, topics.executions_completed, [(old.key.encode(), old.model_dump_json().encode())])
+    assert wait_for_rows(fault_settings, stack, "old-classifier", 1) == 1
+
+    calls = model.calls
+    first = beacon(fault_settings, "replay", "recorder", timeout=120)
+    second = beacon(fault_settings, "replay", "recorder", timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr.decode() + second.stderr.decode()
+    print("\n" + first.stdout.decode() + second.stdout.decode())
+    for out in (first.stdout.decode(), second.stdout.decode()):
+        assert "identical: the rebuilt tables match the old ones" in out
+    checksums = [line for line in second.stdout.decode().splitlines() if "md5" in line]
+    assert checksums[0].split("before: ")[1] == checksums[1].split("after:  ")[1]
+    assert count_rows(fault_settings, "replayed") == 18
+
+    result = beacon(fault_settings, "reclassify", timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    assert "model calls: 0" in result.stdout.decode()
+    with psycopg.connect(fault_settings.database_url) as conn:
+        row = conn.execute(
+            "SELECT e.classification, e.classifier_version, c.classification, c.classifier_version"
+            " FROM executions e JOIN classifications c USING (event_id) WHERE e.job_id = 'old-classifier'"
+        ).fetchone()
+        reclassified = conn.execute("SELECT count(*) FROM classifications").fetchone()[0]
+    assert row == ("answered", "rules-0", "refused", CLASSIFIER_VERSION)  # the new one beside the old
+    assert reclassified == 19
+    assert model.calls == calls  # neither replay nor reclassify asked a model anything
+
+
+def test_dead_letters_are_listed_and_replayed_once(
+    fault_settings: Settings, stack_factory: Callable[..., Services]
+) -> None:
+    stack = stack_factory(fault_settings, None, regions=["us-east"])
+    topics = Topics.for_settings(fault_settings)
+    produce(fault_settings, topics.executions_completed, [(b"k", b"not json at all")])
+    submit(fault_settings, "around-poison", regions=["us-east"], questions=["math_basic"])
+    assert wait_for_rows(fault_settings, stack, "around-poison", 3) == 3
+
+    listed = json.loads(beacon(fault_settings, "dlq", "list", "--json").stdout)
+    assert len(listed) == 1
+    assert listed[0]["source"].startswith(topics.executions_completed)
+    assert listed[0]["consumer"] == f"{fault_settings.topic_namespace}.recorder"
+    assert "not a valid event" in listed[0]["error"] and listed[0]["preview"] == "not json at all"
+
+    first = beacon(fault_settings, "dlq", "replay")
+    assert first.returncode == 0 and "re-sent 1 message(s)" in first.stdout.decode()
+    # It is still poison, so the recorder parks it again — but replay never re-sends an entry twice.
+    time.sleep(3)
+    stack.assert_alive()
+    again = json.loads(beacon(fault_settings, "dlq", "list", "--json").stdout)
+    assert len(again) == 2
+    second = beacon(fault_settings, "dlq", "replay", "--dry-run")
+    assert "would re-send 1 message(s)" in second.stdout.decode()  # only the newly parked copy
