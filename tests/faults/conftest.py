@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from beacon.settings import Settings
+from beacon.settings import Settings, state_dir
+from deploy.local import kafka as local_kafka
 from schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
 from tests.conftest import Infra, beacon, isolated
 from tests.harness import Services
@@ -125,3 +126,13 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def private_kafka(folder: Path, nodes: int) -> local_kafka.KafkaCluster:
+    """A Kafka cluster of our own on free ports (so stopping it disturbs no other test), sharing the
+    session's cached jars."""
+    shared = state_dir() / "cache"
+    shared.mkdir(parents=True, exist_ok=True)
+    (folder / "kafka-state").mkdir()
+    (folder / "kafka-state" / "cache").symlink_to(shared)
+    return local_kafka.KafkaCluster(folder / "kafka-state", nodes, base_port=free_port_block(2 * nodes))

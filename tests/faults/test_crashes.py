@@ -13,11 +13,10 @@ import pytest
 
 from beacon.settings import Settings, state_dir
 from beacon.topics import Topics, dead_letter_topic
-from deploy.local import kafka as local_kafka
 from deploy.local import postgres as local_postgres
 from schemas.catalogue import MODELS, QUESTIONS, REGIONS
 from tests.conftest import Infra, beacon, isolated
-from tests.faults.conftest import WINDOW, calls_from, free_port_block, submit, wait_until, write_routing
+from tests.faults.conftest import WINDOW, calls_from, private_kafka, submit, wait_until, write_routing
 from tests.harness import Services, count_rows, wait_for_rows
 from tests.kafka_tools import message_count
 from tests.model_server import ModelServer
@@ -108,10 +107,7 @@ def test_broker_restart_mid_job(
     infra: Infra, model: ModelServer, stack_factory: Callable[..., Services], tmp_path: Path
 ) -> None:
     """A private single-node broker, stopped and started again while the job runs."""
-    cluster = local_kafka.KafkaCluster(tmp_path / "kafka-state", 1, base_port=free_port_block(2))
-    shared_lib = state_dir() / "cache"
-    (tmp_path / "kafka-state").mkdir()
-    (tmp_path / "kafka-state" / "cache").symlink_to(shared_lib)  # jars fetched once, by the session
+    cluster = private_kafka(tmp_path, 1)
     cluster.start()
     try:
         with isolated(infra, kafka=cluster.bootstrap, BEACON_RUNNER_CONCURRENCY=str(WINDOW)) as settings:
@@ -136,9 +132,7 @@ def test_three_brokers_sigkill_one_mid_job(
     infra: Infra, model: ModelServer, stack_factory: Callable[..., Services], tmp_path: Path
 ) -> None:
     """Replication factor 3, min.insync.replicas 2, acks=all: losing one broker loses nothing."""
-    cluster = local_kafka.KafkaCluster(tmp_path / "kafka-state", 3, base_port=free_port_block(6))
-    (tmp_path / "kafka-state").mkdir()
-    (tmp_path / "kafka-state" / "cache").symlink_to(state_dir() / "cache")
+    cluster = private_kafka(tmp_path, 3)
     cluster.start()
     try:
         with isolated(
