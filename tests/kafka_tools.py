@@ -5,51 +5,37 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from beacon import kafka
 from beacon.settings import Settings
 
 
-async def _end_offsets(settings: Settings, topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+async def _reader(settings: Settings, topic: str) -> tuple[AIOKafkaConsumer, dict]:
+    consumer = kafka.consumer(settings, group_id=None, isolation_level="read_uncommitted")
     await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()  # the topic may be new to this client
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
-        return await consumer.end_offsets(tps) if tps else {}
-    finally:
-        await consumer.stop()
+    tps = await kafka.partitions(consumer, [topic])
+    return consumer, (await consumer.end_offsets(tps) if tps else {})
+
+
+async def _message_count(settings: Settings, topic: str) -> int:
+    consumer, ends = await _reader(settings, topic)
+    await consumer.stop()
+    return sum(ends.values())
 
 
 def message_count(settings: Settings, topic: str) -> int:
-    """How many messages the topic has ever held (sum of end offsets; retention keeps them all)."""
-    return sum(asyncio.run(_end_offsets(settings, topic)).values())
+    """Offsets the topic has ever used (messages, plus markers on transactional topics; never shrinks)."""
+    return asyncio.run(_message_count(settings, topic))
 
 
 async def _read_all(settings: Settings, topic: str) -> list[ConsumerRecord]:
-    ends = await _end_offsets(settings, topic)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    records: list[ConsumerRecord] = []
+    consumer, ends = await _reader(settings, topic)
     try:
-        todo = {tp: end for tp, end in ends.items() if end > 0}
-        if not todo:
-            return []
-        consumer.assign(list(todo))
-        await consumer.seek_to_beginning(*todo)
-        while todo:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for recs in batch.values():
-                records.extend(recs)
-            # Positions, not record offsets: transaction markers take offsets too.
-            todo = {tp: end for tp, end in todo.items() if await consumer.position(tp) < end}
-        return records
+        consumer.assign(list(ends))
+        if ends:
+            await consumer.seek_to_beginning(*ends)
+        return [r async for batch in kafka.read_until(consumer, ends) for r in batch]
     finally:
         await consumer.stop()
 
