@@ -39,7 +39,9 @@ def demo(settings: Settings, timeout: float) -> None:
         f"status {summary.status}; the matrix (simulated provider):\n"
     )
     print(matrix_text(settings, submitted.job_id))
+    portal = f"http://{settings.http_host}:{settings.http_port}/ui/jobs/{submitted.job_id}"
     print(f"""
+Portal: {portal}   (the grid, every answer, the cross-region analysis)
 More:   .venv/bin/beacon executions {submitted.job_id}     every answer
         .venv/bin/beacon status {submitted.job_id} --json
         logs in {state_dir() / "logs"}

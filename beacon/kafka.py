@@ -8,6 +8,7 @@ is new, so a job submitted before a runner first started is not skipped.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel, ValidationError
 
-from beacon import logs
+from beacon import logs, metrics
 from beacon.settings import Settings
 from beacon.topics import dead_letter_topic
 from schemas.events import parse_event
@@ -67,6 +68,7 @@ async def dead_letter(producer: AIOKafkaProducer, record: ConsumerRecord, error:
         ("beacon.source.offset", str(record.offset).encode()),
     ]
     await producer.send_and_wait(dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers)
+    metrics.DEAD_LETTERS.labels(record.topic).inc()
     log.warning(
         "dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, error=error[:300]
     )
@@ -96,9 +98,19 @@ def read_event(record: ConsumerRecord, *accepted: type[E]) -> E:
 # --- reading a topic from a position to its current end (replays, catch-ups, tools) ----------------
 
 
-async def partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
-    await consumer._client.force_metadata_update()  # topics may be newer than this client's metadata
-    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+async def partitions(consumer: AIOKafkaConsumer, topics: list[str], wait_s: float = 30.0) -> list[TopicPartition]:
+    """Every partition of `topics`. A topic created a moment ago (by another service) may not be in the
+    brokers' metadata yet: ask again until it is, rather than act as if it had no partitions."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        await consumer._client.force_metadata_update()
+        found = {t: sorted(consumer.partitions_for_topic(t) or []) for t in topics}
+        missing = [t for t, parts in found.items() if not parts]
+        if not missing:
+            return [TopicPartition(t, p) for t, parts in found.items() for p in parts]
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"topics {missing} have no partitions in the cluster's metadata after {wait_s:.0f} s")
+        await asyncio.sleep(0.2)
 
 
 async def read_until(

@@ -61,6 +61,9 @@ class Settings:
     routing_file: Path | None
     recorder_batch_size: int
     deadline_sweep_seconds: int
+    # The recorder's read API and portal; port 0 turns them off.
+    http_host: str
+    http_port: int
     recorder_batch_wait_ms: int
     log_format: str
 
@@ -82,6 +85,8 @@ class Settings:
             routing_file=Path(env["BEACON_ROUTING_FILE"]) if env.get("BEACON_ROUTING_FILE") else None,
             recorder_batch_size=_int(env, "BEACON_RECORDER_BATCH_SIZE", 2000, 1),
             deadline_sweep_seconds=_int(env, "BEACON_DEADLINE_SWEEP_SECONDS", 5, 1),
+            http_host=env.get("BEACON_HTTP_HOST", "127.0.0.1"),
+            http_port=_int(env, "BEACON_HTTP_PORT", 8080),
             recorder_batch_wait_ms=_int(env, "BEACON_RECORDER_BATCH_WAIT_MS", 200, 1),
             log_format=log_format,
         )

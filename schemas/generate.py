@@ -1,7 +1,5 @@
-"""Writes schemas/json/*.schema.json from the pydantic models (`make schemas`).
-
-tests/unit/test_schemas.py fails when the committed files differ from what this would write.
-"""
+"""Writes schemas/json/*.schema.json from the pydantic models and schemas/openapi/*.json from the HTTP
+apps (`make schemas`). tests/unit/test_schemas.py fails when the committed files differ."""
 
 from __future__ import annotations
 
@@ -14,6 +12,7 @@ from schemas.commands import JobSpec
 from schemas.events import CellScheduled, ExecutionCompleted, JobExpanded, JobSubmitted
 
 JSON_DIR = Path(__file__).parent / "json"
+OPENAPI_DIR = Path(__file__).parent / "openapi"
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "JobSpec.schema.json": JobSpec,
@@ -28,11 +27,28 @@ def render(model: type[BaseModel]) -> str:
     return json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
 
 
+def openapi_documents() -> dict[str, str]:
+    """The HTTP APIs' OpenAPI documents, from the FastAPI apps themselves (no server or database needed)."""
+    from beacon.settings import Settings
+    from services.recorder.api import create_app as read_api
+    from services.submitter.http import create_app as submitter_api
+
+    settings = Settings.from_env({})
+    return {
+        name: json.dumps(app(settings).openapi(), indent=2, sort_keys=True) + "\n"
+        for name, app in (("read-api.openapi.json", read_api), ("submitter.openapi.json", submitter_api))
+    }
+
+
 def main() -> None:
     JSON_DIR.mkdir(exist_ok=True)
     for name, model in CONTRACTS.items():
         (JSON_DIR / name).write_text(render(model))
         print(f"wrote schemas/json/{name}")
+    OPENAPI_DIR.mkdir(exist_ok=True)
+    for name, text in openapi_documents().items():
+        (OPENAPI_DIR / name).write_text(text)
+        print(f"wrote schemas/openapi/{name}")
 
 
 if __name__ == "__main__":

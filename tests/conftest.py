@@ -78,6 +78,7 @@ def isolated(infra: Infra, kafka: str | None = None, **env: str) -> Iterator[Set
             "KAFKA_BOOTSTRAP_SERVERS": kafka or infra.kafka,
             "DATABASE_URL": _with_database(infra.admin_db_url, name),
             "BEACON_TOPIC_NAMESPACE": f"test-{tag}",
+            "BEACON_HTTP_PORT": "0",  # tests that want the read API ask for a port
             **env,
         }
     )
@@ -106,6 +107,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "BEACON_RUNNER_CONCURRENCY": str(settings.runner_concurrency),
         "BEACON_DEADLINE_SWEEP_SECONDS": str(settings.deadline_sweep_seconds),
         "BEACON_LOG_FORMAT": "json",
+        "BEACON_HTTP_PORT": str(settings.http_port),
         **extra,
     }
 

@@ -8,6 +8,7 @@ is unreachable the recorder waits and retries the same batch; it never dead-lett
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from beacon import db, kafka, logs, topics
+from beacon import db, kafka, logs, metrics, topics
 from beacon.settings import Settings
 from schemas.events import ExecutionCompleted, JobSubmitted, ProducerInfo, encode, now
 from services.recorder import deadlines, project, queries, store
@@ -73,7 +74,13 @@ class Recorder:
                     else:
                         jobs.append(project.job_row(event))
             offsets[tp] = records[-1].offset + 1
-        written = await self.write(executions, jobs)
+        with metrics.WRITE_SECONDS.time():
+            written = await self.write(executions, jobs)
+        for tp, records in batch.items():
+            metrics.EVENTS_CONSUMED.labels(tp.topic).inc(len(records))
+        metrics.BATCH_SIZE.observe(sum(len(r) for r in batch.values()))
+        metrics.ROWS_INSERTED.inc(written.executions_inserted)
+        metrics.DUPLICATES.inc(written.executions_duplicate)
         log.info(
             "batch_written",
             events=len(executions) + len(jobs),
@@ -106,10 +113,35 @@ class Recorder:
                             for cell in missing
                         ]
                         await asyncio.gather(*acks)
+                        metrics.EVENTS_PRODUCED.labels(self.names.executions_completed).inc(len(acks))
                         emitted_at[job.job_id] = time.monotonic()
                         log.info("deadline_passed", job_id=job.job_id, timeouts_emitted=len(missing))
             except psycopg.OperationalError as exc:
                 log.warning("deadline_sweep_skipped", error=str(exc).strip()[:300])
+
+    async def serve_http(self) -> None:
+        """The read API and the portal, in this process: they read the projection this process writes."""
+        import uvicorn
+
+        from services.recorder.api import create_app
+
+        config = uvicorn.Config(
+            create_app(self.settings),
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_level="warning",
+            lifespan="on",
+        )
+        server = uvicorn.Server(config)
+        # The CLI owns SIGTERM/SIGINT (a clean stop of the whole recorder); uvicorn must not take them.
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        log.info("http_serving", url=f"http://{self.settings.http_host}:{self.settings.http_port}/")
+        await server.serve()
+        if not server.started:
+            raise RuntimeError(
+                f"the read API could not listen on {self.settings.http_host}:{self.settings.http_port}"
+                " (port taken? set BEACON_HTTP_PORT, or 0 to turn it off)"
+            )
 
     async def run(self) -> None:
         db.migrate(self.settings.database_url)
@@ -125,19 +157,26 @@ class Recorder:
         await producer.start()
         await consumer.start()
         log.info("recorder_started", topics=self.names.all(), group=group_id(self.settings))
-        sweeper = asyncio.ensure_future(self.sweep_deadlines(producer))
+        helpers = [asyncio.ensure_future(self.sweep_deadlines(producer))]
+        if self.settings.http_port:
+            helpers.append(asyncio.ensure_future(self.serve_http()))
         try:
             while True:
-                if sweeper.done():
-                    sweeper.result()  # a sweeper that died takes the recorder down, loudly
+                for helper in helpers:
+                    if helper.done():
+                        helper.result()  # a helper that died takes the recorder down, loudly
                 batch = await consumer.getmany(
                     timeout_ms=self.settings.recorder_batch_wait_ms, max_records=self.settings.recorder_batch_size
                 )
                 if batch:
                     offsets = await self.handle(batch, producer)
                     await consumer.commit(offsets)  # only now: the rows are durable
+                    for tp in batch:
+                        lag = (consumer.highwater(tp) or 0) - await consumer.position(tp)
+                        metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
         finally:
-            sweeper.cancel()
+            for helper in helpers:
+                helper.cancel()
             await consumer.stop()
             await producer.stop()
             if self.conn is not None:

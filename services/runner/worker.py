@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from beacon import kafka, logs
+from beacon import kafka, logs, metrics
 from beacon.settings import Settings
 from beacon.topics import Topics
 from schemas.catalogue import REGIONS
@@ -90,6 +90,7 @@ class Worker:
             async with endpoint.slots:
                 event = await run_cell(cell, endpoint.provider, self.info)
             await self.producer.send_and_wait(self.names.executions_completed, encode(event), key=event.key.encode())
+            metrics.EVENTS_PRODUCED.labels(self.names.executions_completed).inc()
             log.info("cell_done", status=event.status, classification=event.classification.label)
 
     async def take(self, record: ConsumerRecord) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from beacon.settings import Settings
@@ -12,14 +14,37 @@ from schemas.catalogue import REGIONS
 from tests.harness import Services
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
-def pipeline(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """A recorder and one runner per region, started once for the session."""
+def api_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def pipeline(settings: Settings, api_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """A recorder (serving the read API and portal on `api_port`) and one runner per region, started once."""
     services = Services(settings, tmp_path_factory.mktemp("service-logs"))
-    services.start("recorder", "recorder")
+    services.start("recorder", "recorder", BEACON_HTTP_PORT=str(api_port))
     for region in REGIONS:
         services.start(f"runner-{region}", "runner", "--region", region)
-    time.sleep(1)
-    services.assert_alive()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        services.assert_alive()
+        try:
+            if httpx.get(f"http://127.0.0.1:{api_port}/health/live", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
     yield services
     services.stop_all()
+
+
+@pytest.fixture(scope="session")
+def api(pipeline: Services, api_port: int) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as client:
+        yield client

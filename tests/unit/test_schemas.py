@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
 from schemas.commands import JobSpec
 from schemas.events import ProducerInfo, execution_key, parse_event
-from schemas.generate import CONTRACTS, JSON_DIR, render
+from schemas.generate import CONTRACTS, JSON_DIR, OPENAPI_DIR, openapi_documents, render
 from services.submitter.decide import job_submitted
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -23,6 +23,13 @@ def test_committed_json_schema_matches_model(name: str) -> None:
     path = JSON_DIR / name
     assert path.exists(), f"{path} missing: run `make schemas` and commit it"
     assert path.read_text() == render(CONTRACTS[name]), f"{name} drifted from its model: run `make schemas`"
+
+
+@pytest.mark.parametrize("name", ["read-api.openapi.json", "submitter.openapi.json"])
+def test_committed_openapi_matches_the_apps(name: str) -> None:
+    path = OPENAPI_DIR / name
+    assert path.exists(), f"{path} missing: run `make schemas` and commit it"
+    assert path.read_text() == openapi_documents()[name], f"{name} drifted from its app: run `make schemas`"
 
 
 def test_catalogue_facts() -> None:

@@ -1,0 +1,100 @@
+"""Pure: the cross-region analysis of one job, computed only from recorded answers.
+
+- Refusal rate = refused / (answered + refused): of the cells where the model replied, the share it
+  declined. Cells that failed, timed out or came back empty are counted (`other`) but are not replies,
+  so they move no rate. A group with no replies has rate null, never a made-up 0.
+- Divergence of a (question, model) across regions = the mean pairwise Jaccard distance between the
+  word sets of its *answered* cells: 1 − |A ∩ B| / |A ∪ B| over lower-cased words, averaged over every
+  pair of regions. 0 means the regions got the same words, 1 means no word in common. It is null when
+  fewer than two regions answered (refusals are not answers; they show up as disagreements instead).
+- A disagreement is a (question, model) that some regions refused and others answered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+DIVERGENCE_MEASURE = (
+    "mean pairwise Jaccard distance (1 - |A∩B| / |A∪B|) between the lower-cased word sets of the answered "
+    "cells of one (question, model) across regions; null when fewer than two regions answered"
+)
+_WORD = re.compile(r"[\w']+")
+
+
+@dataclass(frozen=True)
+class Cell:
+    region: str
+    model_id: str
+    question_id: str | None
+    classification: str
+    answer: str | None
+
+
+def words(text: str | None) -> frozenset[str]:
+    return frozenset(_WORD.findall((text or "").lower()))
+
+
+def jaccard_distance(a: frozenset[str], b: frozenset[str]) -> float:
+    union = a | b
+    return 0.0 if not union else 1.0 - len(a & b) / len(union)
+
+
+def divergence(answers: list[str | None]) -> float | None:
+    sets = [words(a) for a in answers]
+    pairs = list(combinations(sets, 2))
+    return None if not pairs else sum(jaccard_distance(a, b) for a, b in pairs) / len(pairs)
+
+
+def _rates(cells: Iterable[Cell], key: str) -> dict[str, dict[str, Any]]:
+    groups: dict[str, dict[str, int]] = defaultdict(lambda: {"refused": 0, "answered": 0, "other": 0})
+    for cell in cells:
+        bucket = cell.classification if cell.classification in ("refused", "answered") else "other"
+        groups[str(getattr(cell, key))][bucket] += 1
+    out = {}
+    for name, n in groups.items():
+        replies = n["refused"] + n["answered"]
+        out[name] = {**n, "rate": round(n["refused"] / replies, 4) if replies else None}
+    return out
+
+
+def analyse(cells: list[Cell]) -> dict[str, Any]:
+    by_pair: dict[tuple[str | None, str], list[Cell]] = defaultdict(list)
+    for cell in cells:
+        by_pair[(cell.question_id, cell.model_id)].append(cell)
+    divergences, disagreements = [], []
+    for (question_id, model_id), group in sorted(by_pair.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
+        answered = sorted((c for c in group if c.classification == "answered"), key=lambda c: c.region)
+        value = divergence([c.answer for c in answered])
+        divergences.append(
+            {
+                "question_id": question_id,
+                "model_id": model_id,
+                "regions_compared": [c.region for c in answered],
+                "value": None if value is None else round(value, 4),
+            }
+        )
+        refused = sorted(c.region for c in group if c.classification == "refused")
+        if refused and answered:
+            disagreements.append(
+                {
+                    "question_id": question_id,
+                    "model_id": model_id,
+                    "refused_in": refused,
+                    "answered_in": [c.region for c in answered],
+                }
+            )
+    return {
+        "refusal_rate": {
+            "definition": "refused / (answered + refused); other = failed, timed out or empty",
+            "by_region": _rates(cells, "region"),
+            "by_model": _rates(cells, "model_id"),
+            "by_question": _rates(cells, "question_id"),
+        },
+        "divergence": {"measure": DIVERGENCE_MEASURE, "cells": divergences},
+        "disagreements": disagreements,
+    }

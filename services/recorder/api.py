@@ -1,0 +1,248 @@
+"""The read API and the portal, served by the recorder (the service that owns the projection).
+
+Every endpoint reads the one read model (queries.py). Bad parameters get a 400 naming the parameter,
+an unknown job a 404; input never causes a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg_pool import AsyncConnectionPool
+
+from beacon.settings import Settings
+from schemas.catalogue import MODELS, QUESTIONS, REGIONS
+from services.recorder import analysis, queries
+from services.recorder.queries import NO_QUESTION_TOKEN, JobSummary
+
+PORTAL = Path(__file__).parent / "portal" / "index.html"
+STATUSES = ("completed", "failed", "timeout")
+CLASSIFICATIONS = ("answered", "refused", "empty", "error")
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
+
+
+def _encode_cursor(value: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> list[Any]:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        assert isinstance(value, list)
+        return value
+    except Exception:
+        raise HTTPException(
+            400, "cursor: not a cursor this API gave out; use next_cursor from a previous page"
+        ) from None
+
+
+def _check(name: str, value: str | None, allowed: Any) -> None:
+    if value is not None and value not in allowed:
+        raise HTTPException(400, f"{name}: unknown value {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _summary_json(s: JobSummary) -> dict[str, Any]:
+    out = s.as_json()
+    if s.spec:
+        out["spec"] = {
+            "questions": [q["id"] for q in s.spec["questions"]],
+            "models": [m["id"] for m in s.spec["models"]],
+            "regions": [r["id"] for r in s.spec["regions"]],
+            "params": s.spec["params"],
+        }
+    return out
+
+
+def create_app(settings: Settings) -> FastAPI:
+    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await pool.open()
+        yield
+        await pool.close()
+
+    app = FastAPI(
+        title="Beacon read API",
+        version="1",
+        description="Jobs, executions, the per-question matrix and the cross-region analysis.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"error": "bad request", "problems": problems}, status_code=400)
+
+    async def summary_or_404(job_id: str) -> JobSummary:
+        async with pool.connection() as conn:
+            summary = await queries.job_summary_async(conn, job_id)
+        if summary is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return summary
+
+    # --- jobs ----------------------------------------------------------------------------------------
+
+    @app.get("/jobs", tags=["jobs"])
+    async def list_jobs(limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
+        """Jobs, newest first."""
+        before = None
+        if cursor:
+            submitted_at, job_id = _decode_cursor(cursor)
+            before = (datetime.fromisoformat(submitted_at), job_id)
+        async with pool.connection() as conn:
+            page = await queries.jobs_page(conn, limit, before)
+        last = page[-1] if len(page) == limit else None
+        next_cursor = None
+        if last is not None and last.submitted_at is not None:
+            next_cursor = _encode_cursor([last.submitted_at.isoformat(), last.job_id])
+        return {"jobs": [_summary_json(s) for s in page], "next_cursor": next_cursor}
+
+    @app.get("/jobs/{job_id}", tags=["jobs"])
+    async def get_job(job_id: str) -> dict[str, Any]:
+        """Expected vs recorded, counts per status and classification, derived status, deadline."""
+        return _summary_json(await summary_or_404(job_id))
+
+    @app.get("/jobs/{job_id}/executions", tags=["executions"])
+    async def list_executions(
+        job_id: str,
+        question_id: str | None = None,
+        region: str | None = None,
+        model_id: str | None = None,
+        status: str | None = None,
+        classification: str | None = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> dict[str, Any]:
+        """A job's executions with answers and receipts, filtered, in recording order."""
+        _check("question_id", question_id, [*QUESTIONS, NO_QUESTION_TOKEN])
+        _check("region", region, REGIONS)
+        _check("model_id", model_id, MODELS)
+        _check("status", status, STATUSES)
+        _check("classification", classification, CLASSIFICATIONS)
+        after = None
+        if cursor:
+            (after,) = _decode_cursor(cursor)
+            if not isinstance(after, int):
+                raise HTTPException(400, "cursor: not a cursor this API gave out")
+        await summary_or_404(job_id)
+        filters = {
+            k: v
+            for k, v in {
+                "question_id": question_id,
+                "region": region,
+                "model_id": model_id,
+                "status": status,
+                "classification": classification,
+            }.items()
+            if v is not None
+        }
+        async with pool.connection() as conn:
+            rows = await queries.executions_page(conn, job_id, filters, limit, after)
+        next_cursor = _encode_cursor([rows[-1]["id"]]) if len(rows) == limit else None
+        return {"executions": rows, "next_cursor": next_cursor}
+
+    @app.get("/jobs/{job_id}/executions/{region}/{model_id}/{question_id}", tags=["executions"])
+    async def get_execution(job_id: str, region: str, model_id: str, question_id: str) -> dict[str, Any]:
+        """One cell. For a job without questions the question_id is `-`."""
+        _check("region", region, REGIONS)
+        _check("model_id", model_id, MODELS)
+        _check("question_id", question_id, [*QUESTIONS, NO_QUESTION_TOKEN])
+        async with pool.connection() as conn:
+            row = await queries.one_execution(
+                conn, job_id, region, model_id, None if question_id == NO_QUESTION_TOKEN else question_id
+            )
+        if row is None:
+            await summary_or_404(job_id)
+            raise HTTPException(404, f"cell {region}/{model_id}/{question_id} of {job_id!r} is not recorded (yet)")
+        return row
+
+    @app.get("/jobs/{job_id}/matrix", tags=["analysis"])
+    async def get_matrix(job_id: str) -> dict[str, Any]:
+        """Questions × models × regions with the classification of each recorded cell."""
+        summary = await summary_or_404(job_id)
+        async with pool.connection() as conn:
+            rows = await queries.cells(conn, job_id)
+        spec = summary.spec or {"questions": [], "models": [], "regions": []}
+        return {
+            "job": _summary_json(summary),
+            "questions": [q["id"] for q in spec["questions"]] or [NO_QUESTION_TOKEN],
+            "models": [m["id"] for m in spec["models"]],
+            "regions": [{"id": r["id"], "display": r["display"]} for r in spec["regions"]],
+            "cells": [
+                {
+                    "question_id": r["question_id"] or NO_QUESTION_TOKEN,
+                    "model_id": r["model_id"],
+                    "region": r["region"],
+                    "status": r["status"],
+                    "classification": r["classification"],
+                }
+                for r in rows
+            ],
+        }
+
+    @app.get("/jobs/{job_id}/analysis", tags=["analysis"])
+    async def get_analysis(job_id: str) -> dict[str, Any]:
+        """Refusal rates per region, model and question; cross-region divergence; refused-vs-answered splits."""
+        await summary_or_404(job_id)
+        async with pool.connection() as conn:
+            rows = await queries.cells(conn, job_id)
+        cells = [
+            analysis.Cell(r["region"], r["model_id"], r["question_id"], r["classification"], r["answer"]) for r in rows
+        ]
+        return analysis.analyse(cells)
+
+    # --- catalogue, health, metrics, portal -----------------------------------------------------------
+
+    @app.get("/questions", tags=["catalogue"])
+    async def list_questions() -> list[dict[str, str]]:
+        return [{"id": q.id, "category": q.category, "prompt": q.prompt} for q in QUESTIONS.values()]
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            async with pool.connection(timeout=3) as conn:
+                await conn.execute("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unavailable: {str(exc)[:200]}"
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=3000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            checks["broker"] = "ok"
+        except Exception as exc:
+            checks["broker"] = f"unavailable: {str(exc)[:200]}"
+        finally:
+            await admin.close()
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["health"])
+    async def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/ui/jobs/{job_id}", include_in_schema=False)
+    async def portal() -> FileResponse:
+        return FileResponse(PORTAL, media_type="text/html")
+
+    return app
