@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ from beacon.settings import Settings, SettingsError
 from services.runner.routing import RoutingError
 
 SERVICES = ("runner", "recorder", "submitter-api")
+API_HELP = "read through a recorder's read API at this URL (e.g. http://127.0.0.1:8080) instead of the database"
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 
@@ -105,11 +107,10 @@ def cmd_recorder(settings: Settings, args: argparse.Namespace) -> None:
     run_service(Recorder(settings).run)
 
 
-def _summary(settings: Settings, job_id: str) -> Any:
-    from services.recorder.queries import job_summary
+def _summary(settings: Settings, job_id: str, api: str | None = None) -> Any:
+    from beacon.reading import source
 
-    with db.connect(settings.database_url) as conn:
-        summary = job_summary(conn, job_id)
+    summary = source(settings, api).summary(job_id)
     if summary is None:
         raise UserError(f"no job {job_id!r} is recorded (is the recorder running? `make demo` starts it)")
     return summary
@@ -126,14 +127,14 @@ def progress_line(summary: Any, width: int = 30) -> str:
     )
 
 
-def watch(settings: Settings, job_id: str, timeout: float, out: Any = sys.stdout) -> Any:
+def watch(settings: Settings, job_id: str, timeout: float, out: Any = sys.stdout, api: str | None = None) -> Any:
     """Redraw a progress line until the job has every cell recorded; returns the final summary."""
     began = time.monotonic()
     redraw = out.isatty()  # a terminal gets one line redrawn; a log file gets a line per change
     shown = ""
     while True:
         try:
-            summary = _summary(settings, job_id)
+            summary = _summary(settings, job_id, api)
         except UserError:
             summary = None  # not projected yet: the recorder has not seen JobSubmitted
         line = progress_line(summary) if summary else f"[{'.' * 30}] waiting for {job_id} to be recorded"
@@ -155,7 +156,10 @@ def watch(settings: Settings, job_id: str, timeout: float, out: Any = sys.stdout
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
-    summary = watch(settings, args.job_id, args.timeout) if args.watch else _summary(settings, args.job_id)
+    if args.watch:
+        summary = watch(settings, args.job_id, args.timeout, api=args.api)
+    else:
+        summary = _summary(settings, args.job_id, args.api)
     if args.json:
         print(json.dumps(summary.as_json()))
     elif not args.watch:
@@ -183,18 +187,18 @@ def cmd_executions(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_matrix(settings: Settings, args: argparse.Namespace) -> None:
-    print(matrix_text(settings, args.job_id))
+    print(matrix_text(settings, args.job_id, args.api))
 
 
-def matrix_text(settings: Settings, job_id: str) -> str:
+def matrix_text(settings: Settings, job_id: str, api: str | None = None) -> str:
+    from beacon.reading import source
     from services.recorder.matrix import render
-    from services.recorder.queries import executions
 
-    summary = _summary(settings, job_id)
-    if summary.spec is None:
+    _summary(settings, job_id, api)
+    spec, rows = source(settings, api).grid(job_id)
+    if not spec.get("models"):
         raise UserError(f"{job_id}: JobSubmitted is not recorded yet, so the grid's shape is unknown")
-    with db.connect(settings.database_url) as conn:
-        return render(summary.spec, executions(conn, job_id))
+    return render(spec, rows)
 
 
 def cmd_dlq(settings: Settings, args: argparse.Namespace) -> None:
@@ -292,6 +296,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--watch", action="store_true", help="show a progress bar until every cell is recorded")
     s.add_argument("--timeout", type=float, default=600.0, help="with --watch: give up after this many seconds")
+    s.add_argument("--api", default=os.environ.get("BEACON_API_URL"), help=API_HELP)
     s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("executions", help="a job's recorded executions")
@@ -301,6 +306,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("matrix", help="a job's grid: questions × (model, region), answered/refused per cell")
     s.add_argument("job_id")
+    s.add_argument("--api", default=os.environ.get("BEACON_API_URL"), help=API_HELP)
     s.set_defaults(func=cmd_matrix)
 
     s = sub.add_parser("dlq", help="dead letters: list them, or replay them to their source topic after a fix")
@@ -335,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     except (UserError, SettingsError, RoutingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
-    except (psycopg.OperationalError, KafkaConnectionError, TimeoutError) as exc:
+    except (psycopg.OperationalError, KafkaConnectionError, TimeoutError, ConnectionError) as exc:
         hint = ""
         if isinstance(exc, KafkaConnectionError):
             hint = (

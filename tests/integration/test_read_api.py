@@ -216,3 +216,21 @@ def test_bad_requests_get_a_message_never_a_500(
     response = api.get(path.replace("{job}", full_job))
     assert response.status_code == status
     assert message in response.text
+
+
+def test_cli_reads_the_same_through_the_api_and_the_database(
+    settings: Settings, full_job: str, api_port: int
+) -> None:
+    url = f"http://127.0.0.1:{api_port}"
+    via_db = json.loads(beacon(settings, "status", full_job, "--json").stdout)
+    via_api = json.loads(beacon(settings, "status", full_job, "--json", "--api", url).stdout)
+    assert via_api == via_db and via_db["status"] == "completed"
+    matrix_db = beacon(settings, "matrix", full_job).stdout.decode()
+    assert beacon(settings, "matrix", full_job, "--api", url).stdout.decode() == matrix_db
+    assert matrix_db.count("REFUSED") == 13
+    watched = beacon(settings, "status", full_job, "--watch", "--api", url)
+    assert watched.returncode == 0 and "72/72 completed" in watched.stdout.decode()
+    gone = beacon(settings, "status", "no-such-job", "--api", url)
+    assert gone.returncode == 2 and "no job 'no-such-job'" in gone.stderr.decode()
+    down = beacon(settings, "status", full_job, "--api", "http://127.0.0.1:9")
+    assert down.returncode == 3 and "cannot reach the read API" in down.stderr.decode()

@@ -1,0 +1,81 @@
+"""Where `beacon status` and `beacon matrix` read from: the database directly (the default), or a
+recorder's read API (`--api URL`, or BEACON_API_URL) when the database is not reachable from here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+
+from beacon import db
+from beacon.settings import Settings
+from services.recorder import queries
+from services.recorder.queries import NO_QUESTION_TOKEN, JobSummary
+
+
+class Source(Protocol):
+    def summary(self, job_id: str) -> JobSummary | None: ...
+
+    def grid(self, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]: ...
+
+
+class DatabaseSource:
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.database_url
+
+    def summary(self, job_id: str) -> JobSummary | None:
+        with db.connect(self.url) as conn:
+            return queries.job_summary(conn, job_id)
+
+    def grid(self, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        summary = self.summary(job_id)
+        with db.connect(self.url) as conn:
+            return (summary.spec if summary else None) or {}, queries.executions(conn, job_id)
+
+
+class ApiSource:
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url.rstrip("/"), timeout=10)
+
+    def _get(self, path: str) -> Any:
+        try:
+            response = self.http.get(path)
+        except httpx.HTTPError as exc:
+            raise ConnectionError(f"cannot reach the read API at {self.http.base_url}: {exc}") from None
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()
+
+    def summary(self, job_id: str) -> JobSummary | None:
+        body = self._get(f"/jobs/{job_id}")
+        if body is None:
+            return None
+        when = {k: datetime.fromisoformat(body[k]) if body.get(k) else None for k in ("submitted_at", "deadline")}
+        return JobSummary(
+            job_id=body["job_id"],
+            known=body["expected"] is not None,
+            expected=body["expected"],
+            recorded=body["recorded"],
+            by_status=body["by_status"],
+            by_classification=body["by_classification"],
+            **when,
+        )
+
+    def grid(self, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        m = self._get(f"/jobs/{job_id}/matrix") or {"questions": [], "models": [], "regions": [], "cells": []}
+        spec = {
+            "questions": [{"id": q} for q in m["questions"] if q != NO_QUESTION_TOKEN],
+            "models": [{"id": model} for model in m["models"]],
+            "regions": m["regions"],
+        }
+        rows = [
+            {**c, "question_id": None if c["question_id"] == NO_QUESTION_TOKEN else c["question_id"]}
+            for c in m["cells"]
+        ]
+        return spec, rows
+
+
+def source(settings: Settings, api: str | None) -> Source:
+    return ApiSource(api) if api else DatabaseSource(settings)
