@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install up down status migrate demo test test-faults test-unit lint schemas clean
+.PHONY: install up down status migrate demo test test-faults test-unit bench lint schemas clean
 
 # Re-install when the dependency list changes.
 $(STAMP): pyproject.toml
@@ -42,6 +42,10 @@ test-faults: up
 
 test-unit: install
 	$(PY) -m pytest tests/unit
+
+# Benchmarks (not part of `make test`; a smoke run of the harness is). BENCH_ARGS=--events 1000000 for more.
+bench: up
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -31,18 +31,37 @@ class UserError(Exception):
     """Wrong input from the user: the message says what and how to fix it."""
 
 
+SHUTDOWN_GRACE_SECONDS = 15.0
+
+
 def run_service(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run a long-lived service until SIGTERM/SIGINT, then stop its clients cleanly."""
+    """Run a long-lived service until SIGTERM/SIGINT, then stop its clients cleanly — within a grace
+    period. If clean-up hangs (a Kafka client leaving its group mid-rebalance can), exit anyway: every
+    service commits only after its effects are durable, so an abrupt exit is as safe as a crash."""
 
     async def guarded() -> None:
         task = asyncio.ensure_future(main())
         loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            task.cancel()
+            loop.call_later(SHUTDOWN_GRACE_SECONDS, hard_exit)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, stop)
         try:
             await task
         except asyncio.CancelledError:
             pass
+
+    def hard_exit() -> None:
+        print(
+            f"clean shutdown took over {SHUTDOWN_GRACE_SECONDS:.0f} s; exiting without it "
+            "(safe: uncommitted work is delivered again)",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(1)
 
     asyncio.run(guarded())
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from typing import Any
 
@@ -28,7 +29,8 @@ RE_EMIT_AFTER_SECONDS = 30.0
 
 
 def group_id(settings: Settings) -> str:
-    return f"{settings.topic_namespace}.recorder"
+    # A second group (BEACON_RECORDER_GROUP) projects the whole log again, e.g. to measure a replay.
+    return os.environ.get("BEACON_RECORDER_GROUP") or f"{settings.topic_namespace}.recorder"
 
 
 class Recorder:

@@ -22,7 +22,7 @@ log = logs.get("beacon.runner")
 
 def load_routing(settings: Settings) -> Routing:
     if settings.routing_file is None:
-        return Routing.simulated(settings.simulated_latency_ms)
+        return Routing.simulated(settings.simulated_latency_ms, settings.runner_concurrency)
     return Routing.from_file(settings.routing_file)
 
 

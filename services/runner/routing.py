@@ -66,8 +66,9 @@ class Routing:
         return self._routes.get((region, model_id), self._default)
 
     @classmethod
-    def simulated(cls, latency_ms: int = 0) -> Routing:
-        return cls({}, Route(latency_ms=latency_ms))
+    def simulated(cls, latency_ms: int = 0, concurrency: int = 8) -> Routing:
+        """Everything simulated; the runner's own window is the only limit worth having offline."""
+        return cls({}, Route(latency_ms=latency_ms, concurrency=concurrency))
 
     @classmethod
     def from_toml(cls, text: str, source: str = "routing file") -> Routing:

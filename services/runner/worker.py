@@ -127,7 +127,11 @@ class Worker:
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
                 pass
 
-        self.consumer = kafka.consumer(self.settings, group_id=self.group, max_poll_interval_ms=3_600_000)
+        # fetch_max_wait_ms: cells are written in transactions, and a broker may hold a read_committed fetch
+        # for its whole wait even once the commit marker lands; a short wait keeps cells moving.
+        self.consumer = kafka.consumer(
+            self.settings, group_id=self.group, max_poll_interval_ms=3_600_000, fetch_max_wait_ms=50
+        )
         self.consumer.subscribe([self.names.work(self.region)], listener=FinishBeforeHandingOver())
         self.producer = kafka.producer(self.settings)
         await self.producer.start()

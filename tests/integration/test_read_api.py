@@ -218,9 +218,7 @@ def test_bad_requests_get_a_message_never_a_500(
     assert message in response.text
 
 
-def test_cli_reads_the_same_through_the_api_and_the_database(
-    settings: Settings, full_job: str, api_port: int
-) -> None:
+def test_cli_reads_the_same_through_the_api_and_the_database(settings: Settings, full_job: str, api_port: int) -> None:
     url = f"http://127.0.0.1:{api_port}"
     via_db = json.loads(beacon(settings, "status", full_job, "--json").stdout)
     via_api = json.loads(beacon(settings, "status", full_job, "--json", "--api", url).stdout)

@@ -1,0 +1,519 @@
+"""`make bench`: the pipeline's throughput and latency against ceilings and baselines measured in the
+same run, on the same rows. Absolute numbers on a shared 2-core machine are noise; the ratios are the
+result. Prints one table and writes bench/results.json.
+
+  python -m bench.run [--events N] [--e2e-seconds S] [--smoke] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from beacon import db, kafka, topics
+from beacon.settings import Settings
+from bench.workload import events
+from deploy.local import kafka as local_kafka
+from schemas.commands import JobSpec
+from schemas.events import encode
+from services.recorder import project
+from services.recorder.store import _EXEC_COLS
+from services.submitter.publish import Publisher
+
+HERE = Path(__file__).parent
+
+
+# --- environment ------------------------------------------------------------------------------------
+
+
+def base_settings() -> Settings:
+    return Settings.from_env()
+
+
+def fresh(base: Settings, **env: str) -> Settings:
+    """A fresh database (migrated) and topic namespace, so each measurement starts from empty."""
+    tag = uuid.uuid4().hex[:8]
+    admin = base.database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "bench_{tag}"')
+    s = Settings.from_env(
+        {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
+            "DATABASE_URL": base.database_url.rsplit("/", 1)[0] + f"/bench_{tag}",
+            "BEACON_TOPIC_NAMESPACE": f"bench-{tag}",
+            **env,
+        }
+    )
+    db.migrate(s.database_url)
+    asyncio.run(topics.ensure(s))
+    return s
+
+
+def drop(base: Settings, s: Settings) -> None:
+    admin = base.database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{s.database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service(s: Settings, *args: str, **env: str) -> subprocess.Popen:
+    full = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+        "DATABASE_URL": s.database_url,
+        "BEACON_TOPIC_NAMESPACE": s.topic_namespace,
+        "BEACON_LOG_FORMAT": "json",
+        "BEACON_HTTP_PORT": "0",
+        **env,
+    }
+    log = open(HERE / f".{args[0]}-{s.topic_namespace}.log", "ab")  # closed with the process
+    return subprocess.Popen([sys.executable, "-m", "beacon.cli", *args], stdout=log, stderr=subprocess.STDOUT, env=full)
+
+
+def stop(*procs: subprocess.Popen) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait(timeout=30)
+
+
+def rows(s: Settings) -> int:
+    with psycopg.connect(s.database_url) as conn:
+        return conn.execute("SELECT count(*) FROM executions").fetchone()[0]  # type: ignore[index]
+
+
+def rate_until(count: Callable[[], int], n: int, timeout: float = 900) -> float:
+    """Rows per second from the first row seen to the n-th, polling; start-up time is not counted."""
+    deadline = time.monotonic() + timeout
+    start = first = None
+    while time.monotonic() < deadline:
+        c = count()
+        if c and start is None:
+            start, first = time.monotonic(), c
+        if c >= n:
+            assert start is not None and first is not None
+            elapsed = time.monotonic() - start
+            return (n - first) / elapsed if elapsed > 0 and n > first else float("nan")
+        time.sleep(0.1)
+    raise TimeoutError(f"only {count()} of {n} after {timeout} s")
+
+
+async def produce(s: Settings, topic: str, evs: list[Any]) -> None:
+    producer = kafka.producer(s, linger_ms=20, max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, encode(e), key=e.key.encode()) for e in evs]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+# --- 1. recorder vs ceiling vs baseline --------------------------------------------------------------
+
+
+def ceiling(s: Settings, row_list: list[tuple], batch: int) -> float:
+    """The fastest psycopg path, no Kafka: COPY into a temp table, INSERT … SELECT … ON CONFLICT DO NOTHING."""
+    with psycopg.connect(s.database_url) as conn:
+        conn.execute(
+            f"CREATE TEMP TABLE stage ON COMMIT DELETE ROWS AS SELECT {_EXEC_COLS} FROM executions WITH NO DATA"
+        )
+        conn.commit()
+        began = time.perf_counter()
+        for i in range(0, len(row_list), batch):
+            with conn.cursor() as cur:
+                with cur.copy(f"COPY stage ({_EXEC_COLS}) FROM STDIN") as copy:
+                    for row in row_list[i : i + batch]:
+                        copy.write_row(row)
+                cur.execute(
+                    f"INSERT INTO executions ({_EXEC_COLS}) SELECT {_EXEC_COLS} FROM stage ON CONFLICT DO NOTHING"
+                )
+            conn.commit()
+        return len(row_list) / (time.perf_counter() - began)
+
+
+def baseline(s: Settings, row_list: list[tuple]) -> float:
+    """The older system's pattern: one INSERT and one commit per row."""
+    placeholders = ", ".join(["%s"] * len(row_list[0]))
+    with psycopg.connect(s.database_url) as conn:
+        began = time.perf_counter()
+        for row in row_list:
+            conn.execute(f"INSERT INTO executions ({_EXEC_COLS}) VALUES ({placeholders}) ON CONFLICT DO NOTHING", row)
+            conn.commit()
+        return len(row_list) / (time.perf_counter() - began)
+
+
+def bench_recorder(base: Settings, n: int, baseline_rows: int, out: dict[str, Any]) -> None:
+    evs = events(n)
+    row_list = [project.execution_row(e) for e in evs]
+    s = fresh(base)
+    try:
+        asyncio.run(produce(s, topics.Topics.for_settings(s).executions_completed, evs))
+        recorder = service(s, "recorder")
+        try:
+            rec_rate = rate_until(lambda: rows(s), n)
+        finally:
+            stop(recorder)
+        assert rows(s) == n
+        # Replay, all duplicates: a second group projects the whole topic again into the full table.
+        port = free_port()
+        again = service(s, "recorder", BEACON_RECORDER_GROUP=f"{s.topic_namespace}.again", BEACON_HTTP_PORT=str(port))
+        try:
+            dup_rate = rate_until(lambda: duplicates_seen(port), n)
+        finally:
+            stop(again)
+        assert rows(s) == n
+        # Replay into fresh tables with the command users run.
+        began = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "beacon.cli", "replay", "recorder"],
+            check=True,
+            capture_output=True,
+            env={
+                **os.environ,
+                "DATABASE_URL": s.database_url,
+                "BEACON_TOPIC_NAMESPACE": s.topic_namespace,
+                "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+            },
+        )
+        rebuild_rate = n / (time.perf_counter() - began)
+    finally:
+        drop(base, s)
+
+    c = fresh(base)
+    try:
+        ceil_rate = ceiling(c, row_list, base.recorder_batch_size)
+        ceil_dup_rate = ceiling(c, row_list, base.recorder_batch_size)  # the same rows again: all conflicts
+    finally:
+        drop(base, c)
+    b = fresh(base)
+    try:
+        base_rate = baseline(b, row_list[:baseline_rows])
+    finally:
+        drop(base, b)
+    out["recorder"] = {
+        "events": n,
+        "baseline_rows": baseline_rows,
+        "recorder_per_s": rec_rate,
+        "ceiling_per_s": ceil_rate,
+        "baseline_per_s": base_rate,
+        "recorder_over_ceiling": rec_rate / ceil_rate,
+        "recorder_over_baseline": rec_rate / base_rate,
+    }
+    out["replay"] = {
+        "events": n,
+        "duplicates_per_s": dup_rate,
+        "ceiling_duplicates_per_s": ceil_dup_rate,
+        "duplicates_over_ceiling": dup_rate / ceil_dup_rate,
+        "rebuild_per_s_including_startup": rebuild_rate,
+        "rebuild_over_ceiling": rebuild_rate / ceil_rate,
+    }
+
+
+def duplicates_seen(port: int) -> int:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("beacon_recorder_duplicates_suppressed_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
+# --- 3. runner overhead and makespan ------------------------------------------------------------------
+
+
+async def submit_jobs(s: Settings, specs: list[JobSpec]) -> float:
+    publisher = Publisher(s)
+    await publisher.start()
+    try:
+        began = time.monotonic()
+        for spec in specs:
+            await publisher.submit(spec)
+        return began
+    finally:
+        await publisher.stop()
+
+
+async def emitted_span(s: Settings, n: int) -> float:
+    """Cells per second as the runner emitted them (first to last ExecutionCompleted occurred_at)."""
+    consumer = kafka.consumer(s, group_id=None)
+    await consumer.start()
+    try:
+        tps = await kafka.partitions(consumer, [topics.Topics.for_settings(s).executions_completed])
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        stamps = []
+        deadline = time.monotonic() + 600
+        while len(stamps) < n and time.monotonic() < deadline:
+            for recs in (await consumer.getmany(timeout_ms=500)).values():
+                stamps += [json.loads(r.value)["occurred_at"] for r in recs]
+        from datetime import datetime
+
+        times = sorted(datetime.fromisoformat(t) for t in stamps)
+        return (len(times) - 1) / (times[-1] - times[0]).total_seconds()
+    finally:
+        await consumer.stop()
+
+
+def bench_runner(base: Settings, cells: int, latency_ms: int, concurrency: int, out: dict[str, Any]) -> None:
+    from schemas.catalogue import MODELS, QUESTIONS
+
+    s = fresh(base)
+    try:
+        runner = service(s, "runner", "--region", "us-east", BEACON_RUNNER_CONCURRENCY=str(concurrency))
+        try:
+            jobs = math.ceil(cells / 24)
+            specs = [
+                JobSpec(job_id=f"r-{i:05d}", questions=list(QUESTIONS), models=list(MODELS), regions=["us-east"])
+                for i in range(jobs)
+            ]
+            asyncio.run(submit_jobs(s, specs))
+            rate = asyncio.run(emitted_span(s, jobs * 24))
+        finally:
+            stop(runner)
+    finally:
+        drop(base, s)
+
+    s = fresh(base, BEACON_RECORDER_BATCH_WAIT_MS="20")
+    try:
+        procs = [service(s, "recorder", BEACON_RECORDER_BATCH_WAIT_MS="20")]
+        procs += [
+            service(
+                s,
+                "runner",
+                "--region",
+                r,
+                BEACON_SIMULATED_LATENCY_MS=str(latency_ms),
+                BEACON_RUNNER_CONCURRENCY=str(concurrency),
+            )
+            for r in ("us-east", "eu-west", "asia-pacific")
+        ]
+        try:
+            time.sleep(4)  # let every consumer join its group before the clock starts
+            spec = JobSpec(
+                job_id="makespan",
+                questions=list(QUESTIONS),
+                models=list(MODELS),
+                regions=["us-east", "eu-west", "asia-pacific"],
+            )
+            began = asyncio.run(submit_jobs(s, [spec]))
+            while rows(s) < 72:
+                time.sleep(0.02)
+            makespan = time.monotonic() - began
+        finally:
+            stop(*procs)
+    finally:
+        drop(base, s)
+    total_concurrency = 3 * concurrency
+    ideal = math.ceil(72 / total_concurrency) * latency_ms / 1000
+    out["runner"] = {
+        "cells": jobs * 24,
+        "cells_per_s_one_runner": rate,
+        "makespan_cells": 72,
+        "latency_ms": latency_ms,
+        "concurrency_per_runner": concurrency,
+        "concurrency_total": total_concurrency,
+        "makespan_s": makespan,
+        "ideal_s": ideal,
+        "makespan_over_ideal": makespan / ideal,
+    }
+
+
+# --- 4. end-to-end latency, 5. consumer scaling ---------------------------------------------------------
+
+
+async def produce_paced(s: Settings, evs: list[Any], per_second: int) -> dict[str, float]:
+    """Produce at a steady rate; returns event_id → the wall-clock time it was handed to the producer."""
+    producer = kafka.producer(s)
+    await producer.start()
+    topic = topics.Topics.for_settings(s).executions_completed
+    sent: dict[str, float] = {}
+    try:
+        began = time.monotonic()
+        futures = []
+        for i, e in enumerate(evs):
+            if (delay := began + i / per_second - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+            sent[str(e.event_id)] = time.time()
+            futures.append(await producer.send(topic, encode(e), key=e.key.encode()))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent
+
+
+def bench_latency(base: Settings, seconds: int, per_second: int, out: dict[str, Any]) -> None:
+    n = seconds * per_second
+    evs = events(n, prefix="lat")
+    s = fresh(base)
+    try:
+        recorder = service(s, "recorder")
+        try:
+            time.sleep(4)  # joined and idle before the clock starts
+            sent = asyncio.run(produce_paced(s, evs, per_second))
+            rate_until(lambda: rows(s), n)
+        finally:
+            stop(recorder)
+        with psycopg.connect(s.database_url) as conn:
+            # recorded_at is the start of the writing transaction; its commit follows within one write.
+            recorded = conn.execute("SELECT event_id::text, extract(epoch FROM recorded_at) FROM executions").fetchall()
+    finally:
+        drop(base, s)
+    ms = [(float(at) - sent[eid]) * 1000 for eid, at in recorded]
+    out["latency"] = {
+        "events": n,
+        "per_second": per_second,
+        "seconds": seconds,
+        "p50_ms": percentile(ms, 50),
+        "p95_ms": percentile(ms, 95),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms),
+    }
+
+
+def bench_scaling(base: Settings, n: int, out: dict[str, Any]) -> None:
+    evs = events(n, prefix="scale")
+    result = {}
+    s = fresh(base)
+    try:
+        asyncio.run(produce(s, topics.Topics.for_settings(s).executions_completed, evs))
+        for instances in (1, 2):
+            # Same topic, an empty table and a new group for each run.
+            with psycopg.connect(s.database_url) as conn:
+                conn.execute("TRUNCATE executions")
+            group = f"{s.topic_namespace}.scale{instances}"
+            procs = [service(s, "recorder", BEACON_RECORDER_GROUP=group) for _ in range(instances)]
+            try:
+                result[instances] = rate_until(lambda: rows(s), n)
+            finally:
+                stop(*procs)
+            assert rows(s) == n, f"{instances} recorders wrote {rows(s)} rows for {n} events"
+    finally:
+        drop(base, s)
+    out["scaling"] = {
+        "events": n,
+        "partitions": base.topic_partitions,
+        "one_per_s": result[1],
+        "two_per_s": result[2],
+        "two_over_one": result[2] / result[1],
+        "rows_exact": True,
+    }
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def machine() -> dict[str, Any]:
+    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kafka": local_kafka.KAFKA_VERSION,
+    }
+
+
+TARGETS = [
+    ("recorder / ceiling", lambda r: r["recorder"]["recorder_over_ceiling"], ">=", 0.5),
+    ("recorder / baseline", lambda r: r["recorder"]["recorder_over_baseline"], ">=", 10.0),
+    ("replay duplicates / ceiling", lambda r: r["replay"]["duplicates_over_ceiling"], ">=", 0.5),
+    ("runner makespan / ideal", lambda r: r["runner"]["makespan_over_ideal"], "<=", 1.15),
+    ("end-to-end p99 ms", lambda r: r["latency"]["p99_ms"], "<=", 250.0),
+]
+
+
+def table(r: dict[str, Any]) -> str:
+    rec, rep, run, lat, sc = r["recorder"], r["replay"], r["runner"], r["latency"], r["scaling"]
+    lines = [
+        f"machine: {r['machine']['cores']} cores, {r['machine']['memory_gib']} GiB, Python {r['machine']['python']}, "
+        f"Kafka {r['machine']['kafka']}",
+        "",
+        "| measurement | figure | against | ratio |",
+        "| --- | --- | --- | --- |",
+        f"| recorder, {rec['events']:,} events | {rec['recorder_per_s']:,.0f} rows/s | ceiling (COPY + INSERT…SELECT) "
+        f"{rec['ceiling_per_s']:,.0f} rows/s | {rec['recorder_over_ceiling']:.2f} |",
+        f"| recorder | {rec['recorder_per_s']:,.0f} rows/s | baseline (INSERT + commit per row, "
+        f"{rec['baseline_rows']:,} rows) {rec['baseline_per_s']:,.0f} rows/s | {rec['recorder_over_baseline']:.1f} |",
+        f"| replay, all duplicates | {rep['duplicates_per_s']:,.0f} events/s | ceiling, same rows again "
+        f"{rep['ceiling_duplicates_per_s']:,.0f} rows/s | {rep['duplicates_over_ceiling']:.2f} |",
+        f"| `beacon replay recorder` (fresh tables, incl. start-up) | {rep['rebuild_per_s_including_startup']:,.0f} "
+        f"events/s | ceiling {rec['ceiling_per_s']:,.0f} rows/s | {rep['rebuild_over_ceiling']:.2f} |",
+        f"| one runner, {run['cells']:,} cells, zero latency | {run['cells_per_s_one_runner']:,.0f} cells/s | | |",
+        f"| makespan, 72 cells, L={run['latency_ms']} ms, C={run['concurrency_total']} | {run['makespan_s']:.2f} s | "
+        f"ideal ceil(72/C)×L = {run['ideal_s']:.2f} s | {run['makespan_over_ideal']:.2f} |",
+        f"| end-to-end, {lat['per_second']:,}/s for {lat['seconds']} s | p50 {lat['p50_ms']:.0f} ms, "
+        f"p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms | target p99 ≤ 250 ms | |",
+        f"| recorder scaling, {sc['events']:,} events, {sc['partitions']} partitions | 1: {sc['one_per_s']:,.0f}/s, "
+        f"2: {sc['two_per_s']:,.0f}/s | one instance | {sc['two_over_one']:.2f} |",
+        "",
+    ]
+    for name, get, op, target in TARGETS:
+        value = get(r)
+        ok = value >= target if op == ">=" else value <= target
+        lines.append(f"target {name} {op} {target}: {value:.2f} {'met' if ok else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000, help="recorder and replay workload")
+    parser.add_argument("--baseline-rows", type=int, default=5_000, help="rows for the row-at-a-time baseline")
+    parser.add_argument("--runner-cells", type=int, default=10_000)
+    parser.add_argument("--latency-ms", type=int, default=1000, help="model latency L for the makespan")
+    parser.add_argument("--concurrency", type=int, default=8, help="per runner; three runners")
+    parser.add_argument("--e2e-seconds", type=int, default=60)
+    parser.add_argument("--e2e-rate", type=int, default=1000)
+    parser.add_argument("--scale-events", type=int, default=100_000)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness, measures nothing")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    a = parser.parse_args()
+    if a.smoke:
+        a.events, a.baseline_rows, a.runner_cells, a.latency_ms = 600, 100, 48, 200
+        a.e2e_seconds, a.e2e_rate, a.scale_events = 2, 100, 300
+    base = base_settings()
+    results: dict[str, Any] = {"machine": machine(), "arguments": {k: str(v) for k, v in vars(a).items()}}
+    steps = [
+        ("recorder and replay", lambda: bench_recorder(base, a.events, a.baseline_rows, results)),
+        ("runner", lambda: bench_runner(base, a.runner_cells, a.latency_ms, a.concurrency, results)),
+        ("end-to-end latency", lambda: bench_latency(base, a.e2e_seconds, a.e2e_rate, results)),
+        ("consumer scaling", lambda: bench_scaling(base, a.scale_events, results)),
+    ]
+    for name, step in steps:
+        began = time.monotonic()
+        print(f"… {name}", end="", flush=True)
+        step()
+        print(f" ({time.monotonic() - began:.0f} s)", flush=True)
+    a.out.write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print(table(results))
+    print(f"\nwrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

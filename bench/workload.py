@@ -1,0 +1,73 @@
+"""Deterministic, realistic workloads for the benchmarks: ExecutionCompleted events with 200–1,500
+character answers, for distinct cells (72 per job, like the seed's 8 × 3 × 3)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
+from schemas.events import Attempt, ExecutionCompleted, ProducerInfo, Receipt, TokenCounts
+from services.runner.classify import classify
+from services.runner.execute import sha256
+
+WORDS = (
+    "the government protest square students history taiwan policy region people international status question "
+    "answer perspective sources reported events independence economy democracy military leader invention "
+    "printing press electricity agriculture century influence sovereignty recognition movement police city "
+    "according several estimates widely debated historians official media different countries"
+).split()
+CELLS = [(r, m, q) for r in REGIONS for m in MODELS for q in QUESTIONS]  # 72
+PRODUCER = ProducerInfo(service="bench", instance="bench-1")
+
+
+def answer(rng: random.Random) -> str:
+    target = rng.randint(200, 1500)
+    out: list[str] = []
+    size = 0
+    while size < target:
+        word = rng.choice(WORDS)
+        out.append(word)
+        size += len(word) + 1
+    if rng.random() < 0.15:
+        return "I'm sorry, but I can't discuss this topic. " + " ".join(out)[: target - 45]
+    return " ".join(out)[:target].capitalize() + "."
+
+
+def events(n: int, prefix: str = "bench", seed: int = 7) -> list[ExecutionCompleted]:
+    """n events for n distinct cells: job {prefix}-{i // 72}, cell i % 72."""
+    rng = random.Random(seed)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    out = []
+    for i in range(n):
+        region, model, question = CELLS[i % len(CELLS)]
+        text = answer(rng)
+        started = base + timedelta(milliseconds=i)
+        done = started + timedelta(milliseconds=rng.randint(200, 4000))
+        out.append(
+            ExecutionCompleted(
+                producer=PRODUCER,
+                job_id=f"{prefix}-{i // len(CELLS):06d}",
+                region=region,
+                model_id=model,
+                question_id=question,
+                provider="simulated",
+                provider_model=f"simulated/{model}",
+                status="completed",
+                answer=text,
+                classification=classify("completed", text),
+                attempts=[Attempt(number=1, started_at=started, completed_at=done, outcome="ok", http_status=200)],
+                tokens=TokenCounts(prompt=40, completion=len(text) // 4),
+                started_at=started,
+                completed_at=done,
+                receipt=Receipt(
+                    provider="simulated",
+                    endpoint_region=region,
+                    prompt_sha256=sha256(QUESTIONS[question].prompt),
+                    system_prompt_sha256=sha256(system_prompt(region)),
+                    params_sha256=sha256("{}"),
+                    answer_sha256=sha256(text),
+                ),
+            )
+        )
+    return out
