@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -31,6 +32,13 @@ RE_EMIT_AFTER_SECONDS = 30.0
 def group_id(settings: Settings) -> str:
     # A second group (BEACON_RECORDER_GROUP) projects the whole log again, e.g. to measure a replay.
     return os.environ.get("BEACON_RECORDER_GROUP") or f"{settings.topic_namespace}.recorder"
+
+
+@dataclass
+class Batch:
+    executions: list[tuple[Any, ...]] = field(default_factory=list)
+    jobs: list[tuple[Any, ...]] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
 
 class Recorder:
@@ -58,12 +66,9 @@ class Recorder:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
 
-    async def handle(
-        self, batch: dict[TopicPartition, list[ConsumerRecord]], producer: AIOKafkaProducer
-    ) -> dict[TopicPartition, int]:
-        executions: list[tuple[Any, ...]] = []
-        jobs: list[tuple[Any, ...]] = []
-        offsets: dict[TopicPartition, int] = {}
+    async def decode(self, batch: dict[TopicPartition, list[ConsumerRecord]], producer: AIOKafkaProducer) -> Batch:
+        """Events → rows (pure Python work); poison is dead-lettered here, before anything is written."""
+        out = Batch()
         for tp, records in batch.items():
             for record in records:
                 try:
@@ -72,25 +77,27 @@ class Recorder:
                     await kafka.dead_letter(producer, record, str(exc), consumer=group_id(self.settings))
                 else:
                     if isinstance(event, ExecutionCompleted):
-                        executions.append(project.execution_row(event))
+                        out.executions.append(project.execution_row(event))
                     else:
-                        jobs.append(project.job_row(event))
-            offsets[tp] = records[-1].offset + 1
-        with metrics.WRITE_SECONDS.time():
-            written = await self.write(executions, jobs)
-        for tp, records in batch.items():
+                        out.jobs.append(project.job_row(event))
+            out.offsets[tp] = records[-1].offset + 1
             metrics.EVENTS_CONSUMED.labels(tp.topic).inc(len(records))
         metrics.BATCH_SIZE.observe(sum(len(r) for r in batch.values()))
+        return out
+
+    async def store(self, batch: Batch) -> dict[TopicPartition, int]:
+        with metrics.WRITE_SECONDS.time():
+            written = await self.write(batch.executions, batch.jobs)
         metrics.ROWS_INSERTED.inc(written.executions_inserted)
         metrics.DUPLICATES.inc(written.executions_duplicate)
         log.info(
             "batch_written",
-            events=len(executions) + len(jobs),
+            events=len(batch.executions) + len(batch.jobs),
             executions_inserted=written.executions_inserted,
             duplicates_suppressed=written.executions_duplicate,
             jobs_inserted=written.jobs_inserted,
         )
-        return offsets
+        return batch.offsets
 
     async def sweep_deadlines(self, producer: AIOKafkaProducer) -> None:
         """Every few seconds: emit `timeout` results for the missing cells of jobs past their deadline."""
@@ -162,6 +169,7 @@ class Recorder:
         helpers = [asyncio.ensure_future(self.sweep_deadlines(producer))]
         if self.settings.http_port:
             helpers.append(asyncio.ensure_future(self.serve_http()))
+        writing: asyncio.Future[dict[TopicPartition, int]] | None = None
         try:
             while True:
                 for helper in helpers:
@@ -170,13 +178,21 @@ class Recorder:
                 batch = await consumer.getmany(
                     timeout_ms=self.settings.recorder_batch_wait_ms, max_records=self.settings.recorder_batch_size
                 )
-                if batch:
-                    offsets = await self.handle(batch, producer)
-                    await consumer.commit(offsets)  # only now: the rows are durable
+                decoded = await self.decode(batch, producer) if batch else None
+                # Pipelined: batch N is written while batch N+1 was being decoded above (Python on one
+                # core, PostgreSQL on the other). Writes stay in order on one connection, so the first
+                # event per cell still wins; each batch's offsets are committed after its own commit.
+                if writing is not None:
+                    await consumer.commit(await writing)  # only now: those rows are durable
+                    writing = None
+                if decoded is not None:
+                    writing = asyncio.ensure_future(self.store(decoded))
                     for tp in batch:
                         lag = (consumer.highwater(tp) or 0) - await consumer.position(tp)
                         metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
         finally:
+            if writing is not None:
+                writing.cancel()  # not committed: the batch is delivered again
             for helper in helpers:
                 helper.cancel()
             await consumer.stop()

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from schemas.events import ExecutionCompleted, JobSubmitted
 
+# What the `output` column keeps of the event besides the columns of their own.
+_OUTPUT = {"classification", "attempts", "tokens", "producer"}
+
 
 def execution_row(e: ExecutionCompleted) -> tuple[Any, ...]:
-    output = {
-        "classification": e.classification.model_dump(mode="json"),
-        "attempts": [a.model_dump(mode="json") for a in e.attempts],
-        "tokens": e.tokens.model_dump(mode="json") if e.tokens else None,
-        "producer": e.producer.model_dump(mode="json"),
-    }
+    # model_dump_json serialises in pydantic's compiled core: about 3× faster than dumping to dicts and
+    # json.dumps (measured in bench/), and the recorder's throughput is bounded by this Python work.
     return (
         e.job_id,
         e.region,
@@ -26,7 +24,7 @@ def execution_row(e: ExecutionCompleted) -> tuple[Any, ...]:
         e.classification.label,
         e.classification.classifier_version,
         e.answer,
-        json.dumps(output),
+        e.model_dump_json(include=_OUTPUT),
         e.receipt.model_dump_json(),
         e.started_at,
         e.completed_at,

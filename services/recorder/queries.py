@@ -45,23 +45,15 @@ class JobSummary:
         }
 
 
+_JOB = "SELECT * FROM jobs WHERE job_id = %s"
+_COUNTS = "SELECT status, classification, count(*) FROM executions WHERE job_id = %s GROUP BY 1, 2"
+
+
 def job_summary(conn: psycopg.Connection, job_id: str) -> JobSummary | None:
-    job = conn.execute(
-        "SELECT expected_executions, submitted_at, deadline, spec FROM jobs WHERE job_id = %s", (job_id,)
-    ).fetchone()
-    rows = conn.execute(
-        "SELECT status, classification, count(*) FROM executions WHERE job_id = %s GROUP BY 1, 2", (job_id,)
-    ).fetchall()
-    if job is None and not rows:
-        return None
-    summary = JobSummary(job_id=job_id, known=job is not None, expected=job[0] if job else None, recorded=0)
-    if job:
-        summary.submitted_at, summary.deadline, summary.spec = job[1], job[2], job[3]
-    for status, label, n in rows:
-        summary.recorded += n
-        summary.by_status[status] = summary.by_status.get(status, 0) + n
-        summary.by_classification[label] = summary.by_classification.get(label, 0) + n
-    return summary
+    with conn.cursor(row_factory=dict_row) as cur:
+        job = cur.execute(_JOB, (job_id,)).fetchone()
+    counts = conn.execute(_COUNTS, (job_id,)).fetchall()
+    return None if job is None and not counts else _summary_from(job, job_id, counts)
 
 
 def executions(conn: psycopg.Connection, job_id: str) -> list[dict[str, Any]]:
@@ -114,15 +106,10 @@ def _summary_from(job: dict[str, Any] | None, job_id: str, counts: list[tuple[st
 
 async def job_summary_async(conn: psycopg.AsyncConnection, job_id: str) -> JobSummary | None:
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT * FROM jobs WHERE job_id = %s", (job_id,))
+        await cur.execute(_JOB, (job_id,))
         job = await cur.fetchone()
-    cur2 = await conn.execute(
-        "SELECT status, classification, count(*) FROM executions WHERE job_id = %s GROUP BY 1, 2", (job_id,)
-    )
-    counts = await cur2.fetchall()
-    if job is None and not counts:
-        return None
-    return _summary_from(job, job_id, counts)
+    counts = await (await conn.execute(_COUNTS, (job_id,))).fetchall()
+    return None if job is None and not counts else _summary_from(job, job_id, counts)
 
 
 async def jobs_page(conn: psycopg.AsyncConnection, limit: int, before: tuple[datetime, str] | None) -> list[JobSummary]:

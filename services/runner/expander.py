@@ -5,16 +5,17 @@ Why this is the "no duplicate work" mechanism:
 - The transaction makes "job expanded" and "job consumed" one fact: a crash either leaves neither (the
   job is consumed again, nothing was scheduled) or both (it is not consumed again). Consumers read
   with isolation_level=read_committed, so an aborted expansion is never seen.
-- JobExpanded is kept in a compacted topic keyed by job_id. Before expanding, the expander catches up
-  on it; a job already expanded by this region (a redelivery, or a resubmission of the same job) is
-  skipped, so its cells are never scheduled, and the models never called, twice.
+- JobExpanded is kept in a compacted topic keyed by job_id. Whenever jobs-topic partitions are assigned
+  to it, the expander catches up on that topic; a job already expanded by this region (a redelivery, or
+  a resubmission of the same job) is skipped, so its cells are never scheduled, nor models called, twice.
 - Cells then live on the region's work topic, spread over partitions, so several runner instances of
   the region share one job's cells (worker.py).
 """
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.structs import TopicPartition
 
 from beacon import kafka, logs
 from beacon.settings import Settings
@@ -35,7 +36,8 @@ class ExpandedJobs:
         self.consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
-        self.consumer = kafka.consumer(self.settings, group_id=None)  # no group: every instance reads it all
+        # No group: every instance reads it all. A short fetch wait: catching up must not idle on markers.
+        self.consumer = kafka.consumer(self.settings, group_id=None, fetch_max_wait_ms=10)
         await self.consumer.start()
         partitions = await kafka.partitions(self.consumer, [self.topic])
         self.consumer.assign(partitions)
@@ -72,8 +74,6 @@ class Expander:
         """What to emit for one job: (topic, key, value) records, none when there is nothing to do."""
         if expand.region_of(job, self.region) is None:
             return []
-        if job.job_id not in self.expanded.known:
-            await self.expanded.catch_up()  # another instance may have expanded it since we last looked
         if job.job_id in self.expanded.known:
             same = self.expanded.known[job.job_id] == job.spec_sha256
             log.info("job_already_expanded", job_id=job.job_id, same_spec=same)
@@ -87,7 +87,21 @@ class Expander:
         return out
 
     async def run(self) -> None:
-        consumer = kafka.consumer(self.settings, self.names.jobs_submitted, group_id=self.group)
+        expanded = self.expanded
+
+        class CatchUpOnAssign(ConsumerRebalanceListener):
+            """A job id always lands on the same partition of the jobs topic, so only the instance that
+            owns that partition expands it. Catching up when partitions are assigned (including those
+            another instance owned until now) is enough for the in-memory set to be complete."""
+
+            async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+                await expanded.catch_up()
+
+            async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+                pass
+
+        consumer = kafka.consumer(self.settings, group_id=self.group)
+        consumer.subscribe([self.names.jobs_submitted], listener=CatchUpOnAssign())
         # A unique transactional id per process: a restarted expander never has to wait for the previous
         # one's transaction to time out. The price is no zombie fencing across instances; a stalled zombie
         # could at worst schedule cells twice, and the recorder's unique index keeps the rows exact.
