@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
@@ -367,6 +368,7 @@ async def produce_paced(s: Settings, evs: list[Any], per_second: int) -> dict[st
 def bench_latency(base: Settings, seconds: int, per_second: int, out: dict[str, Any]) -> None:
     n = seconds * per_second
     evs = events(n, prefix="lat")
+    gc.freeze()  # the producer's own full GC passes over these events would otherwise show up as latency
     s = fresh(base)
     try:
         recorder = service(s, "recorder")
@@ -422,6 +424,39 @@ def bench_scaling(base: Settings, n: int, out: dict[str, Any]) -> None:
     }
 
 
+def bench_api(base: Settings, seconds: float, out: dict[str, Any]) -> None:
+    from bench import api_load
+
+    s = fresh(base)
+    try:
+        cells = api_load.seed(s, "load-10k")
+        port = free_port()
+        recorder = service(s, "recorder", BEACON_HTTP_PORT=str(port))
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            paths = [
+                "/jobs/load-10k/matrix",
+                "/jobs/load-10k/executions?limit=1000",
+                "/jobs/load-10k/executions?limit=100&region=r1",
+                "/jobs/load-10k",
+            ]
+            # The executions filter validates region ids against the catalogue; the load job's are synthetic.
+            paths[2] = "/jobs/load-10k/executions?limit=100&classification=refused"
+            results = [asyncio.run(api_load.hammer(url, p, seconds, clients=4)) for p in paths]
+        finally:
+            stop(recorder)
+    finally:
+        drop(base, s)
+    out["api"] = {"cells": cells, "seconds_per_endpoint": seconds, "clients": 4, "endpoints": results}
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -469,8 +504,13 @@ def table(r: dict[str, Any]) -> str:
         f"p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms | target p99 ≤ 250 ms | |",
         f"| recorder scaling, {sc['events']:,} events, {sc['partitions']} partitions | 1: {sc['one_per_s']:,.0f}/s, "
         f"2: {sc['two_per_s']:,.0f}/s | one instance | {sc['two_over_one']:.2f} |",
-        "",
     ]
+    for e in r.get("api", {}).get("endpoints", []):
+        lines.append(
+            f"| read API `{e['path']}`, {r['api']['cells']:,}-cell job, {r['api']['clients']} clients "
+            f"| {e['per_s']:,.0f} req/s | {e['errors']} errors | |"
+        )
+    lines.append("")
     for name, get, op, target in TARGETS:
         value = get(r)
         ok = value >= target if op == ">=" else value <= target
@@ -492,12 +532,17 @@ def main() -> None:
     parser.add_argument("--scale-events", type=int, default=100_000)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness, measures nothing")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
-    parser.add_argument("--only", choices=["recorder", "runner", "latency", "scaling"], action="append",
-                        help="run only these parts (repeatable); the table needs all of them")
+    parser.add_argument("--api-seconds", type=float, default=10.0, help="load per read-API endpoint")
+    parser.add_argument(
+        "--only",
+        choices=["recorder", "runner", "latency", "scaling", "api"],
+        action="append",
+        help="run only these parts (repeatable); the table needs all of them",
+    )
     a = parser.parse_args()
     if a.smoke:
         a.events, a.baseline_rows, a.runner_cells, a.latency_ms = 600, 100, 48, 200
-        a.e2e_seconds, a.e2e_rate, a.scale_events = 2, 100, 300
+        a.e2e_seconds, a.e2e_rate, a.scale_events, a.api_seconds = 2, 100, 300, 1.0
     base = base_settings()
     results: dict[str, Any] = {"machine": machine(), "arguments": {k: str(v) for k, v in vars(a).items()}}
     steps = [
@@ -505,6 +550,7 @@ def main() -> None:
         ("runner", lambda: bench_runner(base, a.runner_cells, a.latency_ms, a.concurrency, results)),
         ("latency", lambda: bench_latency(base, a.e2e_seconds, a.e2e_rate, results)),
         ("scaling", lambda: bench_scaling(base, a.scale_events, results)),
+        ("api", lambda: bench_api(base, a.api_seconds, results)),
     ]
     for name, step in steps:
         if a.only and name not in a.only:

@@ -1,0 +1,85 @@
+"""Load check of the read API on a 10,000-cell job (not a timed test): requests per second for the
+matrix and the executions endpoints, with a few concurrent clients on loopback.
+
+The catalogue caps a real job at 8 × 3 × 3 = 72 cells, so the 10,000-cell job (400 questions × 5
+models × 5 regions) is written straight into the projection: the API reads the projection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import psycopg
+
+from beacon.settings import Settings
+
+QUESTIONS, MODELS, REGIONS = 400, 5, 5
+
+
+def seed(settings: Settings, job_id: str) -> int:
+    spec = {
+        "job_id": job_id,
+        "questions": [{"id": f"q{i:03d}", "category": "load", "prompt": f"question {i}"} for i in range(QUESTIONS)],
+        "models": [{"id": f"m{i}", "name": f"model {i}"} for i in range(MODELS)],
+        "regions": [{"id": f"r{i}", "display": f"R{i}", "system_prompt": "-"} for i in range(REGIONS)],
+    }
+    at = datetime.now(UTC)
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute(
+            "INSERT INTO jobs (job_id, spec_sha256, expected_executions, submitted_at, deadline, spec, event_id)"
+            " VALUES (%s, 'load', %s, %s, %s, %s, %s)",
+            (job_id, QUESTIONS * MODELS * REGIONS, at, at, json.dumps(spec), uuid.uuid4()),
+        )
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY executions (job_id, region, model_id, question_id, provider, status, classification,"
+                " classifier_version, answer, output, receipt, started_at, completed_at, event_id) FROM STDIN"
+            ) as copy,
+        ):
+            for q in range(QUESTIONS):
+                for m in range(MODELS):
+                    for r in range(REGIONS):
+                        label = "refused" if (q + m + r) % 7 == 0 else "answered"
+                        copy.write_row(
+                            (
+                                job_id,
+                                f"r{r}",
+                                f"m{m}",
+                                f"q{q:03d}",
+                                "simulated",
+                                "completed",
+                                label,
+                                "rules-2",
+                                "an answer of a few words " * 20,
+                                '{"attempts": []}',
+                                "{}",
+                                at,
+                                at,
+                                uuid.uuid4(),
+                            )
+                        )
+    return QUESTIONS * MODELS * REGIONS
+
+
+async def hammer(base_url: str, path: str, seconds: float, clients: int) -> dict[str, Any]:
+    done = errors = 0
+    stop_at = time.monotonic() + seconds
+
+    async def client() -> None:
+        nonlocal done, errors
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            while time.monotonic() < stop_at:
+                response = await http.get(path)
+                done += 1
+                errors += response.status_code != 200
+
+    began = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return {"path": path, "requests": done, "errors": errors, "per_s": done / (time.monotonic() - began)}
