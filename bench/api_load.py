@@ -28,6 +28,7 @@ def seed(settings: Settings, job_id: str) -> int:
         "questions": [{"id": f"q{i:03d}", "category": "load", "prompt": f"question {i}"} for i in range(QUESTIONS)],
         "models": [{"id": f"m{i}", "name": f"model {i}"} for i in range(MODELS)],
         "regions": [{"id": f"r{i}", "display": f"R{i}", "system_prompt": "-"} for i in range(REGIONS)],
+        "params": {"temperature": 0.1, "max_tokens": 500, "seed": None},
     }
     at = datetime.now(UTC)
     with psycopg.connect(settings.database_url) as conn:
@@ -76,7 +77,11 @@ async def hammer(base_url: str, path: str, seconds: float, clients: int) -> dict
         nonlocal done, errors
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
             while time.monotonic() < stop_at:
-                response = await http.get(path)
+                try:
+                    response = await http.get(path)
+                except httpx.HTTPError:
+                    errors += 1  # counted and reported, not hidden
+                    continue
                 done += 1
                 errors += response.status_code != 200
 

@@ -199,7 +199,7 @@ def create_app(settings: Settings) -> FastAPI:
         """Refusal rates per region, model and question; cross-region divergence; refused-vs-answered splits."""
         await summary_or_404(job_id)
         async with pool.connection() as conn:
-            rows = await queries.cells(conn, job_id)
+            rows = await queries.cells(conn, job_id, answers=True)
         cells = [
             analysis.Cell(r["region"], r["model_id"], r["question_id"], r["classification"], r["answer"]) for r in rows
         ]

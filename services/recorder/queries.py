@@ -168,10 +168,9 @@ async def one_execution(
         return await cur.fetchone()
 
 
-async def cells(conn: psycopg.AsyncConnection, job_id: str) -> list[dict[str, Any]]:
+async def cells(conn: psycopg.AsyncConnection, job_id: str, answers: bool = False) -> list[dict[str, Any]]:
+    """Every recorded cell of a job; the answers (the bulk of the bytes) only when asked for."""
+    columns = "region, model_id, question_id, status, classification" + (", answer" if answers else "")
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT region, model_id, question_id, status, classification, answer FROM executions WHERE job_id = %s",
-            (job_id,),
-        )
+        await cur.execute(f"SELECT {columns} FROM executions WHERE job_id = %s", (job_id,))
         return await cur.fetchall()
