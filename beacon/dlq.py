@@ -72,14 +72,19 @@ async def _read(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> list[D
     ]
 
 
+async def _assign(consumer: AIOKafkaConsumer, settings: Settings) -> list[TopicPartition]:
+    tps = await kafka.partitions(consumer, dlq_topics(settings))
+    if tps:
+        consumer.assign(tps)
+    return tps
+
+
 async def list_all(settings: Settings) -> list[DeadLetter]:
     consumer = kafka.consumer(settings, group_id=None)
     await consumer.start()
     try:
-        tps = await kafka.partitions(consumer, dlq_topics(settings))
-        if not tps:
+        if not (tps := await _assign(consumer, settings)):
             return []
-        consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         return await _read(consumer, tps)
     finally:
@@ -94,10 +99,8 @@ async def replay(settings: Settings, dry_run: bool = False) -> list[DeadLetter]:
     await consumer.start()
     await producer.start()
     try:
-        tps = await kafka.partitions(consumer, dlq_topics(settings))
-        if not tps:
+        if not (tps := await _assign(consumer, settings)):
             return []
-        consumer.assign(tps)
         for tp in tps:  # resume after the last replay; from the beginning the first time
             committed = await consumer.committed(tp)
             if committed is None:

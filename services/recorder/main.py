@@ -20,7 +20,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from beacon import db, kafka, logs, metrics, topics
 from beacon.settings import Settings
-from schemas.events import ExecutionCompleted, JobSubmitted, ProducerInfo, encode, now
+from schemas.events import ProducerInfo, encode, now
 from services.recorder import deadlines, project, queries, store
 
 log = logs.get("beacon.recorder")
@@ -70,16 +70,11 @@ class Recorder:
         """Events → rows (pure Python work); poison is dead-lettered here, before anything is written."""
         out = Batch()
         for tp, records in batch.items():
-            for record in records:
-                try:
-                    event = kafka.read_event(record, ExecutionCompleted, JobSubmitted)
-                except kafka.Poison as exc:
-                    await kafka.dead_letter(producer, record, str(exc), consumer=group_id(self.settings))
-                else:
-                    if isinstance(event, ExecutionCompleted):
-                        out.executions.append(project.execution_row(event))
-                    else:
-                        out.jobs.append(project.job_row(event))
+            rows = project.rows_of(records)
+            for record, why in rows.poison:
+                await kafka.dead_letter(producer, record, why, consumer=group_id(self.settings))
+            out.executions += rows.executions
+            out.jobs += rows.jobs
             out.offsets[tp] = records[-1].offset + 1
             metrics.EVENTS_CONSUMED.labels(tp.topic).inc(len(records))
         metrics.BATCH_SIZE.observe(sum(len(r) for r in batch.values()))
@@ -103,28 +98,30 @@ class Recorder:
         """Every few seconds: emit `timeout` results for the missing cells of jobs past their deadline."""
         info = ProducerInfo(service="recorder", instance=kafka.instance_id("recorder-deadlines"))
         emitted_at: dict[str, float] = {}  # job_id → when we last emitted, so one outage is not spammed
+        conn: psycopg.AsyncConnection | None = None  # one connection for every sweep, remade after an outage
         while True:
             await asyncio.sleep(self.settings.deadline_sweep_seconds)
             try:
-                async with await psycopg.AsyncConnection.connect(self.settings.database_url) as conn:
-                    overdue = await queries.overdue_jobs(conn)
-                    for job in overdue:
-                        if time.monotonic() - emitted_at.get(job.job_id, -1e9) < RE_EMIT_AFTER_SECONDS:
-                            continue
-                        missing = deadlines.missing_cells(job, await queries.recorded_cells(conn, job.job_id))
-                        at = now()
-                        acks = [
-                            await producer.send(
-                                self.names.executions_completed,
-                                encode(deadlines.timeout_event(job, cell, at, info)),
-                                key=deadlines.key_of(job.job_id, cell).encode(),
-                            )
-                            for cell in missing
-                        ]
-                        await asyncio.gather(*acks)
-                        metrics.EVENTS_PRODUCED.labels(self.names.executions_completed).inc(len(acks))
-                        emitted_at[job.job_id] = time.monotonic()
-                        log.info("deadline_passed", job_id=job.job_id, timeouts_emitted=len(missing))
+                if conn is None or conn.closed or conn.broken:
+                    conn = await psycopg.AsyncConnection.connect(self.settings.database_url, autocommit=True)
+                overdue = await queries.overdue_jobs(conn)
+                for job in overdue:
+                    if time.monotonic() - emitted_at.get(job.job_id, -1e9) < RE_EMIT_AFTER_SECONDS:
+                        continue
+                    missing = deadlines.missing_cells(job, await queries.recorded_cells(conn, job.job_id))
+                    at = now()
+                    acks = [
+                        await producer.send(
+                            self.names.executions_completed,
+                            encode(deadlines.timeout_event(job, cell, at, info)),
+                            key=deadlines.key_of(job.job_id, cell).encode(),
+                        )
+                        for cell in missing
+                    ]
+                    await asyncio.gather(*acks)
+                    metrics.EVENTS_PRODUCED.labels(self.names.executions_completed).inc(len(acks))
+                    emitted_at[job.job_id] = time.monotonic()
+                    log.info("deadline_passed", job_id=job.job_id, timeouts_emitted=len(missing))
             except psycopg.OperationalError as exc:
                 log.warning("deadline_sweep_skipped", error=str(exc).strip()[:300])
 

@@ -22,7 +22,7 @@ from aiokafka.structs import TopicPartition
 from beacon import kafka, logs
 from beacon.settings import Settings
 from beacon.topics import Topics
-from schemas.events import ExecutionCompleted, JobSubmitted
+from schemas.events import ExecutionCompleted
 from services.recorder import project, store
 from services.runner.classify import CLASSIFIER_VERSION, classify
 
@@ -82,25 +82,11 @@ async def _positioned_consumer(settings: Settings, topics: list[str], since: dat
     return consumer
 
 
-def _rows(records: list[Any]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    executions, jobs = [], []
-    for record in records:
-        try:
-            event = kafka.read_event(record, ExecutionCompleted, JobSubmitted)
-        except kafka.Poison:
-            continue  # the live consumer dead-lettered it already
-        if isinstance(event, ExecutionCompleted):
-            executions.append(project.execution_row(event))
-        else:
-            jobs.append(project.job_row(event))
-    return executions, jobs
-
-
 async def _project(conn: psycopg.AsyncConnection, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> int:
     events = 0
     async for records in kafka.read_until(consumer, await consumer.end_offsets(tps)):
-        executions, jobs = _rows(records)
-        await store.write_batch(conn, executions, jobs, into=store.REBUILD)
+        rows = project.rows_of(records)  # poison was dead-lettered by the live consumer already
+        await store.write_batch(conn, rows.executions, rows.jobs, into=store.REBUILD)
         events += len(records)
     return events
 

@@ -80,20 +80,18 @@ async def write_batch(
     jobs: Sequence[tuple[Any, ...]],
     into: Tables = LIVE,
 ) -> Written:
+    inserted = []
     async with conn.transaction(), conn.cursor() as cur:
-        inserted_execs = inserted_jobs = 0
-        if executions:
-            await _stage(cur, "incoming_executions", _EXEC_COLS, executions)
+        for rows, staging, target, cols in (
+            (executions, "incoming_executions", into.executions, _EXEC_COLS),
+            (jobs, "incoming_jobs", into.jobs, _JOB_COLS),
+        ):
+            if not rows:
+                inserted.append(0)
+                continue
+            await _stage(cur, staging, cols, rows)
             await cur.execute(
-                f"INSERT INTO {into.executions} ({_EXEC_COLS}) SELECT {_EXEC_COLS} FROM incoming_executions "
-                "ORDER BY seq ON CONFLICT DO NOTHING"
+                f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging} ORDER BY seq ON CONFLICT DO NOTHING"
             )
-            inserted_execs = cur.rowcount
-        if jobs:
-            await _stage(cur, "incoming_jobs", _JOB_COLS, jobs)
-            await cur.execute(
-                f"INSERT INTO {into.jobs} ({_JOB_COLS}) SELECT {_JOB_COLS} FROM incoming_jobs ORDER BY seq "
-                "ON CONFLICT DO NOTHING"
-            )
-            inserted_jobs = cur.rowcount
-    return Written(inserted_execs, len(executions) - inserted_execs, inserted_jobs)
+            inserted.append(cur.rowcount)
+    return Written(inserted[0], len(executions) - inserted[0], inserted[1])
