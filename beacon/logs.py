@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from beacon.redact import log_processor as redact_secrets
+
 
 def configure(fmt: str = "json", level: int = logging.INFO, library_level: int = logging.WARNING) -> None:
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
@@ -16,6 +18,7 @@ def configure(fmt: str = "json", level: int = logging.INFO, library_level: int =
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_secrets,  # last before rendering: nothing logged escapes it
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

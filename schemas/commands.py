@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas.catalogue import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MODELS, QUESTIONS, REGIONS
+from schemas.cells import cell_count
 
 # Job ids travel inside Kafka keys joined with "|", in URLs and in file names: keep them plain.
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -63,7 +64,7 @@ class JobSpec(BaseModel):
 
     @property
     def expected_executions(self) -> int:
-        return len(self.regions) * len(self.models) * max(1, len(self.questions))
+        return cell_count(len(self.regions), len(self.models), len(self.questions))
 
 
 def describe_errors(exc: ValidationError) -> list[str]:

@@ -10,9 +10,27 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from schemas.commands import JobId
+from schemas.cells import cell_count
+from schemas.commands import JOB_ID_PATTERN, JobId
+
+# Bounds on what an event may carry. Events are read by every region and replayed for years, so the
+# limits are fixed numbers here, not the size of today's catalogue (a shrunken catalogue must not turn
+# old jobs into poison); they keep a hostile or buggy event from making a consumer build 10^8 cells or
+# write a value the database refuses (`integer` columns, index rows).
+Id = Annotated[str, Field(pattern=JOB_ID_PATTERN, description="A catalogue id: letters, digits, '.', '_', '-'.")]
+MAX_QUESTIONS_PER_JOB = 1000
+MAX_MODELS_PER_JOB = 100
+MAX_REGIONS_PER_JOB = 100
+MAX_CELLS_PER_JOB = 100_000
+MAX_PROMPT_CHARS = 20_000
+# Largest answer an event may carry. Runners cap answers lower while reading (Route.max_answer_chars) and
+# shrink an event until it fits the broker's message limit, so a valid event is never refused there.
+MAX_ANSWER_CHARS = 200_000
+MAX_MESSAGE_CHARS = 2_000
+MAX_ATTEMPTS = 50
+Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 ExecutionStatus = Literal["completed", "failed", "timeout"]
 ClassificationLabel = Literal["answered", "refused", "empty", "error"]
@@ -42,26 +60,32 @@ class _Envelope(_Frozen):
 
 
 class QuestionText(_Frozen):
-    id: str
-    category: str
-    prompt: str
+    id: Id
+    category: str = Field(max_length=100)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
 
 
 class ModelRef(_Frozen):
-    id: str
-    name: str
+    id: Id
+    name: str = Field(max_length=200)
 
 
 class RegionRef(_Frozen):
-    id: str
-    display: str
-    system_prompt: str
+    id: Id
+    display: str = Field(max_length=100)
+    system_prompt: str = Field(max_length=MAX_PROMPT_CHARS)
 
 
 class GenerationParams(_Frozen):
-    temperature: float
-    max_tokens: int
-    seed: int | None = None
+    temperature: float = Field(ge=0.0, le=2.0)
+    max_tokens: int = Field(ge=1, le=1_000_000)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
+
+
+def _unique_ids(items: list[QuestionText] | list[ModelRef] | list[RegionRef], what: str) -> None:
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{what} ids must be unique")
 
 
 class JobSubmitted(_Envelope):
@@ -70,17 +94,30 @@ class JobSubmitted(_Envelope):
     event_type: Literal["JobSubmitted"] = "JobSubmitted"
     schema_version: Literal[1] = 1
     job_id: JobId
-    questions: list[QuestionText]
+    questions: list[QuestionText] = Field(max_length=MAX_QUESTIONS_PER_JOB)
     # Set only when `questions` is empty: the prompt of the one call per (region, model).
-    probe_prompt: str | None = None
-    models: list[ModelRef]
-    regions: list[RegionRef]
+    probe_prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    models: list[ModelRef] = Field(min_length=1, max_length=MAX_MODELS_PER_JOB)
+    regions: list[RegionRef] = Field(min_length=1, max_length=MAX_REGIONS_PER_JOB)
     params: GenerationParams
     submitted_at: AwareDatetime
     deadline: AwareDatetime
-    expected_executions: int = Field(ge=1)
+    expected_executions: int = Field(ge=1, le=MAX_CELLS_PER_JOB)
     # SHA-256 of the canonical spec: tells an identical resubmission from a conflicting one.
-    spec_sha256: str
+    spec_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobSubmitted:
+        """The event must mean what it says: consumers build cells from it and trust the count."""
+        _unique_ids(self.questions, "question")
+        _unique_ids(self.models, "model")
+        _unique_ids(self.regions, "region")
+        if not self.questions and self.probe_prompt is None:
+            raise ValueError("a job without questions needs a probe_prompt")
+        cells = cell_count(len(self.regions), len(self.models), len(self.questions))
+        if self.expected_executions != cells:
+            raise ValueError(f"expected_executions is {self.expected_executions}, but the job has {cells} cells")
+        return self
 
 
 # --- the per-region work log -------------------------------------------------------------------
@@ -95,9 +132,15 @@ class CellScheduled(_Envelope):
     region: RegionRef
     model: ModelRef
     question: QuestionText | None = Field(description="None for a job without questions: ask probe_prompt.")
-    probe_prompt: str | None = None
+    probe_prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)
     params: GenerationParams
     deadline: AwareDatetime
+
+    @model_validator(mode="after")
+    def _has_prompt(self) -> CellScheduled:
+        if self.question is None and self.probe_prompt is None:
+            raise ValueError("a cell without a question needs a probe_prompt")
+        return self
 
     @property
     def key(self) -> str:
@@ -110,9 +153,9 @@ class JobExpanded(_Envelope):
     event_type: Literal["JobExpanded"] = "JobExpanded"
     schema_version: Literal[1] = 1
     job_id: JobId
-    region: str
+    region: Id
     spec_sha256: str
-    cells: int
+    cells: Count
 
 
 # --- ExecutionCompleted -------------------------------------------------------------------------
@@ -120,36 +163,51 @@ class JobExpanded(_Envelope):
 
 class Classification(_Frozen):
     label: ClassificationLabel
-    classifier_version: str
-    evidence: str | None = Field(None, description="The rule or phrase that decided.")
+    classifier_version: str = Field(max_length=100)
+    evidence: str | None = Field(None, max_length=MAX_MESSAGE_CHARS, description="The rule or phrase that decided.")
+    language: str | None = Field(None, description="ISO 639-1 code of the answer's detected language, if known.")
+
+
+HttpStatus = Annotated[int, Field(ge=100, le=999)]
 
 
 class Failure(_Frozen):
-    code: str
-    stage: str
+    code: str = Field(max_length=100)
+    stage: str = Field(max_length=100)
     transient: bool
-    http_status: int | None = None
-    message: str
+    http_status: HttpStatus | None = None
+    message: str = Field(max_length=MAX_MESSAGE_CHARS, description="Bounded, with secrets redacted.")
 
 
 class Attempt(_Frozen):
-    number: int = Field(ge=1)
+    number: int = Field(ge=1, le=MAX_ATTEMPTS)
     started_at: AwareDatetime
     completed_at: AwareDatetime
     outcome: Literal["ok", "error", "timeout"]
-    http_status: int | None = None
+    http_status: HttpStatus | None = None
     failure: Failure | None = None
 
 
 class TokenCounts(_Frozen):
-    prompt: int | None = None
-    completion: int | None = None
+    prompt: Count | None = None
+    completion: Count | None = None
+
+
+class AnswerEdits(_Frozen):
+    """What the runner changed in a model's answer before recording it, so the original stays provable."""
+
+    truncated: bool = Field(description="The answer was cut at the route's max_answer_chars (or to fit an event).")
+    replaced_characters: Count = Field(description="NUL bytes and lone surrogates replaced by U+FFFD.")
+    original_chars: Count = Field(description="Length of the answer as received (up to where reading stopped).")
+    original_sha256: str = Field(description="SHA-256 of the answer as received (UTF-8, surrogates passed through).")
 
 
 class Receipt(_Frozen):
-    provider: str
-    endpoint_region: str
-    endpoint: str | None = Field(None, description="The URL called (never with credentials); None for simulated.")
+    provider: str = Field(max_length=100)
+    endpoint_region: Id
+    endpoint: str | None = Field(
+        None, max_length=2000, description="The URL called, without user-info or query; None for simulated."
+    )
     prompt_sha256: str
     system_prompt_sha256: str
     params_sha256: str
@@ -162,15 +220,16 @@ class ExecutionCompleted(_Envelope):
     event_type: Literal["ExecutionCompleted"] = "ExecutionCompleted"
     schema_version: Literal[1] = 1
     job_id: JobId
-    region: str
-    model_id: str
-    question_id: str | None = Field(description="None for a job without questions.")
-    provider: str = Field(description="Adapter that answered, e.g. 'simulated', 'ollama', 'openai'.")
-    provider_model: str | None = None
+    region: Id
+    model_id: Id
+    question_id: Id | None = Field(description="None for a job without questions.")
+    provider: str = Field(max_length=100, description="Adapter that answered, e.g. 'simulated', 'ollama', 'openai'.")
+    provider_model: str | None = Field(None, max_length=200)
     status: ExecutionStatus
-    answer: str | None
+    answer: str | None = Field(max_length=MAX_ANSWER_CHARS)
+    answer_edits: AnswerEdits | None = Field(None, description="Set when the answer was truncated or cleaned.")
     classification: Classification
-    attempts: list[Attempt]
+    attempts: list[Attempt] = Field(max_length=MAX_ATTEMPTS)
     tokens: TokenCounts | None = None
     started_at: AwareDatetime
     completed_at: AwareDatetime

@@ -12,6 +12,7 @@ from schemas.events import ExecutionCompleted, JobSubmitted
 
 # What the `output` column keeps of the event besides the columns of their own.
 _OUTPUT = {"classification", "attempts", "tokens", "producer"}
+_OUTPUT_EDITED = _OUTPUT | {"answer_edits"}  # only when set, so unedited rows stay byte-identical to before
 
 
 def execution_row(e: ExecutionCompleted) -> tuple[Any, ...]:
@@ -28,7 +29,7 @@ def execution_row(e: ExecutionCompleted) -> tuple[Any, ...]:
         e.classification.label,
         e.classification.classifier_version,
         e.answer,
-        e.model_dump_json(include=_OUTPUT),
+        e.model_dump_json(include=_OUTPUT_EDITED if e.answer_edits else _OUTPUT),
         e.receipt.model_dump_json(),
         e.started_at,
         e.completed_at,
@@ -53,6 +54,16 @@ class Rows:
     executions: list[tuple[Any, ...]] = field(default_factory=list)
     jobs: list[tuple[Any, ...]] = field(default_factory=list)
     poison: list[tuple[ConsumerRecord, str]] = field(default_factory=list)  # (record, why)
+    # The record each row came from, index for index: a row the database refuses is dead-lettered as it.
+    execution_sources: list[ConsumerRecord] = field(default_factory=list)
+    job_sources: list[ConsumerRecord] = field(default_factory=list)
+
+    def extend(self, other: Rows) -> None:
+        self.executions += other.executions
+        self.jobs += other.jobs
+        self.poison += other.poison
+        self.execution_sources += other.execution_sources
+        self.job_sources += other.job_sources
 
 
 def rows_of(records: list[ConsumerRecord]) -> Rows:
@@ -67,6 +78,8 @@ def rows_of(records: list[ConsumerRecord]) -> Rows:
             continue
         if isinstance(event, ExecutionCompleted):
             out.executions.append(execution_row(event))
+            out.execution_sources.append(record)
         else:
             out.jobs.append(job_row(event))
+            out.job_sources.append(record)
     return out

@@ -3,6 +3,12 @@
 The unique index on (job_id, region, model_id, question_id) NULLS NOT DISTINCT decides duplicates, in
 the database, atomically: no check-then-insert. Within a batch the first event per key (in Kafka order)
 wins because rows are inserted in the order they were consumed.
+
+A row PostgreSQL refuses for what it holds (a NUL byte, a value out of range) must not stop the
+recorder: it would meet the same event again after every restart. `write_or_isolate` then writes the
+batch again row by row, each behind a savepoint, and returns the refused rows with the database's
+error for the caller to dead-letter; the rest of the batch is written. Only a transient failure
+(`is_transient`: the server or the connection) is raised, for the caller to wait out and retry.
 """
 
 from __future__ import annotations
@@ -53,6 +59,21 @@ class Written:
     jobs_inserted: int
 
 
+@dataclass(frozen=True)
+class Refused:
+    table: str  # "executions" or "jobs"
+    index: int  # position of the row in the batch's list for that table
+    error: str
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure of the server or the connection, not of the data: wait and retry the same batch.
+    Class 54 (program limit exceeded, e.g. an index row too large) is the data's fault."""
+    if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return False
+    return not (getattr(exc, "sqlstate", None) or "").startswith("54")
+
+
 async def prepare(conn: psycopg.AsyncConnection) -> None:
     """Create this connection's staging tables once (temporary, emptied at every commit)."""
     async with conn.transaction():
@@ -95,3 +116,40 @@ async def write_batch(
             )
             inserted.append(cur.rowcount)
     return Written(inserted[0], len(executions) - inserted[0], inserted[1])
+
+
+async def write_or_isolate(
+    conn: psycopg.AsyncConnection,
+    executions: Sequence[tuple[Any, ...]],
+    jobs: Sequence[tuple[Any, ...]],
+    into: Tables = LIVE,
+) -> tuple[Written, list[Refused]]:
+    """write_batch; if the database refuses the batch for its data, row by row, setting aside what it refuses."""
+    try:
+        return await write_batch(conn, executions, jobs, into), []
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+    refused: list[Refused] = []
+    inserted = {"executions": 0, "jobs": 0}
+    async with conn.transaction():
+        for table, target, cols, rows in (
+            ("executions", into.executions, EXECUTION_COLUMNS, executions),
+            ("jobs", into.jobs, JOB_COLUMNS, jobs),
+        ):
+            sql = (
+                f"INSERT INTO {target} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
+                " ON CONFLICT DO NOTHING"
+            )
+            for index, row in enumerate(rows):
+                try:
+                    async with conn.transaction():  # a savepoint: a refused row leaves the others intact
+                        cur = await conn.execute(sql, row)
+                        inserted[table] += cur.rowcount
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    refused.append(Refused(table, index, f"{type(exc).__name__}: {str(exc).strip()}"[:2000]))
+    refused_executions = sum(1 for r in refused if r.table == "executions")
+    duplicates = len(executions) - inserted["executions"] - refused_executions
+    return Written(inserted["executions"], duplicates, inserted["jobs"]), refused

@@ -1,5 +1,11 @@
-"""One cell: call the model (never past the job's deadline), classify the answer, describe it as an
-ExecutionCompleted."""
+"""One cell: call the model (never past the job's deadline), clean and classify the answer, describe it
+as an ExecutionCompleted that fits in one Kafka message.
+
+Whatever the provider returned, the result is an event: an answer is cut and cleaned (answers.py), an
+event too large for the broker has its answer shortened until it fits, and an exception anywhere in
+building it becomes a `failed` cell (`internal_error`), never an exception out of the worker — a worker
+that dies re-runs, and re-bills, its whole window on restart.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ import hashlib
 import json
 from datetime import datetime
 
+from beacon.kafka import MAX_EVENT_BYTES
 from schemas.events import (
+    AnswerEdits,
     Attempt,
     CellScheduled,
     ExecutionCompleted,
@@ -16,8 +24,10 @@ from schemas.events import (
     GenerationParams,
     ProducerInfo,
     Receipt,
+    encode,
     now,
 )
+from services.runner.answers import clean_answer, clean_message
 from services.runner.classify import classify
 from services.runner.providers.base import ModelCall, Provider, ProviderResult
 
@@ -62,11 +72,17 @@ async def call_until_deadline(provider: Provider, call: ModelCall, cell: CellSch
         return _deadline_timeout(started, f"the job's deadline passed {remaining:.1f} s into the call")
 
 
-async def run_cell(cell: CellScheduled, provider: Provider, producer: ProducerInfo) -> ExecutionCompleted:
+def _event(
+    cell: CellScheduled,
+    provider: Provider,
+    producer: ProducerInfo,
+    result: ProviderResult,
+    answer: str | None,
+    edits: AnswerEdits | None,
+    started: datetime,
+    completed: datetime,
+) -> ExecutionCompleted:
     call = model_call(cell)
-    started = now()  # from the start of the call, not from when the cell was queued
-    result = await call_until_deadline(provider, call, cell)
-    completed = now()
     return ExecutionCompleted(
         producer=producer,
         job_id=cell.job_id,
@@ -76,8 +92,9 @@ async def run_cell(cell: CellScheduled, provider: Provider, producer: ProducerIn
         provider=provider.name,
         provider_model=result.provider_model,
         status=result.status,
-        answer=result.answer,
-        classification=classify(result.status, result.answer),
+        answer=answer,
+        answer_edits=edits,
+        classification=classify(result.status, answer),
         attempts=result.attempts,
         tokens=result.tokens,
         started_at=started,
@@ -89,6 +106,54 @@ async def run_cell(cell: CellScheduled, provider: Provider, producer: ProducerIn
             prompt_sha256=sha256(call.prompt),
             system_prompt_sha256=sha256(call.system_prompt),
             params_sha256=params_sha256(call.params),
-            answer_sha256=sha256(result.answer) if result.answer is not None else None,
+            answer_sha256=sha256(answer) if answer is not None else None,
         ),
     )
+
+
+def describe(
+    cell: CellScheduled,
+    provider: Provider,
+    producer: ProducerInfo,
+    result: ProviderResult,
+    started: datetime,
+    completed: datetime,
+) -> ExecutionCompleted:
+    """The event for a provider's result: the answer cleaned and cut, and the whole event within
+    MAX_EVENT_BYTES (an answer of control characters escapes to six bytes each in JSON)."""
+    if result.answer is None:
+        return _event(cell, provider, producer, result, None, None, started, completed)
+    raw = result.answer
+    limit = provider.max_answer_chars
+    while True:
+        answer, edits = clean_answer(raw, limit, result.truncated)
+        event = _event(cell, provider, producer, result, answer, edits, started, completed)
+        size = len(encode(event))
+        if size <= MAX_EVENT_BYTES or limit <= 1:
+            return event
+        limit = min(len(answer), limit) * MAX_EVENT_BYTES // size * 9 // 10  # shrink, with room to spare
+
+
+def internal_failure(
+    cell: CellScheduled, provider: Provider, producer: ProducerInfo, exc: Exception, started: datetime
+) -> ExecutionCompleted:
+    """A result could not be described (a bug, or a reply nothing anticipated): a failed cell that says so."""
+    failure = Failure(
+        code="internal_error",
+        stage="record",
+        transient=False,
+        message=clean_message(f"{type(exc).__name__}: {exc}"),
+    )
+    attempt = Attempt(number=1, started_at=started, completed_at=now(), outcome="error", failure=failure)
+    result = ProviderResult("failed", None, [attempt])
+    return _event(cell, provider, producer, result, None, None, started, now())
+
+
+async def run_cell(cell: CellScheduled, provider: Provider, producer: ProducerInfo) -> ExecutionCompleted:
+    call = model_call(cell)
+    started = now()  # from the start of the call, not from when the cell was queued
+    try:
+        result = await call_until_deadline(provider, call, cell)
+        return describe(cell, provider, producer, result, started, now())
+    except Exception as exc:
+        return internal_failure(cell, provider, producer, exc, started)

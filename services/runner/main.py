@@ -7,10 +7,11 @@ work.<region>  ──worker.py────▶ model call ──▶ executions.co
 from __future__ import annotations
 
 import asyncio
+import os
 
 import structlog
 
-from beacon import logs, topics
+from beacon import logs, redact, topics
 from beacon.settings import Settings
 from schemas.catalogue import REGIONS
 from services.runner.expander import Expander
@@ -30,9 +31,12 @@ async def run(settings: Settings, region: str) -> None:
     if region not in REGIONS:
         raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
     routing = load_routing(settings)  # a bad routing file stops the runner before it consumes anything
+    api_keys = routing.api_keys(region, os.environ)  # so does a missing or malformed API key
+    for key in api_keys.values():
+        redact.remember(key)
     await topics.ensure(settings)
     structlog.contextvars.bind_contextvars(region=region)
     # If either half fails, the process exits and its uncommitted work is delivered again on restart.
     async with asyncio.TaskGroup() as group:
         group.create_task(Expander(settings, region).run())
-        group.create_task(Worker(settings, region, routing).run())
+        group.create_task(Worker(settings, region, routing, api_keys).run())

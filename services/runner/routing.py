@@ -8,12 +8,14 @@ route a model to a different endpoint than another region does — that is the p
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from schemas.catalogue import MODELS, REGIONS
+from schemas.events import MAX_ANSWER_CHARS
 
 ProviderName = Literal["simulated", "ollama", "openai"]
 
@@ -32,6 +34,9 @@ class Limits(BaseModel):
     max_attempts: int = Field(3, ge=1, le=20)
     backoff_base_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
+    max_answer_chars: int = Field(
+        100_000, ge=1, le=MAX_ANSWER_CHARS, description="Answers are cut here (while read, when streamed)."
+    )
 
 
 class Route(Limits):
@@ -64,6 +69,31 @@ class Routing:
 
     def route(self, region: str, model_id: str) -> Route:
         return self._routes.get((region, model_id), self._default)
+
+    def routes_of(self, region: str) -> list[Route]:
+        return [self._default, *(route for (r, _), route in self._routes.items() if r == region)]
+
+    def api_keys(self, region: str, environ: Mapping[str, str]) -> dict[str, str]:
+        """The API keys this region's routes name, checked before the runner takes any work: a key that is
+        unset, empty or holds a line break (a Kubernetes secret with a trailing newline) would fail every
+        call, and an HTTP library would quote it in the error text."""
+        keys = {}
+        for route in self.routes_of(region):
+            name = route.api_key_env
+            if name is None or name in keys:
+                continue
+            value = environ.get(name)
+            if value is None:
+                raise RoutingError(f"the routing names {name} for an API key, but {name} is not set")
+            if not value.strip():
+                raise RoutingError(f"the routing names {name} for an API key, but {name} is empty")
+            if "\r" in value or "\n" in value:
+                raise RoutingError(
+                    f"{name} contains a line break (often a trailing newline in a mounted secret); "
+                    "remove it, e.g. with `printf %s` instead of `echo` when writing the secret"
+                )
+            keys[name] = value
+        return keys
 
     @classmethod
     def simulated(cls, latency_ms: int = 0, concurrency: int = 8) -> Routing:

@@ -11,7 +11,7 @@ partitions it gives up before letting them go, so in normal operation no cell ru
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
@@ -69,14 +69,16 @@ class Window:
 
 
 class Worker:
-    def __init__(self, settings: Settings, region: str, routing: Routing) -> None:
+    def __init__(
+        self, settings: Settings, region: str, routing: Routing, api_keys: Mapping[str, str] | None = None
+    ) -> None:
         self.settings = settings
         self.region = region
         self.names = Topics.for_settings(settings)
         self.group = f"{settings.topic_namespace}.runner.{region}"
         self.window_size = settings.runner_concurrency
         self.info = ProducerInfo(service="runner", region=region, instance=kafka.instance_id(f"runner-{region}"))
-        self.endpoints = Endpoints(routing, region, REGIONS[region].display)
+        self.endpoints = Endpoints(routing, region, REGIONS[region].display, api_keys)
         self.window = Window()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None

@@ -164,8 +164,7 @@ def test_connection_refused_is_retried_then_failed(kind: str) -> None:
     assert all(a.failure and a.failure.code == "connect_error" for a in result.attempts)
 
 
-def test_openai_sends_the_api_key_from_the_environment(server: ModelServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_MODEL_KEY", "sk-test")
+def test_openai_sends_the_api_key_checked_at_start_up(server: ModelServer) -> None:
     seen: list[str | None] = []
     original = server._handle
 
@@ -174,7 +173,18 @@ def test_openai_sends_the_api_key_from_the_environment(server: ModelServer, monk
         original(h)
 
     server._handle = spy  # type: ignore[method-assign]
-    assert call("openai", server.url, api_key_env="TEST_MODEL_KEY").status == "completed"
+    route = Route(provider="openai", endpoint=server.url, model="m", api_key_env="TEST_MODEL_KEY")
+    routing = Routing({("eu-west", "llama3.2-1b"): route}, Route())
+    keys = routing.api_keys("eu-west", {"TEST_MODEL_KEY": "sk-test"})  # what `beacon runner` does first
+
+    async def go() -> ProviderResult:
+        endpoints = Endpoints(routing, "eu-west", "EU", keys)
+        try:
+            return await endpoints.for_model("llama3.2-1b").provider.call(CALL)
+        finally:
+            await endpoints.close()
+
+    assert asyncio.run(go()).status == "completed"
     assert seen == ["Bearer sk-test"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.runner.providers.base import Provider
@@ -16,7 +17,7 @@ class Endpoint:
     slots: asyncio.Semaphore
 
 
-def _build(route: Route, region_display: str) -> Provider:
+def _build(route: Route, region_display: str, api_keys: Mapping[str, str]) -> Provider:
     if route.provider == "ollama":
         from services.runner.providers.ollama import OllamaProvider
 
@@ -24,26 +25,30 @@ def _build(route: Route, region_display: str) -> Provider:
     if route.provider == "openai":
         from services.runner.providers.openai import OpenAIProvider
 
-        return OpenAIProvider(route)
+        return OpenAIProvider(route, api_keys[route.api_key_env] if route.api_key_env else None)
     from services.runner.providers.simulated import SimulatedProvider
 
-    return SimulatedProvider(region_display, route.latency_ms)
+    return SimulatedProvider(region_display, route.latency_ms, route.max_answer_chars)
 
 
 class Endpoints:
     """One provider instance and one concurrency limit per distinct route of this runner's region."""
 
-    def __init__(self, routing: Routing, region: str, region_display: str) -> None:
+    def __init__(
+        self, routing: Routing, region: str, region_display: str, api_keys: Mapping[str, str] | None = None
+    ) -> None:
         self.routing = routing
         self.region = region
         self.region_display = region_display
+        self.api_keys = api_keys or {}  # checked at start-up: Routing.api_keys
         self._by_route: dict[str, Endpoint] = {}
 
     def for_model(self, model_id: str) -> Endpoint:
         route = self.routing.route(self.region, model_id)
         key = route.model_dump_json()
         if key not in self._by_route:
-            self._by_route[key] = Endpoint(_build(route, self.region_display), asyncio.Semaphore(route.concurrency))
+            provider = _build(route, self.region_display, self.api_keys)
+            self._by_route[key] = Endpoint(provider, asyncio.Semaphore(route.concurrency))
         return self._by_route[key]
 
     async def close(self) -> None:

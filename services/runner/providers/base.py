@@ -25,10 +25,12 @@ class ProviderResult:
     attempts: list[Attempt]
     provider_model: str | None = None
     tokens: TokenCounts | None = field(default=None)
+    truncated: bool = False  # reading stopped at the answer limit
 
 
 class Provider(Protocol):
     name: str
     endpoint: str | None  # the URL it calls, for the receipt; None for `simulated`
+    max_answer_chars: int  # answers are cut here, while they are read where the reply streams
 
     async def call(self, call: ModelCall) -> ProviderResult: ...

@@ -5,9 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from schemas.events import TokenCounts
+from beacon.redact import public_url
+from services.runner.answers import clean_label
 from services.runner.providers.base import ModelCall, ProviderResult
-from services.runner.providers.http import Reply, bad_response, check_status, client, parse_json, with_retries
+from services.runner.providers.http import (
+    Reply,
+    as_object,
+    as_text,
+    bad_response,
+    check_status,
+    client,
+    endpoint_url,
+    parse_json,
+    read_body,
+    tokens,
+    with_retries,
+)
 from services.runner.routing import Route
 
 
@@ -16,7 +29,9 @@ class OllamaProvider:
 
     def __init__(self, route: Route) -> None:
         self.route = route
-        self.url = self.endpoint = str(route.endpoint).rstrip("/") + "/api/chat"
+        self.max_answer_chars = route.max_answer_chars
+        self.url = endpoint_url(route.endpoint, "/api/chat")
+        self.endpoint = public_url(self.url)
         self.http = client(route)
 
     def body(self, call: ModelCall) -> dict[str, Any]:
@@ -34,35 +49,49 @@ class OllamaProvider:
         }
 
     @staticmethod
-    def _reply(final: dict[str, Any], answer: str) -> Reply:
-        tokens = TokenCounts(prompt=final.get("prompt_eval_count"), completion=final.get("eval_count"))
-        return Reply(answer=answer, provider_model=final.get("model"), tokens=tokens)
+    def _content(data: dict[str, Any]) -> str:
+        message = data.get("message")
+        if message is None:
+            return ""
+        return as_text(as_object(message, "message").get("content"), "message.content")
+
+    @staticmethod
+    def _reply(final: dict[str, Any], answer: str, truncated: bool = False) -> Reply:
+        return Reply(
+            answer=answer,
+            provider_model=clean_label(final.get("model")),
+            tokens=tokens(final.get("prompt_eval_count"), final.get("eval_count")),
+            truncated=truncated,
+        )
 
     async def _once(self, call: ModelCall) -> Reply:
-        if not self.route.stream:
-            response = await self.http.post(self.url, json=self.body(call))
-            check_status(response, response.text)
-            data = parse_json(response.text, response.status_code)
-            content = data.get("message", {}).get("content") if isinstance(data, dict) else None
-            if not isinstance(content, str):
-                raise bad_response(f"no message.content in reply: {response.text[:200]!r}")
-            return self._reply(data, content)
         async with self.http.stream("POST", self.url, json=self.body(call)) as response:
             if response.status_code >= 400:
-                check_status(response, (await response.aread()).decode(errors="replace"))
+                check_status(response, await read_body(response))
+            if not self.route.stream:
+                text = await read_body(response)
+                data = as_object(parse_json(text, response.status_code), "the reply")
+                if not isinstance(data.get("message"), dict):
+                    raise bad_response(f"no message in reply: {text[:200]!r}")
+                return self._reply(data, self._content(data))
             parts: list[str] = []
+            size = 0
             async for line in response.aiter_lines():
                 if not line.strip():
                     continue
                 try:
-                    chunk = json.loads(line)
-                except json.JSONDecodeError:
-                    raise bad_response(f"stream line is not JSON: {line[:200]!r}") from None
+                    chunk = as_object(json.loads(line), "a stream line")
+                except (ValueError, RecursionError):
+                    raise bad_response(f"stream line is not JSON the runner can read: {line[:200]!r}") from None
                 if "error" in chunk:
                     raise bad_response(f"stream error: {chunk['error']}")
-                parts.append(chunk.get("message", {}).get("content", ""))
-                if chunk.get("done"):
+                text = self._content(chunk)
+                parts.append(text)
+                size += len(text)
+                if chunk.get("done") is True:
                     return self._reply(chunk, "".join(parts))
+                if size > self.max_answer_chars:  # stop reading: the rest would be cut anyway
+                    return self._reply(chunk, "".join(parts), truncated=True)
             raise bad_response("stream ended without a final done=true line")
 
     async def call(self, call: ModelCall) -> ProviderResult:

@@ -65,9 +65,10 @@ class SimulatedProvider:
     name = "simulated"
     endpoint = None
 
-    def __init__(self, region_display: str, latency_ms: int = 0) -> None:
+    def __init__(self, region_display: str, latency_ms: int = 0, max_answer_chars: int = 100_000) -> None:
         self.region_display = region_display
         self.latency_s = latency_ms / 1000
+        self.max_answer_chars = max_answer_chars
 
     async def call(self, call: ModelCall) -> ProviderResult:
         started = now()
