@@ -4,10 +4,16 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install up down status migrate demo test test-faults test-unit bench lint schemas clean
+.PHONY: system-deps install up down status migrate demo test test-faults test-unit bench lint schemas clean
+
+# The system packages both commands need (Python venv, Java 17, Maven, PostgreSQL server, Chromium for the
+# portal's browser test): apt-get installs whichever are missing, through sudo when you are not root.
+# `make install` (so up, demo, test, lint, …) runs it first; silent, a quarter of a second, when nothing is missing.
+system-deps:
+	@bash deploy/system-deps.sh
 
 # Re-install when the dependency list changes.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | system-deps
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -55,4 +61,5 @@ schemas: install
 	$(PY) -m schemas.generate
 
 clean: down
+	@test -x $(PY) && $(PY) -m deploy.local clean || true
 	rm -rf .beacon

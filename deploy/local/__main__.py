@@ -1,8 +1,9 @@
-"""`python -m deploy.local up|down|status` — what `make up` and `make down` run.
+"""`python -m deploy.local up|down|status|clean` — what `make up`, `make down` and `make clean` run.
 
 up starts PostgreSQL and Kafka (each only if not already running, and only if DATABASE_URL /
 KAFKA_BOOTSTRAP_SERVERS do not already name a server of yours), waits until both answer, and writes
-`.beacon/env` with the two sourceable lines the services and tests read.
+`.beacon/env` with the two sourceable lines the services and tests read. clean deletes what lives outside
+`.beacon/` (as root, PostgreSQL's cluster); `make clean` then deletes `.beacon/`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def up() -> None:
         cluster.start()
         db_url = postgres.url()
         print(f"PostgreSQL: {'already running' if was_running else 'started'} on 127.0.0.1:{postgres.port()}")
+        if cluster.outside:
+            print(
+                f"  as root, it runs as postgres: data, sockets and log in {cluster.home} (owned by postgres; "
+                f"{cluster.link} points there, `make clean` deletes it)"
+            )
 
     servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     extra = ""
@@ -84,12 +90,18 @@ def status() -> None:
         print(f"{name}: {'running, pid ' + str(spid) if spid else 'not running'}")
 
 
+def clean() -> None:
+    removed = postgres.PostgresCluster(state_dir()).remove_outside()
+    if removed:
+        print(f"PostgreSQL: deleted its cluster in {removed}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m deploy.local", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "clean"])
     args = parser.parse_args()
     try:
-        {"up": up, "down": down, "status": status}[args.command]()
+        {"up": up, "down": down, "status": status, "clean": clean}[args.command]()
     except StartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -1,8 +1,15 @@
-"""A PostgreSQL 15+ cluster under `.beacon/pg`, made with initdb and run with pg_ctl on a private port."""
+"""A PostgreSQL 15+ cluster under `.beacon/pg`, made with initdb and run with pg_ctl on a private port.
+
+As root it runs as the `postgres` user, who may not be allowed into the clone (a clone in /root, or in
+`mktemp -d`, is mode 700): so as root the cluster (data, sockets, log) lives in a folder of its own that
+postgres owns, /var/lib/beacon/<hash of the state folder's path>, and `.beacon/pg` is a symlink to it.
+The permissions of the user's own folders are never touched.
+"""
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import re
@@ -14,6 +21,8 @@ from deploy.local.proc import StartError, require_free, tail
 
 USER = "beacon"
 DATABASE = "beacon"
+# As root: where clusters live, one folder per state folder, each owned by postgres (mode 700).
+ROOT_CLUSTERS = Path("/var/lib/beacon")
 
 
 def port() -> int:
@@ -43,15 +52,35 @@ def find_bindir() -> Path:
 
 class PostgresCluster:
     def __init__(self, state: Path) -> None:
-        self.data = state / "pg" / "data"
-        self.sockets = state / "pg" / "sockets"
-        self.log = state / "logs" / "postgres.log"
+        state = state.absolute()
+        self.link = state / "pg"
+        self.home = self._home(self.link)
+        self.data = self.home / "data"
+        self.sockets = self.home / "sockets"
+        self.log_link = state / "logs" / "postgres.log"
+        self.log = self.home / "postgres.log" if self.outside else self.log_link
+
+    @staticmethod
+    def _home(link: Path) -> Path:
+        if link.is_symlink():
+            return Path(os.readlink(link))  # made by an earlier `make up` as root
+        if os.geteuid() != 0 or (link / "data" / "PG_VERSION").exists():
+            return link  # an ordinary user's cluster, or one made as root inside the clone before
+        return ROOT_CLUSTERS / hashlib.sha256(str(link).encode()).hexdigest()[:12]
+
+    @property
+    def outside(self) -> bool:
+        """Whether the cluster lives outside the state folder (as root), reached through `.beacon/pg`."""
+        return self.home != self.link
 
     def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        # PostgreSQL refuses to run as root; as root we run it as the `postgres` system user.
+        # PostgreSQL refuses to run as root; as root we run it as the `postgres` system user, from a
+        # working directory that user can enter (not the clone's).
+        cwd = None
         if os.geteuid() == 0:
             argv = ["runuser", "-u", self._os_user(), "--", *argv]
-        result = subprocess.run(argv, capture_output=True, text=True)
+            cwd = "/"
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=cwd)
         if check and result.returncode != 0:
             raise StartError(f"`{' '.join(argv)}` failed:\n{(result.stdout + result.stderr)[-2000:]}")
         return result
@@ -67,12 +96,25 @@ class PostgresCluster:
             ) from None
 
     def _prepare_dirs(self) -> None:
-        for d in (self.data.parent, self.sockets, self.log.parent):
+        if self.outside:
+            ROOT_CLUSTERS.mkdir(mode=0o755, parents=True, exist_ok=True)
+            self.home.mkdir(mode=0o700, exist_ok=True)
+            # What a failed attempt before this layout left in the clone: empty folders and an empty log.
+            for path in (self.link, self.log_link):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                elif path.is_file() and not path.is_symlink():
+                    path.unlink()
+            for path, target in ((self.link, self.home), (self.log_link, self.log)):
+                if not path.is_symlink():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.symlink_to(target)
+        for d in (self.home, self.sockets, self.log.parent):
             d.mkdir(parents=True, exist_ok=True)
         self.log.touch()
         if os.geteuid() == 0:
             owner = pwd.getpwnam(self._os_user())
-            for path in (self.data.parent, self.sockets, self.log):
+            for path in (self.home, self.sockets, self.log):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
 
     def running(self) -> bool:
@@ -137,3 +179,11 @@ class PostgresCluster:
             return False
         self._run([str(find_bindir() / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"])
         return True
+
+    def remove_outside(self) -> Path | None:
+        """`make clean`: delete a stopped cluster kept outside the state folder (the state folder itself
+        is the caller's to delete). Returns the folder deleted, if any."""
+        if not self.outside or self.home.parent != ROOT_CLUSTERS or not self.home.is_dir() or self.running():
+            return None
+        shutil.rmtree(self.home)
+        return self.home
