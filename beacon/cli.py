@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import logging
 import os
 import signal
@@ -18,8 +17,9 @@ from typing import Any
 import psycopg
 from aiokafka.errors import KafkaConnectionError
 
-from beacon import db, logs
+from beacon import db, logs, redact
 from beacon.settings import Settings, SettingsError
+from beacon.terminal import safe, safe_json
 from services.runner.routing import RoutingError
 
 SERVICES = ("runner", "recorder", "submitter-api")
@@ -93,13 +93,16 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
     try:
         spec = parse_spec(raw)
     except InvalidJob as exc:
-        raise UserError(f"{source}: {exc}") from None
+        from beacon.http import bounded
+
+        problems = "\n".join(f"  {p}" for p in bounded(exc.problems))
+        raise UserError(f"{source}: invalid job spec:\n{problems}") from None
     try:
         submitted = asyncio.run(submit_once(settings, spec))
     except JobConflict as exc:
         raise UserError(str(exc)) from None
     if args.json:
-        print(json.dumps(submitted.as_json()))
+        print(safe_json(submitted.as_json()))
     elif submitted.already_submitted:
         print(f"{submitted.job_id} was already submitted with this spec; nothing new will run")
     else:
@@ -108,11 +111,14 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_submitter_api(settings: Settings, args: argparse.Namespace) -> None:
-    import uvicorn
-
+    from beacon import http
     from services.submitter.http import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    # Head deadline, keep-alive, concurrency and head-size limits: beacon/http.py.
+    server = http.server(create_app(settings), args.host, args.port)
+    server.run()
+    if not server.started:
+        raise UserError(f"the submitter API did not start on {args.host}:{args.port} (the reason is above)")
 
 
 def cmd_runner(settings: Settings, args: argparse.Namespace) -> None:
@@ -144,9 +150,10 @@ def progress_line(summary: Any, width: int = 30) -> str:
     done = min(summary.recorded, expected) if expected else 0
     filled = int(width * done / expected) if expected else 0
     counts = " ".join(f"{k}={v}" for k, v in sorted(summary.by_classification.items()))
-    return (
+    stray = f" (+{summary.stray} stray)" if summary.stray else ""
+    return safe(
         f"[{'#' * filled}{'.' * (width - filled)}] {summary.recorded}/{summary.expected or '?'} "
-        f"{summary.status or 'unknown'} {counts}"
+        f"{summary.status or 'unknown'} {counts}{stray}"
     )
 
 
@@ -160,7 +167,7 @@ def watch(settings: Settings, job_id: str, timeout: float, out: Any = sys.stdout
             summary = _summary(settings, job_id, api)
         except UserError:
             summary = None  # not projected yet: the recorder has not seen JobSubmitted
-        line = progress_line(summary) if summary else f"[{'.' * 30}] waiting for {job_id} to be recorded"
+        line = progress_line(summary) if summary else f"[{'.' * 30}] waiting for {safe(job_id)} to be recorded"
         if line != shown:
             print(f"\r{line:<100}" if redraw else line, end="" if redraw else "\n", file=out, flush=True)
             shown = line
@@ -184,12 +191,21 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
     else:
         summary = _summary(settings, args.job_id, args.api)
     if args.json:
-        print(json.dumps(summary.as_json()))
+        print(safe_json(summary.as_json()))
     elif not args.watch:
-        print(f"job {summary.job_id}: {summary.status or 'unknown (JobSubmitted not recorded yet)'}")
-        print(f"  expected {summary.expected}, recorded {summary.recorded}")
-        print(f"  by status: {summary.by_status}")
-        print(f"  by classification: {summary.by_classification}")
+        print(safe(f"job {summary.job_id}: {summary.status or 'unknown (JobSubmitted not recorded yet)'}"))
+        print(safe(f"  expected {summary.expected}, recorded {summary.recorded}"))
+        print(safe(f"  by status: {counts_text(summary.by_status)}"))
+        print(safe(f"  by classification: {counts_text(summary.by_classification)}"))
+    if summary.stray and not args.json:
+        print(
+            safe(f"  stray: {summary.stray} result(s) for cells that are not in the job's spec (not counted above;")
+            + " `beacon executions` lists them)"
+        )
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
 
 
 def cmd_executions(settings: Settings, args: argparse.Namespace) -> None:
@@ -199,13 +215,15 @@ def cmd_executions(settings: Settings, args: argparse.Namespace) -> None:
     with db.connect(settings.database_url) as conn:
         rows = executions(conn, args.job_id)
     if args.json:
-        print(json.dumps(rows, default=str))
+        print(safe_json(rows))
         return
     for r in rows:
-        answer = (r["answer"] or "").replace("\n", " ")
+        # Every field is escaped: the answer is a model's reply, the ids and names come from events.
+        answer = safe((r["answer"] or "").replace("\n", " ")[:70])
+        stray = "" if r["in_spec"] else "  [stray: not a cell of the job's spec]"
         print(
-            f"{r['region']:<13} {r['model_id']:<13} {r['question_id'] or '-':<19} {r['status']:<9} "
-            f"{r['classification']:<9} {r['provider']:<9} {answer[:70]}"
+            f"{safe(r['region']):<13} {safe(r['model_id']):<13} {safe(r['question_id'] or '-'):<19} "
+            f"{safe(r['status']):<9} {safe(r['classification']):<9} {safe(r['provider']):<9} {answer}{stray}"
         )
 
 
@@ -221,66 +239,144 @@ def matrix_text(settings: Settings, job_id: str, api: str | None = None) -> str:
     spec, rows = source(settings, api).grid(job_id)
     if not spec.get("models"):
         raise UserError(f"{job_id}: JobSubmitted is not recorded yet, so the grid's shape is unknown")
-    return render(spec, rows)
+    return render(spec, rows)  # escapes every label and cell
 
 
 def cmd_dlq(settings: Settings, args: argparse.Namespace) -> None:
+    asyncio.run(dlq_list(settings, args.json) if args.action == "list" else dlq_replay(settings, args.dry_run))
+
+
+async def dlq_list(settings: Settings, as_json: bool) -> None:
+    """Each dead letter is printed as it is read (a JSON array is streamed too): any number fits."""
     from beacon import dlq
 
-    if args.action == "list":
-        letters = asyncio.run(dlq.list_all(settings))
-        if args.json:
-            print(json.dumps([d.as_json() for d in letters]))
-            return
-        if not letters:
-            print("no dead letters")
-        for d in letters:
+    count = 0
+    async for d in dlq.list_all(settings):
+        if as_json:
+            print("[" if count == 0 else ",", safe_json(d.as_json()), flush=False)
+        else:
             row = d.as_json()
             print(
-                f"{row['dlq']}  from {row['source']}  by {d.consumer}\n    {d.error.splitlines()[0][:160]}\n"
-                f"    {row['bytes']} bytes: {row['preview']!r}"
+                safe(f"{row['dlq']}  from {row['source']}  by {d.consumer}")
+                + "\n    "
+                + safe(d.first_error_line[:160])
+                + f"\n    {row['bytes']} bytes: "
+                + safe(repr(row["preview"]))
             )
-        return
-    letters = asyncio.run(dlq.replay(settings, dry_run=args.dry_run))
-    verb = "would re-send" if args.dry_run else "re-sent"
-    print(f"{verb} {len(letters)} message(s) to their source topics")
-    for d in letters:
-        print(f"  {d.source_topic}[{d.source_partition}]@{d.source_offset}  ({d.error.splitlines()[0][:100]})")
+        count += 1
+    if as_json:
+        print("[]" if count == 0 else "]")
+    elif count == 0:
+        print("no dead letters")
+
+
+async def dlq_replay(settings: Settings, dry_run: bool) -> None:
+    from beacon import dlq
+
+    counts = {"sent": 0, "would-send": 0, "duplicate": 0, "unreplayable": 0}
+    async for r in dlq.replay(settings, dry_run=dry_run):
+        counts[r.outcome] += 1
+        if r.outcome in ("sent", "would-send"):
+            note = f"; {r.why}" if r.why else ""
+            print(safe(f"  {r.letter.source_text}  ({r.letter.first_error_line[:100]}){note}"))
+        elif r.outcome == "unreplayable":
+            print(safe(f"  not re-sent: {r.letter.dlq_where}: {r.why}"))
+    verb = "would re-send" if dry_run else "re-sent"
+    print(f"{verb} {counts['would-send' if dry_run else 'sent']} message(s) to their source topics")
+    if counts["duplicate"]:
+        print(f"{counts['duplicate']} dead letter(s) were copies of a message already re-sent")
 
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
     from datetime import datetime
 
-    from services.recorder.replay import rebuild
+    from services.recorder.replay import ReplayRefused, rebuild, reproject
 
-    since = None
-    if args.since:
+    if args.since is None:
         try:
-            since = datetime.fromisoformat(args.since)
-        except ValueError:
-            raise UserError(f"--since {args.since!r} is not an ISO time such as 2026-11-27T10:00:00+00:00") from None
-        if since.tzinfo is None:
-            raise UserError(f"--since {args.since!r} needs a time zone, e.g. {args.since}+00:00")
-    report = asyncio.run(rebuild(settings, since))
-    print(f"replayed {report.events} events from {'the beginning' if since is None else since.isoformat()}")
-    print(f"executions  before: {report.old_executions}\n            after:  {report.new_executions}")
-    print(f"jobs        before: {report.old_jobs}\n            after:  {report.new_jobs}")
-    print(
-        "identical: the rebuilt tables match the old ones"
-        if report.identical
-        else "DIFFERENT: the rebuilt tables (now live) differ from the old ones"
-    )
+            report = asyncio.run(rebuild(settings, allow_fewer=args.allow_fewer))
+        except ReplayRefused as exc:
+            raise UserError(str(exc)) from None
+        print(f"replayed {report.events} events from the beginning into fresh tables, then swapped them in")
+        print(f"executions  before: {report.old_executions}\n            after:  {report.new_executions}")
+        print(f"jobs        before: {report.old_jobs}\n            after:  {report.new_jobs}")
+        print(
+            "identical: the rebuilt tables match the old ones"
+            if report.identical
+            else "DIFFERENT: the rebuilt tables (now live) differ from the old ones"
+        )
+        return
+    try:
+        since = datetime.fromisoformat(args.since)
+    except ValueError:
+        raise UserError(f"--since {args.since!r} is not an ISO time such as 2026-11-27T10:00:00+00:00") from None
+    if since.tzinfo is None:
+        raise UserError(f"--since {args.since!r} needs a time zone, e.g. {args.since}+00:00")
+    if args.allow_fewer:
+        raise UserError("--allow-fewer goes with a full rebuild; --since never removes rows")
+    done = asyncio.run(reproject(settings, since))
+    print(f"re-projected {done.events} events from {since.isoformat()} into the live tables (earlier rows kept)")
+    print(f"inserted: {done.executions_inserted} executions, {done.jobs_inserted} jobs; refused: {done.refused}")
+    print(f"executions  before: {done.before}\n            after:  {done.after}")
 
 
 def cmd_reclassify(settings: Settings, args: argparse.Namespace) -> None:
     from services.recorder.replay import reclassify
 
-    report = asyncio.run(reclassify(settings))
+    if not args.judge:
+        report = asyncio.run(reclassify(settings))
+        calls = "model calls: 0"
+    else:
+        report, calls = asyncio.run(_reclassify_with_judge(settings))
     print(
-        f"classifier {report.version}: {report.examined} answers re-read from the log, "
-        f"{report.classified} newly classified, {report.changed} differ from the recorded classification; "
-        "model calls: 0"
+        f"{report.version}: {report.examined} answers re-read from the log, {report.classified} newly labelled, "
+        f"{report.changed} differ from the recorded classification; {calls}"
     )
+    if report.transitions:
+        print("recorded label → this version's label, cells:")
+        for (old, new), n in sorted(report.transitions.items()):
+            print(f"  {old:>8} → {new:<8} {n}{'' if old == new else '   changed'}")
+
+
+async def _reclassify_with_judge(settings: Settings) -> tuple[Any, str]:
+    import os
+
+    from services.recorder.replay import reclassify
+    from services.runner.providers import Endpoints
+    from services.runner.routing import Routing
+
+    if settings.routing_file is None:
+        raise UserError("--judge needs BEACON_ROUTING_FILE naming a routing file with a [judge] route")
+    routing = Routing.from_file(settings.routing_file)
+    if routing.judge is None:
+        raise UserError(f"{settings.routing_file} has no [judge] route (see deploy/routing.example.toml)")
+    keys = routing.api_keys(None, os.environ)
+    for key in keys.values():
+        redact.remember(key)
+    endpoints = Endpoints(routing, "-", "-", keys)
+    judge = endpoints.judge()
+    assert judge is not None
+    calls = Counted(judge.provider)
+    try:
+        report = await reclassify(settings, judge=calls, judge_concurrency=routing.judge.concurrency)
+    finally:
+        await endpoints.close()
+    return report, f"judge calls: {calls.calls}, answering-model calls: 0"
+
+
+class Counted:
+    """A provider that counts its calls, so the command can say how many the judge was asked."""
+
+    def __init__(self, provider: Any) -> None:
+        self.provider = provider
+        self.name = provider.name
+        self.endpoint = provider.endpoint
+        self.max_answer_chars = provider.max_answer_chars
+        self.calls = 0
+
+    async def call(self, call: Any) -> Any:
+        self.calls += 1
+        return await self.provider.call(call)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
@@ -340,10 +436,21 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("replay", help="rebuild a projection from the topics into fresh tables, then swap them in")
     s.add_argument("projection", choices=["recorder"])
-    s.add_argument("--since", help="ISO time with zone: replay only events at or after it")
+    s.add_argument(
+        "--since",
+        help="ISO time with zone: re-project the events at or after it into the live tables, keeping every row",
+    )
+    s.add_argument(
+        "--allow-fewer",
+        action="store_true",
+        help="full rebuild only: swap in the rebuilt tables even if they hold fewer rows than the live ones",
+    )
     s.set_defaults(func=cmd_replay)
 
     s = sub.add_parser("reclassify", help="re-derive classifications of recorded answers with the current classifier")
+    s.add_argument(
+        "--judge", action="store_true", help="ask the routing file's [judge] model instead (answering models: never)"
+    )
     s.set_defaults(func=cmd_reclassify)
 
     s = sub.add_parser("demo", help="start everything locally, run the 8 × 3 × 3 job, print its matrix")
@@ -362,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
             logs.configure("console", level=logging.WARNING, library_level=logging.ERROR)
         args.func(settings, args)
     except (UserError, SettingsError, RoutingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {safe(exc, newlines=True)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except (psycopg.OperationalError, KafkaConnectionError, TimeoutError, ConnectionError) as exc:
         hint = ""
@@ -371,7 +478,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"\ncannot reach Kafka at {settings.kafka_bootstrap_servers}; start it with `make up` "
                 "or set KAFKA_BOOTSTRAP_SERVERS"
             )
-        print(f"error: {exc}{hint}", file=sys.stderr)
+        print(f"error: {safe(exc, newlines=True)}{hint}", file=sys.stderr)
         sys.exit(EXIT_UNAVAILABLE)
 
 

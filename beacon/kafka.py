@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import errors as kafka_errors
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel, ValidationError
 
@@ -57,9 +60,131 @@ def consumer(settings: Settings, *topics: str, group_id: str, **overrides: objec
     return AIOKafkaConsumer(*topics, **options)
 
 
-async def dead_letter(producer: AIOKafkaProducer, record: ConsumerRecord, error: str, consumer: str) -> None:
+# --- transient and fatal failures ------------------------------------------------------------------
+
+# Failures no retry can mend: a principal without rights, a transactional id taken over by a newer
+# instance, a broker too old. Anything else a Kafka client raises — a node not ready, a connection
+# lost, a leader or coordinator moving, a request timing out, a rebalance — passes once the cluster
+# settles: the service waits and goes on, it never exits for it.
+FATAL = (
+    kafka_errors.ProducerFenced,
+    kafka_errors.TransactionalIdAuthorizationFailed,
+    kafka_errors.TopicAuthorizationFailedError,
+    kafka_errors.GroupAuthorizationFailedError,
+    kafka_errors.ClusterAuthorizationFailedError,
+    kafka_errors.SaslAuthenticationFailed,
+    kafka_errors.AuthenticationFailedError,
+    kafka_errors.UnsupportedVersionError,
+    kafka_errors.IncompatibleBrokerVersion,
+    kafka_errors.InvalidTopicError,
+    kafka_errors.KafkaConfigurationError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether waiting and trying again can succeed: every Kafka error but the FATAL ones, and the
+    connection and timeout errors of the network below."""
+    if isinstance(exc, FATAL):
+        return False
+    return isinstance(exc, kafka_errors.KafkaError | ConnectionError | TimeoutError)
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the error once (aiokafka's messages already start with the class name)."""
+    text, name = str(exc).strip(), type(exc).__name__
+    return (text if name in text[:80] else f"{name}: {text}")[:300]
+
+
+class Backoff:
+    """Exponential backoff with full jitter, starting over once things have gone well for a while."""
+
+    def __init__(self, first: float = 0.2, most: float = 10.0, rand: Callable[[], float] = random.random) -> None:
+        self.first, self.most, self.rand = first, most, rand
+        self.attempt = 0
+
+    def next(self) -> float:
+        self.attempt += 1
+        return self.first + self.rand() * min(self.most, self.first * 2**self.attempt)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+T = TypeVar("T")
+
+
+async def retrying(
+    what: str,
+    op: Callable[[], Awaitable[T]],
+    *,
+    give_up_after_s: float | None = None,
+    on_wait: Callable[[str, float], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """`op()` until it succeeds, waiting out transient Kafka failures; fatal ones, and transient ones past
+    `give_up_after_s`, are raised. `on_wait(error, seconds)` says what is being waited for."""
+    backoff = Backoff()
+    began = time.monotonic()
+    while True:
+        try:
+            return await op()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            wait = backoff.next()
+            if give_up_after_s is not None and time.monotonic() - began + wait > give_up_after_s:
+                raise
+            if on_wait is not None:
+                on_wait(describe(exc), wait)
+            else:
+                log.warning("kafka_unavailable", waiting_for=what, error=describe(exc), retry_in_s=round(wait, 2))
+            await sleep(wait)
+
+
+async def supervised(name: str, run: Callable[[], Awaitable[None]], healthy_after_s: float = 60.0) -> None:
+    """Run a consumer loop; when a transient Kafka failure escapes it, start it again, fresh, after a
+    backoff. Every loop commits offsets only after its effects are durable, so a restart here is as safe
+    as a process restart (its uncommitted records are delivered again) — without the process exiting.
+    A fatal failure is logged and raised: the process ends, and is safe to start again once it is mended."""
+    backoff = Backoff(first=0.5, most=15.0)
+    while True:
+        began = time.monotonic()
+        try:
+            await run()
+            return
+        except Exception as exc:
+            if not is_transient(exc):
+                log.error("kafka_fatal", component=name, error=describe(exc))
+                raise
+            if time.monotonic() - began > healthy_after_s:
+                backoff.reset()
+            wait = backoff.next()
+            metrics.KAFKA_RESTARTS.labels(name).inc()
+            log.warning("kafka_unavailable_restarting", component=name, error=describe(exc), retry_in_s=round(wait, 2))
+            await asyncio.sleep(wait)
+
+
+SEND_PATIENCE_S = 300.0
+
+
+async def send(producer: AIOKafkaProducer, topic: str, value: bytes, key: bytes | None = None, **kw: object) -> None:
+    """send_and_wait, waiting out transient failures: an event whose effect already happened (a model
+    was called) is not dropped for a broker that is briefly away. A retried send may write the event
+    twice; consumers are idempotent, so that is harmless. Past SEND_PATIENCE_S the failure is raised, for
+    the supervisor to start the component again with a fresh producer."""
+    await retrying(
+        f"send to {topic}",
+        lambda: producer.send_and_wait(topic, value, key=key, **kw),
+        give_up_after_s=SEND_PATIENCE_S,
+    )
+
+
+async def dead_letter(
+    producer: AIOKafkaProducer, record: ConsumerRecord, error: str, consumer: str, in_transaction: bool = False
+) -> None:
     """Park a message that can never be processed, with its original bytes and where it came from.
-    Inside a transaction it becomes visible when the caller commits, together with the offsets."""
+    Inside a transaction it becomes visible when the caller commits, together with the offsets; there a
+    failed send is not retried (the transaction is aborted and the batch consumed again)."""
     headers = [
         ("beacon.error", error[:4000].encode()),
         ("beacon.consumer", consumer.encode()),
@@ -67,7 +192,10 @@ async def dead_letter(producer: AIOKafkaProducer, record: ConsumerRecord, error:
         ("beacon.source.partition", str(record.partition).encode()),
         ("beacon.source.offset", str(record.offset).encode()),
     ]
-    await producer.send_and_wait(dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers)
+    if in_transaction:
+        await producer.send_and_wait(dead_letter_topic(record.topic), record.value, key=record.key, headers=headers)
+    else:
+        await send(producer, dead_letter_topic(record.topic), record.value or b"", key=record.key, headers=headers)
     metrics.DEAD_LETTERS.labels(record.topic).inc()
     log.warning(
         "dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, error=error[:300]

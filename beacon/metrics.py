@@ -16,6 +16,9 @@ WRITE_SECONDS = Histogram(
 )
 ROWS_INSERTED = Counter("beacon_recorder_rows_inserted_total", "Execution rows inserted")
 DUPLICATES = Counter("beacon_recorder_duplicates_suppressed_total", "Events whose cell was already recorded")
+KAFKA_RESTARTS = Counter(
+    "beacon_kafka_restarts_total", "Consumer loops started again after a transient Kafka failure", ["component"]
+)
 DEAD_LETTERS = Counter("beacon_dead_letters_total", "Messages parked on a dead-letter topic", ["topic"])
 CONSUMER_LAG = Gauge(
     "beacon_consumer_lag", "Messages not yet consumed (high watermark - position)", ["topic", "partition"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 
@@ -43,37 +44,56 @@ class ApiSource:
             response = self.http.get(path)
         except httpx.HTTPError as exc:
             raise ConnectionError(f"cannot reach the read API at {self.http.base_url}: {exc}") from None
-        if response.status_code == 404:
+        if response.status_code in (400, 404):  # no such job, or an id that cannot be one (so: no such job)
             return None
-        response.raise_for_status()
-        return response.json()
+        try:
+            response.raise_for_status()
+            return response.json()
+        except (httpx.HTTPStatusError, ValueError) as exc:
+            raise ConnectionError(f"the read API at {self.http.base_url} answered {path} with: {exc}") from None
 
     def summary(self, job_id: str) -> JobSummary | None:
-        body = self._get(f"/jobs/{job_id}")
+        body = self._get(f"/jobs/{quote(job_id, safe='')}")
         if body is None:
             return None
-        when = {k: datetime.fromisoformat(body[k]) if body.get(k) else None for k in ("submitted_at", "deadline")}
-        return JobSummary(
-            job_id=body["job_id"],
-            known=body["expected"] is not None,
-            expected=body["expected"],
-            recorded=body["recorded"],
-            by_status=body["by_status"],
-            by_classification=body["by_classification"],
-            **when,
-        )
+        try:
+            when = {k: datetime.fromisoformat(body[k]) if body.get(k) else None for k in ("submitted_at", "deadline")}
+            return JobSummary(
+                job_id=body["job_id"],
+                known=body["expected"] is not None,
+                expected=body["expected"],
+                recorded=body["recorded"],
+                by_status=body["by_status"],
+                by_classification=body["by_classification"],
+                stray=body.get("stray", 0),
+                **when,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConnectionError(
+                f"the read API at {self.http.base_url} answered an unexpected document: {exc!r}"
+            ) from None
 
     def grid(self, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        m = self._get(f"/jobs/{job_id}/matrix") or {"questions": [], "models": [], "regions": [], "cells": []}
-        spec = {
-            "questions": [{"id": q} for q in m["questions"] if q != NO_QUESTION_TOKEN],
-            "models": [{"id": model} for model in m["models"]],
-            "regions": m["regions"],
+        m = self._get(f"/jobs/{quote(job_id, safe='')}/matrix") or {
+            "questions": [],
+            "models": [],
+            "regions": [],
+            "cells": [],
         }
-        rows = [
-            {**c, "question_id": None if c["question_id"] == NO_QUESTION_TOKEN else c["question_id"]}
-            for c in m["cells"]
-        ]
+        try:
+            spec = {
+                "questions": [{"id": q} for q in m["questions"] if q != NO_QUESTION_TOKEN],
+                "models": [{"id": model} for model in m["models"]],
+                "regions": [{"id": r["id"], "display": r["display"]} for r in m["regions"]],
+            }
+            rows = [
+                {**c, "question_id": None if c["question_id"] == NO_QUESTION_TOKEN else c["question_id"]}
+                for c in m["cells"]
+            ]
+        except (KeyError, TypeError) as exc:
+            raise ConnectionError(
+                f"the read API at {self.http.base_url} answered an unexpected matrix: {exc!r}"
+            ) from None
         return spec, rows
 
 

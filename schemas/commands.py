@@ -42,7 +42,7 @@ class JobSpec(BaseModel):
     regions: list[str] = Field(min_length=1, description="Region ids from the catalogue.")
     temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=2.0)
     max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, le=32768)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1, description="Sent to the model; a 64-bit integer.")
     deadline_seconds: int | None = Field(
         None, ge=1, le=MAX_DEADLINE_SECONDS, description="Time the job may take; the settings' default when absent."
     )

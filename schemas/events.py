@@ -202,6 +202,15 @@ class AnswerEdits(_Frozen):
     original_sha256: str = Field(description="SHA-256 of the answer as received (UTF-8, surrogates passed through).")
 
 
+class Judgement(_Frozen):
+    """A judge model's verdict on an answer, recorded beside the rules' classification, never instead."""
+
+    label: ClassificationLabel
+    judge_version: str = Field(max_length=100, description="The rubric's version.")
+    judge_model: str | None = Field(None, max_length=200)
+    reason: str = Field(max_length=MAX_MESSAGE_CHARS, description="The judge's one-line reason, or why it failed.")
+
+
 class Receipt(_Frozen):
     provider: str = Field(max_length=100)
     endpoint_region: Id
@@ -229,6 +238,7 @@ class ExecutionCompleted(_Envelope):
     answer: str | None = Field(max_length=MAX_ANSWER_CHARS)
     answer_edits: AnswerEdits | None = Field(None, description="Set when the answer was truncated or cleaned.")
     classification: Classification
+    judgement: Judgement | None = Field(None, description="Set when a judge route is configured.")
     attempts: list[Attempt] = Field(max_length=MAX_ATTEMPTS)
     tokens: TokenCounts | None = None
     started_at: AwareDatetime

@@ -8,6 +8,8 @@
   pair of regions. 0 means the regions got the same words, 1 means no word in common. It is null when
   fewer than two regions answered (refusals are not answers; they show up as disagreements instead).
 - A disagreement is a (question, model) that some regions refused and others answered.
+- Judge disagreements: cells where a judge's verdict (when a judge route is configured) differs from
+  the rules' label; verdicts that are themselves errors are not counted as disagreeing.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Cell:
     question_id: str | None
     classification: str
     answer: str | None
+    judge_label: str | None = None  # the judge's verdict, when one was recorded
 
 
 def words(text: str | None) -> frozenset[str]:
@@ -97,4 +100,27 @@ def analyse(cells: list[Cell]) -> dict[str, Any]:
         },
         "divergence": {"measure": DIVERGENCE_MEASURE, "cells": divergences},
         "disagreements": disagreements,
+        "judge": _judge(cells),
+    }
+
+
+def _judge(cells: list[Cell]) -> dict[str, Any]:
+    judged = [c for c in cells if c.judge_label is not None]
+    differ = [
+        {
+            "region": c.region,
+            "model_id": c.model_id,
+            "question_id": c.question_id,
+            "rules": c.classification,
+            "judge": c.judge_label,
+        }
+        for c in judged
+        if c.judge_label != "error" and c.judge_label != c.classification
+    ]
+    differ.sort(key=lambda d: (d["question_id"] or "", d["model_id"], d["region"]))
+    return {
+        "judged": len(judged),
+        "agree": sum(1 for c in judged if c.judge_label == c.classification),
+        "judge_errors": sum(1 for c in judged if c.judge_label == "error"),
+        "disagreements": differ,
     }

@@ -1,13 +1,18 @@
 """The read API and the portal, served by the recorder (the service that owns the projection).
 
 Every endpoint reads the one read model (queries.py). Bad parameters get a 400 naming the parameter,
-an unknown job a 404; input never causes a 500.
+an unknown job a 404; input never causes a 500. Every parameter is checked for its exact shape before it
+reaches the database: a job id must be one (`JOB_ID_PATTERN`, which also keeps NUL bytes and megabyte
+strings away from PostgreSQL), a filter one of its allowed values, a cursor exactly the shape the endpoint
+gave out. tests/integration/test_http_hostile.py drives every endpoint with schemathesis.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -16,13 +21,16 @@ from typing import Annotated, Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import AsyncConnectionPool
 
+from beacon.http import bounded
 from beacon.settings import Settings
 from schemas.catalogue import MODELS, QUESTIONS, REGIONS
+from schemas.commands import JOB_ID_PATTERN
 from services.recorder import analysis, queries
 from services.recorder.queries import NO_QUESTION_TOKEN, JobSummary
 
@@ -30,28 +38,73 @@ PORTAL = Path(__file__).parent / "portal" / "index.html"
 STATUSES = ("completed", "failed", "timeout")
 CLASSIFICATIONS = ("answered", "refused", "empty", "error")
 
+QUESTION_IDS = [*QUESTIONS, NO_QUESTION_TOKEN]
+MAX_CURSOR_CHARS = 256  # the longest cursor this API gives out is about 150 characters
+MAX_ROW_ID = 2**63 - 1  # executions.id is a bigint
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
+Cursor = Annotated[
+    str | None, Query(max_length=MAX_CURSOR_CHARS, description="`next_cursor` of the previous page, as it was.")
+]
+JobId = Annotated[
+    str, PathParam(pattern=JOB_ID_PATTERN, description="A job id: letters, digits, '.', '_' or '-'; 1-64.")
+]
+
+
+def _one_of(allowed: Any, description: str) -> Any:
+    """A string parameter with a fixed set of values: documented as an enum (so clients and schemathesis
+    know them), checked by `_check` (so a wrong one gets a message that lists the right ones)."""
+    return {"description": description, "json_schema_extra": {"enum": list(allowed)}}
+
+
+def _shown(value: str, most: int = 60) -> str:
+    """A client's value, quoted, in an error message: bounded, whatever the client sent."""
+    return repr(value if len(value) <= most else value[:most] + "…")
+
+
+def _check(name: str, value: str | None, allowed: Any) -> None:
+    if value is not None and value not in allowed:
+        raise HTTPException(400, f"{name}: unknown value {_shown(value)}; allowed: {', '.join(allowed)}")
+
+
+class BadCursor(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(400, "cursor: not a cursor this API gave out; use next_cursor from a previous page")
 
 
 def _encode_cursor(value: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> list[Any]:
+def _decode_cursor(cursor: str) -> Any:
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise BadCursor
     try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        assert isinstance(value, list)
-        return value
-    except Exception:
-        raise HTTPException(
-            400, "cursor: not a cursor this API gave out; use next_cursor from a previous page"
-        ) from None
+        return json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, binascii.Error, RecursionError):  # not ASCII, not base64, not UTF-8, not JSON
+        raise BadCursor from None
 
 
-def _check(name: str, value: str | None, allowed: Any) -> None:
-    if value is not None and value not in allowed:
-        raise HTTPException(400, f"{name}: unknown value {value!r}; allowed: {', '.join(allowed)}")
+def _jobs_cursor(cursor: str) -> tuple[datetime, str]:
+    """`/jobs` cursors are exactly [submitted_at as ISO time with its zone, job id]."""
+    match _decode_cursor(cursor):
+        case [str() as at, str() as job_id] if _JOB_ID.fullmatch(job_id) and len(at) <= 40:
+            try:
+                when = datetime.fromisoformat(at)
+            except ValueError:
+                raise BadCursor from None
+            if when.tzinfo is not None:
+                return when, job_id
+    raise BadCursor
+
+
+def _executions_cursor(cursor: str) -> int:
+    """`/jobs/{id}/executions` cursors are exactly [the last row's id], a bigint (JSON true is no id)."""
+    match _decode_cursor(cursor):
+        case [int() as after] if not isinstance(after, bool) and 0 <= after <= MAX_ROW_ID:
+            return after
+    raise BadCursor
 
 
 def _summary_json(s: JobSummary) -> dict[str, Any]:
@@ -85,7 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}" for e in exc.errors()]
-        return JSONResponse({"error": "bad request", "problems": problems}, status_code=400)
+        return JSONResponse({"error": "bad request", "problems": bounded(problems)}, status_code=400)
 
     async def summary_or_404(job_id: str) -> JobSummary:
         async with pool.connection() as conn:
@@ -99,10 +152,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/jobs", tags=["jobs"])
     async def list_jobs(limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
         """Jobs, newest first."""
-        before = None
-        if cursor:
-            submitted_at, job_id = _decode_cursor(cursor)
-            before = (datetime.fromisoformat(submitted_at), job_id)
+        before = _jobs_cursor(cursor) if cursor else None
         async with pool.connection() as conn:
             page = await queries.jobs_page(conn, limit, before)
         last = page[-1] if len(page) == limit else None
@@ -112,32 +162,33 @@ def create_app(settings: Settings) -> FastAPI:
         return {"jobs": [_summary_json(s) for s in page], "next_cursor": next_cursor}
 
     @app.get("/jobs/{job_id}", tags=["jobs"])
-    async def get_job(job_id: str) -> dict[str, Any]:
-        """Expected vs recorded, counts per status and classification, derived status, deadline."""
+    async def get_job(job_id: JobId) -> dict[str, Any]:
+        """Expected vs recorded, counts per status and classification, derived status, deadline. `recorded`
+        and the counts are of the spec's own cells; `stray` counts results for cells the job does not have
+        (shown so that they are seen, never counted towards the job's status)."""
         return _summary_json(await summary_or_404(job_id))
 
     @app.get("/jobs/{job_id}/executions", tags=["executions"])
     async def list_executions(
-        job_id: str,
-        question_id: str | None = None,
-        region: str | None = None,
-        model_id: str | None = None,
-        status: str | None = None,
-        classification: str | None = None,
+        job_id: JobId,
+        question_id: Annotated[
+            str | None, Query(**_one_of(QUESTION_IDS, "`-`: the cell of a job without questions."))
+        ] = None,
+        region: Annotated[str | None, Query(**_one_of(REGIONS, "A region id."))] = None,
+        model_id: Annotated[str | None, Query(**_one_of(MODELS, "A model id."))] = None,
+        status: Annotated[str | None, Query(**_one_of(STATUSES, "The execution's status."))] = None,
+        classification: Annotated[str | None, Query(**_one_of(CLASSIFICATIONS, "The answer's class."))] = None,
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> dict[str, Any]:
-        """A job's executions with answers and receipts, filtered, in recording order."""
-        _check("question_id", question_id, [*QUESTIONS, NO_QUESTION_TOKEN])
+        """A job's executions with answers and receipts, filtered, in recording order. Results for cells the
+        job does not have (its summary's `stray`) are listed too: the log recorded them."""
+        _check("question_id", question_id, QUESTION_IDS)
         _check("region", region, REGIONS)
         _check("model_id", model_id, MODELS)
         _check("status", status, STATUSES)
         _check("classification", classification, CLASSIFICATIONS)
-        after = None
-        if cursor:
-            (after,) = _decode_cursor(cursor)
-            if not isinstance(after, int):
-                raise HTTPException(400, "cursor: not a cursor this API gave out")
+        after = _executions_cursor(cursor) if cursor else None
         await summary_or_404(job_id)
         filters = {
             k: v
@@ -156,11 +207,16 @@ def create_app(settings: Settings) -> FastAPI:
         return {"executions": rows, "next_cursor": next_cursor}
 
     @app.get("/jobs/{job_id}/executions/{region}/{model_id}/{question_id}", tags=["executions"])
-    async def get_execution(job_id: str, region: str, model_id: str, question_id: str) -> dict[str, Any]:
+    async def get_execution(
+        job_id: JobId,
+        region: Annotated[str, PathParam(**_one_of(REGIONS, "A region id."))],
+        model_id: Annotated[str, PathParam(**_one_of(MODELS, "A model id."))],
+        question_id: Annotated[str, PathParam(**_one_of(QUESTION_IDS, "`-`: the cell of a job without questions."))],
+    ) -> dict[str, Any]:
         """One cell. For a job without questions the question_id is `-`."""
         _check("region", region, REGIONS)
         _check("model_id", model_id, MODELS)
-        _check("question_id", question_id, [*QUESTIONS, NO_QUESTION_TOKEN])
+        _check("question_id", question_id, QUESTION_IDS)
         async with pool.connection() as conn:
             row = await queries.one_execution(
                 conn, job_id, region, model_id, None if question_id == NO_QUESTION_TOKEN else question_id
@@ -171,11 +227,11 @@ def create_app(settings: Settings) -> FastAPI:
         return row
 
     @app.get("/jobs/{job_id}/matrix", tags=["analysis"])
-    async def get_matrix(job_id: str) -> dict[str, Any]:
-        """Questions × models × regions with the classification of each recorded cell."""
+    async def get_matrix(job_id: JobId) -> dict[str, Any]:
+        """Questions × models × regions with the classification of each recorded cell of the job's spec."""
         summary = await summary_or_404(job_id)
         async with pool.connection() as conn:
-            rows = await queries.cells(conn, job_id)
+            rows = await queries.cells(conn, summary)
         spec = summary.spec or {"questions": [], "models": [], "regions": []}
         return {
             "job": _summary_json(summary),
@@ -189,19 +245,24 @@ def create_app(settings: Settings) -> FastAPI:
                     "region": r["region"],
                     "status": r["status"],
                     "classification": r["classification"],
+                    "judge": r["judge_label"],
                 }
                 for r in rows
             ],
         }
 
     @app.get("/jobs/{job_id}/analysis", tags=["analysis"])
-    async def get_analysis(job_id: str) -> dict[str, Any]:
-        """Refusal rates per region, model and question; cross-region divergence; refused-vs-answered splits."""
-        await summary_or_404(job_id)
+    async def get_analysis(job_id: JobId) -> dict[str, Any]:
+        """Refusal rates per region, model and question; cross-region divergence; refused-vs-answered splits
+        (over the cells of the job's spec)."""
+        summary = await summary_or_404(job_id)
         async with pool.connection() as conn:
-            rows = await queries.cells(conn, job_id, answers=True)
+            rows = await queries.cells(conn, summary, answers=True)
         cells = [
-            analysis.Cell(r["region"], r["model_id"], r["question_id"], r["classification"], r["answer"]) for r in rows
+            analysis.Cell(
+                r["region"], r["model_id"], r["question_id"], r["classification"], r["answer"], r["judge_label"]
+            )
+            for r in rows
         ]
         return analysis.analyse(cells)
 

@@ -12,7 +12,6 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -36,8 +35,7 @@ def group_id(settings: Settings) -> str:
 
 @dataclass
 class Batch:
-    executions: list[tuple[Any, ...]] = field(default_factory=list)
-    jobs: list[tuple[Any, ...]] = field(default_factory=list)
+    rows: project.Rows = field(default_factory=project.Rows)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
 
@@ -53,13 +51,14 @@ class Recorder:
             await store.prepare(self.conn)
         return self.conn
 
-    async def write(self, executions: list[tuple[Any, ...]], jobs: list[tuple[Any, ...]]) -> store.Written:
-        """Write one batch, waiting out database outages: transient failures are retried, never skipped."""
+    async def write(self, rows: project.Rows) -> tuple[store.Written, list[store.Refused]]:
+        """Write one batch, waiting out database outages: transient failures are retried, never skipped.
+        Rows the database refuses for their data come back to be dead-lettered (store.write_or_isolate)."""
         delay = 0.5
         while True:
             try:
-                return await store.write_batch(await self.connection(), executions, jobs)
-            except psycopg.OperationalError as exc:
+                return await store.write_or_isolate(await self.connection(), rows.executions, rows.jobs)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 log.warning("database_unavailable", retry_in_s=delay, error=str(exc).strip()[:300])
                 if self.conn is not None:
                     await self.conn.close()
@@ -73,72 +72,90 @@ class Recorder:
             rows = project.rows_of(records)
             for record, why in rows.poison:
                 await kafka.dead_letter(producer, record, why, consumer=group_id(self.settings))
-            out.executions += rows.executions
-            out.jobs += rows.jobs
+            rows.poison = []
+            out.rows.extend(rows)
             out.offsets[tp] = records[-1].offset + 1
             metrics.EVENTS_CONSUMED.labels(tp.topic).inc(len(records))
         metrics.BATCH_SIZE.observe(sum(len(r) for r in batch.values()))
         return out
 
-    async def store(self, batch: Batch) -> dict[TopicPartition, int]:
+    async def store(self, batch: Batch, producer: AIOKafkaProducer) -> dict[TopicPartition, int]:
         with metrics.WRITE_SECONDS.time():
-            written = await self.write(batch.executions, batch.jobs)
+            written, refused = await self.write(batch.rows)
+        for row in refused:  # acknowledged before the offsets are committed: a crash re-sends, never loses
+            sources = batch.rows.execution_sources if row.table == "executions" else batch.rows.job_sources
+            why = f"PostgreSQL refused the row: {row.error}"
+            await kafka.dead_letter(producer, sources[row.index], why, consumer=group_id(self.settings))
         metrics.ROWS_INSERTED.inc(written.executions_inserted)
         metrics.DUPLICATES.inc(written.executions_duplicate)
         log.info(
             "batch_written",
-            events=len(batch.executions) + len(batch.jobs),
+            events=len(batch.rows.executions) + len(batch.rows.jobs),
+            refused=len(refused),
             executions_inserted=written.executions_inserted,
             duplicates_suppressed=written.executions_duplicate,
             jobs_inserted=written.jobs_inserted,
         )
         return batch.offsets
 
-    async def sweep_deadlines(self, producer: AIOKafkaProducer) -> None:
-        """Every few seconds: emit `timeout` results for the missing cells of jobs past their deadline."""
+    async def sweep_deadlines(self) -> None:
+        """Every few seconds: emit `timeout` results for the missing cells of jobs past their deadline.
+        The database or the broker being away skips a sweep, never ends the clock."""
         info = ProducerInfo(service="recorder", instance=kafka.instance_id("recorder-deadlines"))
         emitted_at: dict[str, float] = {}  # job_id → when we last emitted, so one outage is not spammed
         conn: psycopg.AsyncConnection | None = None  # one connection for every sweep, remade after an outage
-        while True:
-            await asyncio.sleep(self.settings.deadline_sweep_seconds)
-            try:
-                if conn is None or conn.closed or conn.broken:
-                    conn = await psycopg.AsyncConnection.connect(self.settings.database_url, autocommit=True)
-                overdue = await queries.overdue_jobs(conn)
-                for job in overdue:
-                    if time.monotonic() - emitted_at.get(job.job_id, -1e9) < RE_EMIT_AFTER_SECONDS:
-                        continue
-                    missing = deadlines.missing_cells(job, await queries.recorded_cells(conn, job.job_id))
-                    at = now()
-                    acks = [
-                        await producer.send(
-                            self.names.executions_completed,
-                            encode(deadlines.timeout_event(job, cell, at, info)),
-                            key=deadlines.key_of(job.job_id, cell).encode(),
-                        )
-                        for cell in missing
-                    ]
-                    await asyncio.gather(*acks)
-                    metrics.EVENTS_PRODUCED.labels(self.names.executions_completed).inc(len(acks))
-                    emitted_at[job.job_id] = time.monotonic()
-                    log.info("deadline_passed", job_id=job.job_id, timeouts_emitted=len(missing))
-            except psycopg.OperationalError as exc:
-                log.warning("deadline_sweep_skipped", error=str(exc).strip()[:300])
+        producer: AIOKafkaProducer | None = None  # likewise
+        try:
+            while True:
+                await asyncio.sleep(self.settings.deadline_sweep_seconds)
+                try:
+                    if conn is None or conn.closed or conn.broken:
+                        conn = await psycopg.AsyncConnection.connect(self.settings.database_url, autocommit=True)
+                    overdue = await queries.overdue_jobs(conn)
+                    if overdue and producer is None:
+                        producer = kafka.producer(self.settings)
+                        await producer.start()
+                    for job in overdue:
+                        if time.monotonic() - emitted_at.get(job.job_id, -1e9) < RE_EMIT_AFTER_SECONDS:
+                            continue
+                        assert producer is not None
+                        missing = deadlines.missing_cells(job, await queries.recorded_cells(conn, job.job_id))
+                        at = now()
+                        acks = [
+                            await producer.send(
+                                self.names.executions_completed,
+                                encode(deadlines.timeout_event(job, cell, at, info)),
+                                key=deadlines.key_of(job.job_id, cell).encode(),
+                            )
+                            for cell in missing
+                        ]
+                        await asyncio.gather(*acks)
+                        metrics.EVENTS_PRODUCED.labels(self.names.executions_completed).inc(len(acks))
+                        emitted_at[job.job_id] = time.monotonic()
+                        log.info("deadline_passed", job_id=job.job_id, timeouts_emitted=len(missing))
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    log.warning("deadline_sweep_skipped", error=str(exc).strip()[:300])
+                    conn = None if conn is None or conn.closed or conn.broken else conn
+                except Exception as exc:
+                    if not kafka.is_transient(exc):
+                        raise
+                    log.warning("deadline_sweep_skipped", error=kafka.describe(exc))
+                    if producer is not None:  # a fresh producer next time
+                        await producer.stop()
+                        producer = None
+        finally:
+            if producer is not None:
+                await producer.stop()
+            if conn is not None:
+                await conn.close()
 
     async def serve_http(self) -> None:
         """The read API and the portal, in this process: they read the projection this process writes."""
-        import uvicorn
-
+        from beacon import http
         from services.recorder.api import create_app
 
-        config = uvicorn.Config(
-            create_app(self.settings),
-            host=self.settings.http_host,
-            port=self.settings.http_port,
-            log_level="warning",
-            lifespan="on",
-        )
-        server = uvicorn.Server(config)
+        # Head deadline, keep-alive, concurrency and head-size limits: beacon/http.py.
+        server = http.server(create_app(self.settings), self.settings.http_host, self.settings.http_port)
         # The CLI owns SIGTERM/SIGINT (a clean stop of the whole recorder); uvicorn must not take them.
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         log.info("http_serving", url=f"http://{self.settings.http_host}:{self.settings.http_port}/")
@@ -151,7 +168,16 @@ class Recorder:
 
     async def run(self) -> None:
         db.migrate(self.settings.database_url)
-        await topics.ensure(self.settings)
+        await kafka.retrying("topics", lambda: topics.ensure(self.settings))
+        # Three parts, one process: the projection (started again, fresh, after a transient Kafka
+        # failure), the deadline clock and the read API. If one fails for good, the others stop too.
+        async with asyncio.TaskGroup() as group:
+            group.create_task(kafka.supervised("recorder", self.consume))
+            group.create_task(self.sweep_deadlines())
+            if self.settings.http_port:
+                group.create_task(self.serve_http())
+
+    async def consume(self) -> None:
         consumer: AIOKafkaConsumer = kafka.consumer(
             self.settings,
             self.names.jobs_submitted,
@@ -160,18 +186,12 @@ class Recorder:
             max_poll_records=self.settings.recorder_batch_size,
         )
         producer = kafka.producer(self.settings)
-        await producer.start()
-        await consumer.start()
-        log.info("recorder_started", topics=self.names.all(), group=group_id(self.settings))
-        helpers = [asyncio.ensure_future(self.sweep_deadlines(producer))]
-        if self.settings.http_port:
-            helpers.append(asyncio.ensure_future(self.serve_http()))
         writing: asyncio.Future[dict[TopicPartition, int]] | None = None
         try:
+            await producer.start()
+            await consumer.start()
+            log.info("recorder_started", topics=self.names.all(), group=group_id(self.settings))
             while True:
-                for helper in helpers:
-                    if helper.done():
-                        helper.result()  # a helper that died takes the recorder down, loudly
                 batch = await consumer.getmany(
                     timeout_ms=self.settings.recorder_batch_wait_ms, max_records=self.settings.recorder_batch_size
                 )
@@ -183,16 +203,15 @@ class Recorder:
                     await consumer.commit(await writing)  # only now: those rows are durable
                     writing = None
                 if decoded is not None:
-                    writing = asyncio.ensure_future(self.store(decoded))
+                    writing = asyncio.ensure_future(self.store(decoded, producer))
                     for tp in batch:
                         lag = (consumer.highwater(tp) or 0) - await consumer.position(tp)
                         metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
         finally:
             if writing is not None:
                 writing.cancel()  # not committed: the batch is delivered again
-            for helper in helpers:
-                helper.cancel()
             await consumer.stop()
             await producer.stop()
-            if self.conn is not None:
+            if self.conn is not None:  # a cancelled write may have left it mid-transaction: start afresh
                 await self.conn.close()
+                self.conn = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from beacon.terminal import safe
+
 SHOW = {"answered": "answered", "refused": "REFUSED", "empty": "empty", "error": "error"}
 NO_QUESTION = "(no question)"
 
@@ -25,15 +27,22 @@ def grid(spec: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[str], l
 
 
 def render(spec: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    questions, columns, cells = grid(spec, rows)
-    first = max(len("question"), *(len(q) for q in questions))
-    widths = [max(len(c), 8) for c in columns]
-    lines = ["  ".join(["question".ljust(first), *(c.ljust(w) for c, w in zip(columns, widths, strict=True))])]
+    """The grid as text for a terminal: every label and cell escaped (beacon/terminal.py), since ids and
+    display names come from the projection or from an API, not from this program."""
+    questions, columns, raw = grid(spec, rows)
+    cells = {key: safe(text) for key, text in raw.items()}
+    labels = {label: safe(label) for label in [*questions, *columns]}
+    first = max(len("question"), *(len(labels[q]) for q in questions))
+    widths = [max(len(labels[c]), 8) for c in columns]
+    lines = ["  ".join(["question".ljust(first), *(labels[c].ljust(w) for c, w in zip(columns, widths, strict=True))])]
     lines.append("  ".join(["-" * first, *("-" * w for w in widths)]))
     for q in questions:
         lines.append(
             "  ".join(
-                [q.ljust(first), *(cells.get((q, c), "·").ljust(w) for c, w in zip(columns, widths, strict=True))]
+                [
+                    labels[q].ljust(first),
+                    *(cells.get((q, c), "·").ljust(w) for c, w in zip(columns, widths, strict=True)),
+                ]
             )
         )
     return "\n".join(line.rstrip() for line in lines)

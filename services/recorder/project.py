@@ -12,7 +12,13 @@ from schemas.events import ExecutionCompleted, JobSubmitted
 
 # What the `output` column keeps of the event besides the columns of their own.
 _OUTPUT = {"classification", "attempts", "tokens", "producer"}
-_OUTPUT_EDITED = _OUTPUT | {"answer_edits"}  # only when set, so unedited rows stay byte-identical to before
+_OPTIONAL = ("answer_edits", "judgement")  # kept only when set, so other rows stay byte-identical to before
+
+
+def _output_fields(e: ExecutionCompleted) -> set[str]:
+    if e.answer_edits is None and e.judgement is None:
+        return _OUTPUT
+    return _OUTPUT | {name for name in _OPTIONAL if getattr(e, name) is not None}
 
 
 def execution_row(e: ExecutionCompleted) -> tuple[Any, ...]:
@@ -29,7 +35,7 @@ def execution_row(e: ExecutionCompleted) -> tuple[Any, ...]:
         e.classification.label,
         e.classification.classifier_version,
         e.answer,
-        e.model_dump_json(include=_OUTPUT_EDITED if e.answer_edits else _OUTPUT),
+        e.model_dump_json(include=_output_fields(e)),
         e.receipt.model_dump_json(),
         e.started_at,
         e.completed_at,

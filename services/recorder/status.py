@@ -11,7 +11,10 @@ SUCCESS = frozenset({"answered", "refused"})
 
 def job_status(expected: int, by_classification: dict[str, int]) -> JobStatus:
     """pending: nothing recorded; running: some cells missing; completed: every cell answered or refused;
-    failed: every cell recorded and none succeeded; partial: every cell recorded, some did not succeed."""
+    failed: every cell recorded and none succeeded; partial: every cell recorded, some did not succeed.
+
+    `by_classification` counts the results for cells of the job's spec only (queries.py leaves strays out):
+    a result for a cell the job does not have must not fill the place of one it does."""
     recorded = sum(by_classification.values())
     if recorded == 0:
         return "pending"

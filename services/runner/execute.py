@@ -111,6 +111,9 @@ def _event(
     )
 
 
+JUDGEMENT_ROOM = 4096  # bytes kept free for a judge's verdict, added after the event is described
+
+
 def describe(
     cell: CellScheduled,
     provider: Provider,
@@ -129,7 +132,7 @@ def describe(
         answer, edits = clean_answer(raw, limit, result.truncated)
         event = _event(cell, provider, producer, result, answer, edits, started, completed)
         size = len(encode(event))
-        if size <= MAX_EVENT_BYTES or limit <= 1:
+        if size <= MAX_EVENT_BYTES - JUDGEMENT_ROOM or limit <= 1:
             return event
         limit = min(len(answer), limit) * MAX_EVENT_BYTES // size * 9 // 10  # shrink, with room to spare
 

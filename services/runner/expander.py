@@ -129,7 +129,7 @@ class Expander:
                     try:
                         job = kafka.read_event(record, JobSubmitted)
                     except kafka.Poison as exc:
-                        await kafka.dead_letter(producer, record, str(exc), consumer=self.group)
+                        await kafka.dead_letter(producer, record, str(exc), consumer=self.group, in_transaction=True)
                         continue
                     if job.job_id in expanded_now:
                         continue  # the same job twice in one batch

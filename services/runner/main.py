@@ -11,7 +11,7 @@ import os
 
 import structlog
 
-from beacon import logs, redact, topics
+from beacon import kafka, logs, redact, topics
 from beacon.settings import Settings
 from schemas.catalogue import REGIONS
 from services.runner.expander import Expander
@@ -34,9 +34,10 @@ async def run(settings: Settings, region: str) -> None:
     api_keys = routing.api_keys(region, os.environ)  # so does a missing or malformed API key
     for key in api_keys.values():
         redact.remember(key)
-    await topics.ensure(settings)
     structlog.contextvars.bind_contextvars(region=region)
-    # If either half fails, the process exits and its uncommitted work is delivered again on restart.
+    await kafka.retrying("topics", lambda: topics.ensure(settings))
+    # A transient Kafka failure restarts the half it hit, fresh, in this process (kafka.supervised); a
+    # fatal one ends the process, and its uncommitted work is delivered again when it is started again.
     async with asyncio.TaskGroup() as group:
-        group.create_task(Expander(settings, region).run())
-        group.create_task(Worker(settings, region, routing, api_keys).run())
+        group.create_task(kafka.supervised("expander", lambda: Expander(settings, region).run()))
+        group.create_task(kafka.supervised("worker", lambda: Worker(settings, region, routing, api_keys).run()))

@@ -60,20 +60,33 @@ class RoutingFile(BaseModel):
     defaults: Route = Field(default_factory=Route)
     # region id → model id → the fields that differ from `defaults`
     regions: dict[str, dict[str, dict[str, object]]] = Field(default_factory=dict)
+    # Optional: a model that gives a second opinion on every answer (services/runner/judge.py).
+    judge: Route | None = None
+
+    @model_validator(mode="after")
+    def _judge_is_a_real_model(self) -> RoutingFile:
+        if self.judge is not None and self.judge.provider == "simulated":
+            raise ValueError("judge: give a real provider (ollama or openai) with `endpoint` and `model`")
+        return self
 
 
 class Routing:
-    def __init__(self, routes: dict[tuple[str, str], Route], default: Route) -> None:
+    def __init__(self, routes: dict[tuple[str, str], Route], default: Route, judge: Route | None = None) -> None:
         self._routes = routes
         self._default = default
+        self.judge = judge
 
     def route(self, region: str, model_id: str) -> Route:
         return self._routes.get((region, model_id), self._default)
 
-    def routes_of(self, region: str) -> list[Route]:
-        return [self._default, *(route for (r, _), route in self._routes.items() if r == region)]
+    def routes_of(self, region: str | None) -> list[Route]:
+        """The routes a runner of `region` may call (None: only the judge, as `beacon reclassify --judge`)."""
+        routes = (
+            [] if region is None else [self._default, *(r for (reg, _), r in self._routes.items() if reg == region)]
+        )
+        return routes + ([self.judge] if self.judge is not None else [])
 
-    def api_keys(self, region: str, environ: Mapping[str, str]) -> dict[str, str]:
+    def api_keys(self, region: str | None, environ: Mapping[str, str]) -> dict[str, str]:
         """The API keys this region's routes name, checked before the runner takes any work: a key that is
         unset, empty or holds a line break (a Kubernetes secret with a trailing newline) would fail every
         call, and an HTTP library would quote it in the error text."""
@@ -121,7 +134,7 @@ class Routing:
                     routes[(region, model_id)] = Route.model_validate(merged)
                 except ValidationError as exc:
                     raise RoutingError(f"{source}: {where}: {_describe(exc)}") from None
-        return cls(routes, data.defaults)
+        return cls(routes, data.defaults, data.judge)
 
     @classmethod
     def from_file(cls, path: Path) -> Routing:

@@ -24,6 +24,7 @@ from beacon.topics import Topics
 from schemas.catalogue import REGIONS
 from schemas.events import CellScheduled, ProducerInfo, encode
 from services.runner.execute import run_cell
+from services.runner.judge import verdict
 from services.runner.providers import Endpoints
 from services.runner.routing import Routing
 
@@ -80,6 +81,7 @@ class Worker:
         self.info = ProducerInfo(service="runner", region=region, instance=kafka.instance_id(f"runner-{region}"))
         self.endpoints = Endpoints(routing, region, REGIONS[region].display, api_keys)
         self.window = Window()
+        self.to_commit: dict[TopicPartition, int] = {}  # finished, not yet committed (a commit can fail)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
 
@@ -91,7 +93,14 @@ class Worker:
         with structlog.contextvars.bound_contextvars(**bound):
             async with endpoint.slots:
                 event = await run_cell(cell, endpoint.provider, self.info)
-            await self.producer.send_and_wait(self.names.executions_completed, encode(event), key=event.key.encode())
+            judge = self.endpoints.judge()
+            if judge is not None and event.status == "completed" and event.answer and event.answer.strip():
+                async with judge.slots:
+                    question = cell.question.prompt if cell.question else cell.probe_prompt or ""
+                    event = event.model_copy(
+                        update={"judgement": await verdict(judge.provider, question, event.answer)}
+                    )
+            await kafka.send(self.producer, self.names.executions_completed, encode(event), key=event.key.encode())
             metrics.EVENTS_PRODUCED.labels(self.names.executions_completed).inc()
             log.info("cell_done", status=event.status, classification=event.classification.label)
 
@@ -108,12 +117,20 @@ class Worker:
 
     async def commit(self) -> None:
         assert self.consumer is not None
-        offsets = self.window.committable()
-        if offsets:
-            try:
-                await self.consumer.commit(offsets)
-            except CommitFailedError as exc:  # the group moved on; those cells will be redelivered
-                log.warning("commit_failed", error=str(exc))
+        self.to_commit.update(self.window.committable())
+        if not self.to_commit:
+            return
+        try:
+            await self.consumer.commit(self.to_commit)
+            self.to_commit = {}
+        except CommitFailedError as exc:  # the group moved on; those cells will be redelivered
+            log.warning("commit_failed", error=str(exc))
+            self.to_commit = {}
+        except Exception as exc:
+            if not kafka.is_transient(exc):
+                raise
+            # The coordinator is moving or away: keep the offsets and commit them on a later round.
+            log.warning("commit_deferred", error=kafka.describe(exc))
 
     async def run(self) -> None:
         worker = self
@@ -154,6 +171,10 @@ class Worker:
                     await asyncio.wait(self.window.tasks(), timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
                 await self.commit()
         finally:
+            # Stopping (a restart after a Kafka failure, or shutdown): cells in flight are not committed,
+            # so they are delivered again; cancel them rather than let them run against a closed producer.
+            for task in self.window.tasks():
+                task.cancel()
             await self.consumer.stop()
             await self.producer.stop()
             await self.endpoints.close()

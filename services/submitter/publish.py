@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import psycopg
 from aiokafka import AIOKafkaProducer
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from beacon import db, kafka, logs, topics
 from beacon.settings import Settings
@@ -34,29 +34,50 @@ class JobConflict(ValueError):
     """The job id is taken by a job with a different spec."""
 
 
+# Connections to the registry: a POST borrows one for two statements, so a few serve many clients; a POST
+# that finds none free within POOL_WAIT_SECONDS is answered 503 (the pool's PoolTimeout is an
+# OperationalError) rather than queued for ever.
+POOL_MAX_SIZE = 4
+POOL_WAIT_SECONDS = 10.0
+
+
 class Publisher:
-    """Holds one producer for the life of the HTTP service; the CLI uses it for a single job."""
+    """Holds one producer and one pool of database connections for the life of the HTTP service; the CLI
+    uses it for a single job."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topic = topics.Topics.for_settings(settings).jobs_submitted
         self.producer: AIOKafkaProducer | None = None  # made in start(): aiokafka needs the running loop
+        self.pool: AsyncConnectionPool | None = None
         self.info = ProducerInfo(service="submitter", instance=kafka.instance_id("submitter"))
 
     async def start(self) -> None:
         db.migrate(self.settings.database_url)  # the registry table; idempotent and quick
         await topics.ensure(self.settings)
+        self.pool = AsyncConnectionPool(
+            self.settings.database_url,
+            min_size=1,
+            max_size=POOL_MAX_SIZE,
+            timeout=POOL_WAIT_SECONDS,
+            kwargs={"application_name": "beacon-submitter"},
+            open=False,
+        )
+        await self.pool.open(wait=True, timeout=POOL_WAIT_SECONDS)
         self.producer = kafka.producer(self.settings)
         await self.producer.start()
 
     async def stop(self) -> None:
         if self.producer is not None:
             await self.producer.stop()
+        if self.pool is not None:
+            await self.pool.close()
 
     async def register(self, event: JobSubmitted) -> tuple[JobSubmitted, bool]:
         """Claim the job id in the database (atomic: no check-then-insert). Returns the event to emit and
         whether the id was already registered with the same spec; raises JobConflict otherwise."""
-        async with await psycopg.AsyncConnection.connect(self.settings.database_url) as conn:
+        assert self.pool is not None, "Publisher.start() first"
+        async with self.pool.connection() as conn:  # one transaction: committed when the block ends
             claimed = await (
                 await conn.execute(
                     "INSERT INTO submissions (job_id, spec_sha256, event) VALUES (%s, %s, %s)"

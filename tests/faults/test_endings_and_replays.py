@@ -124,3 +124,43 @@ def test_dead_letters_are_listed_and_replayed_once(
     assert len(again) == 2
     second = beacon(fault_settings, "dlq", "replay", "--dry-run")
     assert "would re-send 1 message(s)" in second.stdout.decode()  # only the newly parked copy
+
+
+def test_replay_never_loses_what_was_recorded(fault_settings: Settings, stack_factory: Callable[..., Services]) -> None:
+    stack = stack_factory(fault_settings, None, regions=["us-east"])
+    expected = submit(fault_settings, "kept", regions=["us-east"])
+    assert wait_for_rows(fault_settings, stack, "kept", expected) == expected == 24
+
+    def replay(*args: str) -> tuple[int, str]:
+        result = beacon(fault_settings, "replay", "recorder", *args, timeout=120)
+        return result.returncode, result.stdout.decode() + result.stderr.decode()
+
+    # --since later than every event: nothing to re-project, and nothing is taken away.
+    code, out = replay("--since", "2099-01-01T00:00:00+00:00")
+    assert code == 0 and "re-projected 0 events" in out, out
+    assert count_rows(fault_settings, "kept") == 24
+
+    # Rows lost from the table (a restore from an older backup): --since fills them in, keeps the rest.
+    with psycopg.connect(fault_settings.database_url) as conn:
+        conn.execute("DELETE FROM executions WHERE job_id = 'kept' AND model_id = 'mistral-7b'")
+    assert count_rows(fault_settings, "kept") == 16
+    code, out = replay("--since", "2000-01-01T00:00:00+00:00")
+    assert code == 0 and "inserted: 8 executions" in out, out
+    assert count_rows(fault_settings, "kept") == 24
+
+    # A full rebuild that would hold fewer rows than the table (here: a row the log never had) is refused,
+    # and changes nothing; asked for explicitly, it goes ahead.
+    with psycopg.connect(fault_settings.database_url) as conn:
+        conn.execute(
+            "INSERT INTO executions (job_id, region, model_id, question_id, provider, status, classification,"
+            " classifier_version, output, receipt, started_at, completed_at, event_id)"
+            " VALUES ('not-in-log', 'us-east', 'm', NULL, 'x', 'completed', 'answered', 'v', '{}', '{}', now(),"
+            " now(), gen_random_uuid())"
+        )
+    code, out = replay()
+    assert code == 2 and "fewer rows than the live ones" in out and "Nothing was changed" in out, out
+    assert count_rows(fault_settings, "not-in-log") == 1 and count_rows(fault_settings, "kept") == 24
+    code, out = replay("--allow-fewer")
+    assert code == 0, out
+    assert count_rows(fault_settings, "not-in-log") == 0 and count_rows(fault_settings, "kept") == 24
+    stack.assert_alive()

@@ -72,7 +72,9 @@ def run(kind: str, url: str, api_key: str | None = None, **route: object) -> Exe
 def reply(kind: str, content: object, **extra: object) -> str:
     """A well-formed reply of either wire format, with `content` (any JSON value) as the answer."""
     if kind == "ollama":
-        return json.dumps({"model": "served", "message": {"role": "assistant", "content": content}, "done": True, **extra})
+        return json.dumps(
+            {"model": "served", "message": {"role": "assistant", "content": content}, "done": True, **extra}
+        )
     choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
     return json.dumps({"model": "served", "choices": [choice], **extra})
 
@@ -131,9 +133,7 @@ def test_odd_model_and_usage_fields_are_dropped_not_fatal(server: ModelServer, k
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_nul_and_lone_surrogates_are_replaced_and_the_original_stays_provable(
-    server: ModelServer, kind: str
-) -> None:
+def test_nul_and_lone_surrogates_are_replaced_and_the_original_stays_provable(server: ModelServer, kind: str) -> None:
     server.script = [raw(reply(kind, "The answer is 4.\u0000 \ud800!"))]
     event = run(kind, server.url)
     original = "The answer is 4.\u0000 \ud800!"

