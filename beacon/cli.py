@@ -12,12 +12,12 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaError
 
-from beacon import db, logs, redact
+from beacon import db, kafka, logs, redact
 from beacon.settings import Settings, SettingsError
 from beacon.terminal import safe, safe_json
 from services.runner.routing import RoutingError
@@ -26,6 +26,9 @@ SERVICES = ("runner", "recorder", "submitter-api")
 API_HELP = "read through a recorder's read API at this URL (e.g. http://127.0.0.1:8080) instead of the database"
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
+
+
+T = TypeVar("T")
 
 
 class UserError(Exception):
@@ -78,6 +81,28 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     print(f"applied {', '.join(applied)}" if applied else "database is up to date")
 
 
+def waiting_for_kafka(settings: Settings) -> Callable[[str, float], None]:
+    """Tells the person at the terminal what a command is waiting for while Kafka is unavailable."""
+
+    def say(error: str, seconds: float) -> None:
+        print(
+            f"waiting for Kafka at {settings.kafka_bootstrap_servers} ({safe(error)}); trying again in "
+            f"{seconds:.1f} s, for up to {settings.kafka_wait_seconds} s (BEACON_KAFKA_WAIT_SECONDS)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return say
+
+
+def with_kafka(settings: Settings, op: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a command's Kafka work, starting it again while the cluster is unavailable (each of these
+    commands is safe to repeat), for up to BEACON_KAFKA_WAIT_SECONDS, saying what it waits for."""
+    return asyncio.run(
+        kafka.retrying("Kafka", op, give_up_after_s=settings.kafka_wait_seconds, on_wait=waiting_for_kafka(settings))
+    )
+
+
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
     from services.submitter.decide import InvalidJob, parse_spec
     from services.submitter.publish import JobConflict, submit_once
@@ -98,7 +123,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
         problems = "\n".join(f"  {p}" for p in bounded(exc.problems))
         raise UserError(f"{source}: invalid job spec:\n{problems}") from None
     try:
-        submitted = asyncio.run(submit_once(settings, spec))
+        submitted = asyncio.run(submit_once(settings, spec, on_wait=waiting_for_kafka(settings)))
     except JobConflict as exc:
         raise UserError(str(exc)) from None
     if args.json:
@@ -243,7 +268,10 @@ def matrix_text(settings: Settings, job_id: str, api: str | None = None) -> str:
 
 
 def cmd_dlq(settings: Settings, args: argparse.Namespace) -> None:
-    asyncio.run(dlq_list(settings, args.json) if args.action == "list" else dlq_replay(settings, args.dry_run))
+    if args.action == "list":  # printed as it is read: a second try would print it twice, so it is not retried
+        asyncio.run(dlq_list(settings, args.json))
+    else:
+        with_kafka(settings, lambda: dlq_replay(settings, args.dry_run))
 
 
 async def dlq_list(settings: Settings, as_json: bool) -> None:
@@ -294,7 +322,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
 
     if args.since is None:
         try:
-            report = asyncio.run(rebuild(settings, allow_fewer=args.allow_fewer))
+            report = with_kafka(settings, lambda: rebuild(settings, allow_fewer=args.allow_fewer))
         except ReplayRefused as exc:
             raise UserError(str(exc)) from None
         print(f"replayed {report.events} events from the beginning into fresh tables, then swapped them in")
@@ -314,7 +342,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
         raise UserError(f"--since {args.since!r} needs a time zone, e.g. {args.since}+00:00")
     if args.allow_fewer:
         raise UserError("--allow-fewer goes with a full rebuild; --since never removes rows")
-    done = asyncio.run(reproject(settings, since))
+    done = with_kafka(settings, lambda: reproject(settings, since))
     print(f"re-projected {done.events} events from {since.isoformat()} into the live tables (earlier rows kept)")
     print(f"inserted: {done.executions_inserted} executions, {done.jobs_inserted} jobs; refused: {done.refused}")
     print(f"executions  before: {done.before}\n            after:  {done.after}")
@@ -324,10 +352,10 @@ def cmd_reclassify(settings: Settings, args: argparse.Namespace) -> None:
     from services.recorder.replay import reclassify
 
     if not args.judge:
-        report = asyncio.run(reclassify(settings))
+        report = with_kafka(settings, lambda: reclassify(settings))
         calls = "model calls: 0"
     else:
-        report, calls = asyncio.run(_reclassify_with_judge(settings))
+        report, calls = with_kafka(settings, lambda: _reclassify_with_judge(settings))
     print(
         f"{report.version}: {report.examined} answers re-read from the log, {report.classified} newly labelled, "
         f"{report.changed} differ from the recorded classification; {calls}"
@@ -471,12 +499,15 @@ def main(argv: list[str] | None = None) -> None:
     except (UserError, SettingsError, RoutingError) as exc:
         print(f"error: {safe(exc, newlines=True)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
-    except (psycopg.OperationalError, KafkaConnectionError, TimeoutError, ConnectionError) as exc:
+    except (psycopg.OperationalError, KafkaError, TimeoutError, ConnectionError) as exc:
+        if isinstance(exc, KafkaError) and not kafka.is_transient(exc):
+            raise
         hint = ""
-        if isinstance(exc, KafkaConnectionError):
+        if isinstance(exc, KafkaError):
             hint = (
-                f"\ncannot reach Kafka at {settings.kafka_bootstrap_servers}; start it with `make up` "
-                "or set KAFKA_BOOTSTRAP_SERVERS"
+                f"\nKafka at {settings.kafka_bootstrap_servers} was unavailable for longer than "
+                f"{settings.kafka_wait_seconds} s; start it with `make up`, set KAFKA_BOOTSTRAP_SERVERS, or "
+                "wait longer with BEACON_KAFKA_WAIT_SECONDS"
             )
         print(f"error: {safe(exc, newlines=True)}{hint}", file=sys.stderr)
         sys.exit(EXIT_UNAVAILABLE)

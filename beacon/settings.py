@@ -66,6 +66,8 @@ class Settings:
     http_port: int
     recorder_batch_wait_ms: int
     log_format: str
+    # How long a command (beacon submit, status, dlq, replay) waits for an unavailable Kafka cluster.
+    kafka_wait_seconds: int
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -89,4 +91,5 @@ class Settings:
             http_port=_int(env, "BEACON_HTTP_PORT", 8080),
             recorder_batch_wait_ms=_int(env, "BEACON_RECORDER_BATCH_WAIT_MS", 200, 1),
             log_format=log_format,
+            kafka_wait_seconds=_int(env, "BEACON_KAFKA_WAIT_SECONDS", 60),
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
 from psycopg.types.json import Jsonb
@@ -41,12 +43,24 @@ POOL_MAX_SIZE = 4
 POOL_WAIT_SECONDS = 10.0
 
 
+T = TypeVar("T")
+
+
 class Publisher:
     """Holds one producer and one pool of database connections for the life of the HTTP service; the CLI
     uses it for a single job."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        kafka_wait_s: float = 10.0,
+        on_wait: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.settings = settings
+        # How long to wait out an unavailable broker (a node restarting, a leader moving) before giving up;
+        # on_wait(error, seconds) tells the person waiting what for.
+        self.kafka_wait_s = kafka_wait_s
+        self.on_wait = on_wait
         self.topic = topics.Topics.for_settings(settings).jobs_submitted
         self.producer: AIOKafkaProducer | None = None  # made in start(): aiokafka needs the running loop
         self.pool: AsyncConnectionPool | None = None
@@ -54,7 +68,7 @@ class Publisher:
 
     async def start(self) -> None:
         db.migrate(self.settings.database_url)  # the registry table; idempotent and quick
-        await topics.ensure(self.settings)
+        await self._waiting("Kafka", self._start_kafka)
         self.pool = AsyncConnectionPool(
             self.settings.database_url,
             min_size=1,
@@ -64,8 +78,19 @@ class Publisher:
             open=False,
         )
         await self.pool.open(wait=True, timeout=POOL_WAIT_SECONDS)
-        self.producer = kafka.producer(self.settings)
-        await self.producer.start()
+
+    async def _start_kafka(self) -> None:
+        await topics.ensure(self.settings)
+        producer = kafka.producer(self.settings)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self.producer = producer
+
+    async def _waiting(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        return await kafka.retrying(what, op, give_up_after_s=self.kafka_wait_s, on_wait=self.on_wait)
 
     async def stop(self) -> None:
         if self.producer is not None:
@@ -106,13 +131,18 @@ class Publisher:
         assert self.producer is not None, "Publisher.start() first"
         # A repeat re-sends the original event: harmless downstream (the regions have expanded it already,
         # or will once), and it heals a crash between registering the id and emitting the event.
-        await self.producer.send_and_wait(self.topic, encode(event), key=event.job_id.encode())
+        producer = self.producer
+        await self._waiting(
+            "Kafka", lambda: producer.send_and_wait(self.topic, encode(event), key=event.job_id.encode())
+        )
         log.info("job_submitted", job_id=event.job_id, expected_executions=event.expected_executions, repeat=repeat)
         return Submitted(event.job_id, event.expected_executions, already_submitted=repeat)
 
 
-async def submit_once(settings: Settings, spec: JobSpec) -> Submitted:
-    publisher = Publisher(settings)
+async def submit_once(
+    settings: Settings, spec: JobSpec, on_wait: Callable[[str, float], None] | None = None
+) -> Submitted:
+    publisher = Publisher(settings, kafka_wait_s=settings.kafka_wait_seconds, on_wait=on_wait)
     await publisher.start()
     try:
         return await publisher.submit(spec)

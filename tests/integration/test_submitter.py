@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import psycopg
@@ -13,7 +16,7 @@ from beacon.settings import Settings
 from beacon.topics import Topics
 from schemas.events import JobSubmitted
 from services.submitter.http import create_app
-from tests.conftest import beacon
+from tests.conftest import beacon, service_env
 from tests.kafka_tools import message_count, read_all
 
 pytestmark = pytest.mark.pipeline
@@ -292,3 +295,24 @@ def test_http_borrows_pooled_database_connections(settings: Settings, http: Test
     for i in range(1, 11):
         assert http.post("/jobs", json={**GOOD, "job_id": f"pool-{i}"}).status_code in (200, 202)
     assert 1 <= len(first) and backends() == first  # the same server processes: no new connection per POST
+
+
+def test_submit_waits_a_bounded_time_for_kafka_and_says_what_it_waits_for(settings: Settings) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    env = {**service_env(settings), "KAFKA_BOOTSTRAP_SERVERS": dead, "BEACON_KAFKA_WAIT_SECONDS": "3"}
+    spec = {"job_id": "no-kafka", "questions": ["math_basic"], "models": ["mistral-7b"], "regions": ["us-east"]}
+    result = subprocess.run(
+        [sys.executable, "-m", "beacon.cli", "submit", "-"],
+        input=json.dumps(spec).encode(),
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    err = result.stderr.decode()
+    assert result.returncode == 3, err
+    assert f"waiting for Kafka at {dead}" in err
+    assert "was unavailable for longer than 3 s" in err and "BEACON_KAFKA_WAIT_SECONDS" in err
+    with psycopg.connect(settings.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM submissions WHERE job_id = 'no-kafka'").fetchone() == (0,)
