@@ -40,12 +40,18 @@ def remember(secret: str) -> None:
         _known.add(secret.strip())
 
 
+# One cheap scan decides whether the shapes need looking for: most log values (ids, statuses, times) hold
+# none of these, and every log line passes through here.
+_MAY_HOLD_SECRET = re.compile(r"(?i)bearer|basic|@|key|token|secret|passw|[spr]k-")
+
+
 def redact(text: str) -> str:
     for secret in _known:
-        if secret and secret in text:
+        if secret in text:
             text = text.replace(secret, MASK)
-    for pattern, replacement in _SHAPES:
-        text = pattern.sub(replacement, text)
+    if _MAY_HOLD_SECRET.search(text):
+        for pattern, replacement in _SHAPES:
+            text = pattern.sub(replacement, text)
     return text
 
 
