@@ -42,9 +42,9 @@ demo: up
 test: up
 	$(PY) -m pytest
 
-# The slow fault tests alone (they are part of `make test` too).
+# The slow fault tests alone, each broker-loss case repeated (BEACON_FAULT_REPEAT, 5 here, 1 in `make test`).
 test-faults: up
-	$(PY) -m pytest tests/faults -m faults
+	BEACON_FAULT_REPEAT=$${BEACON_FAULT_REPEAT:-5} $(PY) -m pytest tests/faults -m faults
 
 test-unit: install
 	$(PY) -m pytest tests/unit

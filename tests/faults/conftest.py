@@ -136,3 +136,26 @@ def private_kafka(folder: Path, nodes: int) -> local_kafka.KafkaCluster:
     (folder / "kafka-state").mkdir()
     (folder / "kafka-state" / "cache").symlink_to(shared)
     return local_kafka.KafkaCluster(folder / "kafka-state", nodes, base_port=free_port_block(2 * nodes))
+
+
+# --- one line per fault run, repeated in pytest's closing summary (passed runs included) -------------
+
+FAULT_RUNS: list[tuple[str, bool, str]] = []  # (case, passed, line)
+
+
+def record_run(case: str, passed: bool, line: str) -> None:
+    print(f"\n{line}")
+    FAULT_RUNS.append((case, passed, line))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FAULT_RUNS:
+        return
+    terminalreporter.section("fault runs")
+    for _, _, line in FAULT_RUNS:
+        terminalreporter.write_line(line)
+    cases: dict[str, list[bool]] = {}
+    for case, passed, _ in FAULT_RUNS:
+        cases.setdefault(case, []).append(passed)
+    for case, results in cases.items():
+        terminalreporter.write_line(f"PASS COUNT | {case} | {sum(results)}/{len(results)}")
