@@ -58,7 +58,7 @@ def start_stack(
     settings: Settings, folder: Path, routing: Path | None, regions: list[str] | None = None, **env: str
 ) -> Services:
     services = Services(settings, folder)
-    services.start("recorder", "recorder")
+    services.start("recorder", "recorder", **env)  # the same settings for every service of the stack
     if routing:
         env["BEACON_ROUTING_FILE"] = str(routing)
     for region in REGIONS if regions is None else regions:

@@ -64,15 +64,20 @@ def test_sigkill_runner_mid_job(
 
 
 def test_sigkill_recorder_mid_batch(fault_settings: Settings, stack_factory: Callable[..., Services]) -> None:
-    # Simulated models with a little latency: results trickle in, so the kill lands among batches.
-    stack = stack_factory(fault_settings, None, BEACON_SIMULATED_LATENCY_MS="40")
+    # Four jobs submitted before any service starts (four `beacon submit`s take seconds on a loaded
+    # machine); then simulated models with latency and small recorder batches make the results trickle
+    # in for ~12 s, so the kill lands among batches.
     jobs = [f"kill-recorder-{i}" for i in range(4)]
     for job_id in jobs:
         submit(fault_settings, job_id)
-    total = lambda: sum(count_rows(fault_settings, j) for j in jobs)  # noqa: E731
-    wait_until(lambda: total() >= 40, what="some rows recorded")
-    stack.kill("recorder")
-    at_kill = total()
+    stack = stack_factory(fault_settings, None, BEACON_SIMULATED_LATENCY_MS="500", BEACON_RECORDER_BATCH_SIZE="16")
+    with psycopg.connect(fault_settings.database_url, autocommit=True) as conn:  # one connection: quick polls
+        total = lambda: conn.execute(  # noqa: E731
+            "SELECT count(*) FROM executions WHERE job_id LIKE 'kill-recorder-%'"
+        ).fetchone()[0]
+        wait_until(lambda: total() >= 40, what="some rows recorded")
+        stack.kill("recorder")
+        at_kill = total()
     assert at_kill < 4 * CELLS, "the kill came too late to test anything"
     stack.restart("recorder")
     found = sum(wait_for_rows(fault_settings, stack, j, CELLS, timeout=120) for j in jobs)
