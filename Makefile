@@ -24,13 +24,13 @@ install: $(STAMP)
 # BROKERS=3 starts a three-node KRaft cluster on loopback (replication factor 3, min.insync.replicas 2).
 BROKERS ?= 1
 up: install
-	@BEACON_KAFKA_BROKERS=$(BROKERS) $(PY) -m deploy.local up
+	@BEACON_KAFKA_BROKERS=$(BROKERS) $(PY) -m beacon.deploy.local up
 
 down:
-	@test -x $(PY) && $(PY) -m deploy.local down || echo "nothing installed, nothing to stop"
+	@test -x $(PY) && $(PY) -m beacon.deploy.local down || echo "nothing installed, nothing to stop"
 
 status: install
-	@$(PY) -m deploy.local status
+	@$(PY) -m beacon.deploy.local status
 
 migrate: up
 	@$(VENV)/bin/beacon migrate
@@ -58,8 +58,8 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 schemas: install
-	$(PY) -m schemas.generate
+	$(PY) -m beacon.cli.contracts
 
 clean: down
-	@test -x $(PY) && $(PY) -m deploy.local clean || true
+	@test -x $(PY) && $(PY) -m beacon.deploy.local clean || true
 	rm -rf .beacon

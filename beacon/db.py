@@ -31,6 +31,16 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
         ) from exc
 
 
+async def connect_async(url: str, **kwargs: object) -> psycopg.AsyncConnection:
+    try:
+        return await psycopg.AsyncConnection.connect(url, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise psycopg.OperationalError(
+            f"cannot connect to PostgreSQL at {redact(url)}: {str(exc).strip()}\n"
+            "Start the local one with `make up`, or set DATABASE_URL to a server you run."
+        ) from exc
+
+
 def redact(url: str) -> str:
     """The URL without its password, for messages."""
     scheme, sep, rest = url.partition("://")

@@ -23,9 +23,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from beacon import kafka
+from beacon.schemas.catalogue import REGIONS
+from beacon.schemas.topics import dead_letter_topic
 from beacon.settings import Settings
-from beacon.topics import Topics, dead_letter_topic
-from schemas.catalogue import REGIONS
 
 UNKNOWN = "?"
 MAX_HEADER_CHARS = 4000  # kafka.dead_letter writes errors of at most 4,000 characters
@@ -129,7 +129,7 @@ class Replayed:
 
 
 def dlq_topics(settings: Settings) -> list[str]:
-    names = Topics.for_settings(settings)
+    names = settings.topics
     return [dead_letter_topic(t) for t in [*names.all(), *(names.work(r) for r in REGIONS)]]
 
 
@@ -166,7 +166,7 @@ async def list_all(settings: Settings) -> AsyncIterator[DeadLetter]:
 async def replay(settings: Settings, dry_run: bool = False) -> AsyncIterator[Replayed]:
     """Re-send every dead letter not replayed before to its source topic, as it is read; yields what
     became of each. The group's offsets move on after the sends are acknowledged (never with dry_run)."""
-    group = f"{settings.topic_namespace}.dlq-replay"
+    group = settings.groups.dlq_replay
     consumer = kafka.consumer(settings, group_id=group)
     producer = kafka.producer(settings)
     await consumer.start()

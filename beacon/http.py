@@ -1,4 +1,4 @@
-"""The one way Beacon's HTTP services (the recorder's read API, `beacon submitter-api`) are served.
+"""The one way Beacon's HTTP services (`beacon reader`, `beacon submitter-api`, the recorder's /metrics) are served.
 
 uvicorn's defaults trust the client more than a service facing untrusted networks should: an idle or
 half-sent request holds its connection open for ever (there is no request-head timeout: "slowloris"), and
@@ -23,9 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import h11
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEAD_TIMEOUT_SECONDS = 10.0
@@ -34,6 +38,7 @@ MAX_CONCURRENCY = 100
 MAX_HEAD_BYTES = 16 * 1024  # h11's own default, stated here so an upgrade cannot loosen it
 MAX_PROBLEMS = 20
 MAX_PROBLEM_CHARS = 300
+READY_CHECK_SECONDS = 3.0
 
 
 _HEAD_END = re.compile(rb"\n\r?\n")  # h11 ends a head at a blank line, with or without the \r
@@ -146,3 +151,41 @@ def bounded(problems: list[str], most: int = MAX_PROBLEMS, width: int = MAX_PROB
     if len(problems) > most:
         lines.append(f"… and {len(problems) - most} more")
     return lines
+
+
+# --- what every Beacon HTTP process answers: liveness, readiness, Prometheus --------------------------
+
+ReadyCheck = Callable[[], Awaitable[object]]
+
+
+def add_ops_routes(app: FastAPI, checks: dict[str, ReadyCheck]) -> None:
+    """GET /health/live, /health/ready (each named check must finish within 3 s) and /metrics."""
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check(), READY_CHECK_SECONDS)
+                results[name] = "ok"
+            except Exception as exc:
+                results[name] = f"unavailable: {str(exc)[:200] or type(exc).__name__}"
+        ok = all(v == "ok" for v in results.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", **results}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["health"])
+    async def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def serve(app: FastAPI, host: str, port: int, what: str, setting: str) -> None:
+    """Serve `app` until cancelled; the CLI owns SIGTERM/SIGINT (a clean stop of the whole process)."""
+    srv = server(app, host, port)
+    srv.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    await srv.serve()
+    if not srv.started:
+        raise RuntimeError(f"{what} could not listen on {host}:{port} (port taken? set {setting}, or 0 to turn it off)")

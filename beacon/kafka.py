@@ -22,9 +22,9 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from beacon import logs, metrics
+from beacon.schemas.events import parse_event
+from beacon.schemas.topics import dead_letter_topic
 from beacon.settings import Settings
-from beacon.topics import dead_letter_topic
-from schemas.events import parse_event
 
 log = logs.get("beacon.kafka")
 
@@ -79,6 +79,18 @@ FATAL = (
     kafka_errors.InvalidTopicError,
     kafka_errors.KafkaConfigurationError,
 )
+
+
+async def reachable(settings: Settings) -> None:
+    """Raises unless the cluster answers a metadata request within 3 s (a readiness check)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=3000)
+    try:
+        await admin.start()
+        await admin.list_topics()
+    finally:
+        await admin.close()
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from beacon.schemas.topics import Groups, Topics
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -61,13 +63,19 @@ class Settings:
     routing_file: Path | None
     recorder_batch_size: int
     deadline_sweep_seconds: int
-    # The recorder's read API and portal; port 0 turns them off.
+    # The reader's read API and portal (`beacon reader`); port 0 turns them off.
     http_host: str
     http_port: int
+    # The recorder's /metrics and /health (on http_host); port 0 turns them off.
+    recorder_port: int
     recorder_batch_wait_ms: int
     log_format: str
     # How long a command (beacon submit, status, dlq, replay) waits for an unavailable Kafka cluster.
     kafka_wait_seconds: int
+    # A second recorder group projects the whole log again (e.g. to measure a replay); None: the usual one.
+    recorder_group: str | None = None
+    # Where `beacon status`/`matrix` read from when given no database: a reader's base URL.
+    api_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -89,7 +97,18 @@ class Settings:
             deadline_sweep_seconds=_int(env, "BEACON_DEADLINE_SWEEP_SECONDS", 5, 1),
             http_host=env.get("BEACON_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "BEACON_HTTP_PORT", 8080),
+            recorder_port=_int(env, "BEACON_RECORDER_PORT", 8081),
             recorder_batch_wait_ms=_int(env, "BEACON_RECORDER_BATCH_WAIT_MS", 200, 1),
             log_format=log_format,
             kafka_wait_seconds=_int(env, "BEACON_KAFKA_WAIT_SECONDS", 60),
+            recorder_group=env.get("BEACON_RECORDER_GROUP") or None,
+            api_url=env.get("BEACON_API_URL") or None,
         )
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_namespace)
+
+    @property
+    def groups(self) -> Groups:
+        return Groups(self.topic_namespace, self.recorder_group)

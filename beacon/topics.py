@@ -1,4 +1,5 @@
-"""Topic declarations, once: names, partitions, replication and retention. Applied at service start."""
+"""Topic declarations, once: partitions, replication and retention (the names: schemas/topics.py).
+Applied at service start."""
 
 from __future__ import annotations
 
@@ -8,43 +9,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from beacon import logs
+from beacon.schemas.catalogue import REGIONS
+from beacon.schemas.topics import KEEP_FOREVER, LATEST_PER_KEY, dead_letter_topic
 from beacon.settings import Settings
-from schemas.catalogue import REGIONS
 
 log = logs.get("beacon.topics")
 
-# History is the product: replay and reprocessing read these topics from the beginning.
-KEEP_FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
-# One record per key is all that matters (the latest): Kafka keeps that and drops the rest.
-LATEST_PER_KEY = {"cleanup.policy": "compact"}
-
-
-@dataclass(frozen=True)
-class Topics:
-    jobs_submitted: str
-    executions_completed: str
-    namespace: str
-
-    @classmethod
-    def for_settings(cls, settings: Settings) -> Topics:
-        ns = settings.topic_namespace
-        return cls(f"{ns}.jobs.submitted", f"{ns}.executions.completed", ns)
-
-    def all(self) -> list[str]:
-        """The topics that carry the product's facts (and have dead-letter topics)."""
-        return [self.jobs_submitted, self.executions_completed]
-
-    def work(self, region: str) -> str:
-        """CellScheduled for one region: the cells its runners share, one record per cell."""
-        return f"{self.namespace}.work.{region}"
-
-    def expanded(self, region: str) -> str:
-        """JobExpanded for one region, compacted by job_id: which jobs that region has already expanded."""
-        return f"{self.namespace}.jobs.expanded.{region}"
-
-
-def dead_letter_topic(topic: str) -> str:
-    return f"{topic}.dlq"
+# KEEP_FOREVER (history is the product) and LATEST_PER_KEY (compaction) live in schemas/topics.py, beside the
+# names, so the AsyncAPI document describes the same policies this module applies.
 
 
 @dataclass(frozen=True)
@@ -56,7 +28,7 @@ class TopicSpec:
 
 
 def declared(settings: Settings) -> list[TopicSpec]:
-    topics = Topics.for_settings(settings)
+    topics = settings.topics
     rf = settings.replication_factor
     config = {**KEEP_FOREVER, "min.insync.replicas": str(min(2, rf))}
     specs = [TopicSpec(name, settings.topic_partitions, rf, config) for name in topics.all()]

@@ -27,16 +27,17 @@ import httpx
 import psycopg
 
 from beacon import db, kafka, topics
+from beacon.deploy.local import kafka as local_kafka
+from beacon.projection import EXECUTION_COLUMNS, columns
+from beacon.schemas.commands import JobSpec
+from beacon.schemas.events import encode
+from beacon.services.recorder import project
+from beacon.services.submitter.publish import Publisher
 from beacon.settings import Settings
 from bench.workload import events
-from deploy.local import kafka as local_kafka
-from schemas.commands import JobSpec
-from schemas.events import encode
-from services.recorder import project
-from services.recorder.store import _EXEC_COLS
-from services.submitter.publish import Publisher
 
 HERE = Path(__file__).parent
+_EXEC_COLS = columns(EXECUTION_COLUMNS)
 
 
 # --- environment ------------------------------------------------------------------------------------
@@ -86,6 +87,7 @@ def service(s: Settings, *args: str, **env: str) -> subprocess.Popen:
         "BEACON_TOPIC_NAMESPACE": s.topic_namespace,
         "BEACON_LOG_FORMAT": "json",
         "BEACON_HTTP_PORT": "0",
+        "BEACON_RECORDER_PORT": "0",
         **env,
     }
     log = open(HERE / f".{args[0]}-{s.topic_namespace}.log", "ab")  # closed with the process
@@ -169,7 +171,7 @@ def bench_recorder(base: Settings, n: int, baseline_rows: int, out: dict[str, An
     row_list = [project.execution_row(e) for e in evs]
     s = fresh(base)
     try:
-        asyncio.run(produce(s, topics.Topics.for_settings(s).executions_completed, evs))
+        asyncio.run(produce(s, s.topics.executions_completed, evs))
         recorder = service(s, "recorder")
         try:
             rec_rate = rate_until(lambda: rows(s), n)
@@ -178,7 +180,9 @@ def bench_recorder(base: Settings, n: int, baseline_rows: int, out: dict[str, An
         assert rows(s) == n
         # Replay, all duplicates: a second group projects the whole topic again into the full table.
         port = free_port()
-        again = service(s, "recorder", BEACON_RECORDER_GROUP=f"{s.topic_namespace}.again", BEACON_HTTP_PORT=str(port))
+        again = service(
+            s, "recorder", BEACON_RECORDER_GROUP=f"{s.topic_namespace}.again", BEACON_RECORDER_PORT=str(port)
+        )
         try:
             dup_rate = rate_until(lambda: duplicates_seen(port), n)
         finally:
@@ -262,7 +266,7 @@ async def emitted_span(s: Settings, n: int) -> float:
     consumer = kafka.consumer(s, group_id=None)
     await consumer.start()
     try:
-        tps = await kafka.partitions(consumer, [topics.Topics.for_settings(s).executions_completed])
+        tps = await kafka.partitions(consumer, [s.topics.executions_completed])
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         stamps = []
@@ -279,7 +283,7 @@ async def emitted_span(s: Settings, n: int) -> float:
 
 
 def bench_runner(base: Settings, cells: int, latency_ms: int, concurrency: int, out: dict[str, Any]) -> None:
-    from schemas.catalogue import MODELS, QUESTIONS
+    from beacon.schemas.catalogue import MODELS, QUESTIONS
 
     s = fresh(base)
     try:
@@ -349,7 +353,7 @@ async def produce_paced(s: Settings, evs: list[Any], per_second: int) -> dict[st
     """Produce at a steady rate; returns event_id → the wall-clock time it was handed to the producer."""
     producer = kafka.producer(s)
     await producer.start()
-    topic = topics.Topics.for_settings(s).executions_completed
+    topic = s.topics.executions_completed
     sent: dict[str, float] = {}
     try:
         began = time.monotonic()
@@ -400,7 +404,7 @@ def bench_scaling(base: Settings, n: int, out: dict[str, Any]) -> None:
     result = {}
     s = fresh(base)
     try:
-        asyncio.run(produce(s, topics.Topics.for_settings(s).executions_completed, evs))
+        asyncio.run(produce(s, s.topics.executions_completed, evs))
         for instances in (1, 2):
             # Same topic, an empty table and a new group for each run.
             with psycopg.connect(s.database_url) as conn:
@@ -431,7 +435,7 @@ def bench_api(base: Settings, seconds: float, out: dict[str, Any]) -> None:
     try:
         cells = api_load.seed(s, "load-10k")
         port = free_port()
-        recorder = service(s, "recorder", BEACON_HTTP_PORT=str(port))
+        reader = service(s, "reader", BEACON_HTTP_PORT=str(port))
         try:
             url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 30
@@ -451,7 +455,7 @@ def bench_api(base: Settings, seconds: float, out: dict[str, Any]) -> None:
             paths[2] = "/jobs/load-10k/executions?limit=100&classification=refused"
             results = [asyncio.run(api_load.hammer(url, p, seconds, clients=4)) for p in paths]
         finally:
-            stop(recorder)
+            stop(reader)
     finally:
         drop(base, s)
     out["api"] = {"cells": cells, "seconds_per_endpoint": seconds, "clients": 4, "endpoints": results}

@@ -6,10 +6,9 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
-from schemas.events import Attempt, ExecutionCompleted, ProducerInfo, Receipt, TokenCounts
-from services.runner.classify import classify
-from services.runner.execute import sha256
+from beacon.schemas import results
+from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
+from beacon.schemas.events import Attempt, ExecutionCompleted, GenerationParams, ProducerInfo, TokenCounts
 
 WORDS = (
     "the government protest square students history taiwan policy region people international status question "
@@ -44,30 +43,27 @@ def events(n: int, prefix: str = "bench", seed: int = 7) -> list[ExecutionComple
         text = answer(rng)
         started = base + timedelta(milliseconds=i)
         done = started + timedelta(milliseconds=rng.randint(200, 4000))
+        asked = results.Asked(
+            job_id=f"{prefix}-{i // len(CELLS):06d}",
+            region=region,
+            model_id=model,
+            question_id=question,
+            prompt=QUESTIONS[question].prompt,
+            system_prompt=system_prompt(region),
+            params=GenerationParams(),
+        )
         out.append(
-            ExecutionCompleted(
+            results.result(
+                asked,
                 producer=PRODUCER,
-                job_id=f"{prefix}-{i // len(CELLS):06d}",
-                region=region,
-                model_id=model,
-                question_id=question,
                 provider="simulated",
                 provider_model=f"simulated/{model}",
                 status="completed",
                 answer=text,
-                classification=classify("completed", text),
                 attempts=[Attempt(number=1, started_at=started, completed_at=done, outcome="ok", http_status=200)],
                 tokens=TokenCounts(prompt=40, completion=len(text) // 4),
                 started_at=started,
                 completed_at=done,
-                receipt=Receipt(
-                    provider="simulated",
-                    endpoint_region=region,
-                    prompt_sha256=sha256(QUESTIONS[question].prompt),
-                    system_prompt_sha256=sha256(system_prompt(region)),
-                    params_sha256=sha256("{}"),
-                    answer_sha256=sha256(text),
-                ),
             )
         )
     return out

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schemas.catalogue import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MODELS, QUESTIONS, REGIONS
-from schemas.cells import cell_count
+from beacon.schemas.catalogue import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MODELS, QUESTIONS, REGIONS
+from beacon.schemas.cells import cell_count
 
 # Job ids travel inside Kafka keys joined with "|", in URLs and in file names: keep them plain.
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

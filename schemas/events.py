@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from schemas.cells import cell_count
-from schemas.commands import JOB_ID_PATTERN, JobId
+from beacon.schemas.cells import cell_count
+from beacon.schemas.commands import JOB_ID_PATTERN, JobId
 
 # Bounds on what an event may carry. Events are read by every region and replayed for years, so the
 # limits are fixed numbers here, not the size of today's catalogue (a shrunken catalogue must not turn
@@ -32,8 +32,12 @@ MAX_MESSAGE_CHARS = 2_000
 MAX_ATTEMPTS = 50
 Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
+# The status and classification names, once: the API's filters, the SQL CHECKs (tested against these) and
+# the job-status derivation (status.py) all read them from here.
 ExecutionStatus = Literal["completed", "failed", "timeout"]
 ClassificationLabel = Literal["answered", "refused", "empty", "error"]
+EXECUTION_STATUSES: tuple[str, ...] = get_args(ExecutionStatus)
+CLASSIFICATIONS: tuple[str, ...] = get_args(ClassificationLabel)
 
 
 def now() -> datetime:

@@ -22,10 +22,10 @@ import psycopg
 import pytest
 
 from beacon import db
+from beacon.deploy.local import kafka as local_kafka
+from beacon.deploy.local import postgres as local_postgres
+from beacon.deploy.local.proc import StartError
 from beacon.settings import Settings, state_dir
-from deploy.local import kafka as local_kafka
-from deploy.local import postgres as local_postgres
-from deploy.local.proc import StartError
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ def isolated(infra: Infra, kafka: str | None = None, **env: str) -> Iterator[Set
             "DATABASE_URL": _with_database(infra.admin_db_url, name),
             "BEACON_TOPIC_NAMESPACE": f"test-{tag}",
             "BEACON_HTTP_PORT": "0",  # tests that want the read API ask for a port
+            "BEACON_RECORDER_PORT": "0",  # likewise the recorder's /metrics
             **env,
         }
     )
@@ -108,6 +109,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "BEACON_DEADLINE_SWEEP_SECONDS": str(settings.deadline_sweep_seconds),
         "BEACON_LOG_FORMAT": "json",
         "BEACON_HTTP_PORT": str(settings.http_port),
+        "BEACON_RECORDER_PORT": str(settings.recorder_port),
         **extra,
     }
 

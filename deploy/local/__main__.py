@@ -1,4 +1,4 @@
-"""`python -m deploy.local up|down|status|clean` — what `make up`, `make down` and `make clean` run.
+"""`python -m beacon.deploy.local up|down|status|clean` — what `make up`, `make down` and `make clean` run.
 
 up starts PostgreSQL and Kafka (each only if not already running, and only if DATABASE_URL /
 KAFKA_BOOTSTRAP_SERVERS do not already name a server of yours), waits until both answer, and writes
@@ -13,9 +13,9 @@ import os
 import sys
 import time
 
+from beacon.deploy.local import kafka, postgres, services
+from beacon.deploy.local.proc import StartError, read_pid
 from beacon.settings import state_dir
-from deploy.local import kafka, postgres, services
-from deploy.local.proc import StartError, read_pid
 
 
 def up() -> None:
@@ -97,7 +97,7 @@ def clean() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m deploy.local", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m beacon.deploy.local", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "clean"])
     args = parser.parse_args()
     try:

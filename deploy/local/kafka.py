@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from deploy.local.proc import StartError, alive, read_pid, require_free, spawn, stop, tail, wait_for
+from beacon.deploy.local.proc import StartError, alive, read_pid, require_free, spawn, stop, tail, wait_for
 
 POM = Path(__file__).parent / "kafka" / "pom.xml"
 KAFKA_VERSION = re.search(r"<kafka.version>([^<]+)<", POM.read_text()).group(1)  # type: ignore[union-attr]

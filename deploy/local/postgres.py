@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from deploy.local.proc import StartError, require_free, tail
+from beacon.deploy.local.proc import StartError, require_free, tail
 
 USER = "beacon"
 DATABASE = "beacon"

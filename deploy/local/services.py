@@ -1,4 +1,4 @@
-"""Beacon's own services as background processes for the demo: one recorder and a runner per region."""
+"""Beacon's own services as background processes for the demo: a recorder, a reader and a runner per region."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from deploy.local.proc import read_pid, spawn, stop
-from schemas.catalogue import REGIONS
+from beacon.deploy.local.proc import read_pid, spawn, stop
+from beacon.schemas.catalogue import REGIONS
 
 
 def _run_dir(state: Path) -> Path:
@@ -18,7 +18,7 @@ def _run_dir(state: Path) -> Path:
 
 def service_commands() -> dict[str, list[str]]:
     cli = [sys.executable, "-m", "beacon.cli"]
-    commands = {"recorder": [*cli, "recorder"]}
+    commands = {"recorder": [*cli, "recorder"], "reader": [*cli, "reader"]}
     for region in REGIONS:
         commands[f"runner-{region}"] = [*cli, "runner", "--region", region]
     return commands

@@ -1,76 +1,77 @@
 """Every job ends: cells still unrecorded at the job's deadline are recorded once, as `timeout`.
 
+read overdue jobs (store) → decide the missing cells (schemas.cells) → emit ExecutionCompleted(timeout)
+(schemas.results) to the executions topic.
+
 The recorder owns this clock because it is the one service that knows which cells are recorded; a
 runner cannot know about cells of a region whose runner never came up. It does not write the rows
-itself: it emits ExecutionCompleted(status=timeout) to the executions topic like any other result, so
-the log stays the whole truth and a replay rebuilds the same table. If a late real result and the
-timeout race, the first event for the cell on its partition wins, in the live table and in any replay.
-Runners stop calling a model once the deadline has passed, so late results are rare.
+itself: it emits the results like any other, so the log stays the whole truth and a replay rebuilds the
+same table. If a late real result and the timeout race, the first event for the cell on its partition
+wins, in the live table and in any replay. Runners stop calling a model once the deadline has passed.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+import time
 
-from schemas.catalogue import PROBE_PROMPT
-from schemas.events import (
-    Attempt,
-    ExecutionCompleted,
-    Failure,
-    JobSubmitted,
-    ProducerInfo,
-    Receipt,
-    execution_key,
-)
-from services.runner.classify import classify
-from services.runner.execute import params_sha256, sha256
+import psycopg
+from aiokafka import AIOKafkaProducer
 
-CellKey = tuple[str, str, str | None]  # (region, model_id, question_id)
+from beacon import kafka, logs, metrics
+from beacon.schemas import results
+from beacon.schemas.cells import missing_cells
+from beacon.schemas.events import ProducerInfo, encode, now
+from beacon.services.recorder import store
+from beacon.settings import Settings
 
+log = logs.get("beacon.recorder.deadlines")
 
-def all_cells(job: JobSubmitted) -> list[CellKey]:
-    questions: list[str | None] = [q.id for q in job.questions] or [None]
-    return [(r.id, m.id, q) for r in job.regions for m in job.models for q in questions]
+RE_EMIT_AFTER_SECONDS = 30.0
 
 
-def missing_cells(job: JobSubmitted, recorded: set[CellKey]) -> list[CellKey]:
-    return [cell for cell in all_cells(job) if cell not in recorded]
-
-
-def timeout_event(job: JobSubmitted, cell: CellKey, at: datetime, producer: ProducerInfo) -> ExecutionCompleted:
-    region_id, model_id, question_id = cell
-    region = next(r for r in job.regions if r.id == region_id)
-    prompt = next((q.prompt for q in job.questions if q.id == question_id), job.probe_prompt or PROBE_PROMPT)
-    failure = Failure(
-        code="deadline",
-        stage="job",
-        transient=False,
-        message=f"no result recorded by the job's deadline {job.deadline.isoformat()}",
-    )
-    return ExecutionCompleted(
-        producer=producer,
-        occurred_at=at,
-        job_id=job.job_id,
-        region=region_id,
-        model_id=model_id,
-        question_id=question_id,
-        provider="deadline",
-        status="timeout",
-        answer=None,
-        classification=classify("timeout", None),
-        attempts=[Attempt(number=1, started_at=job.deadline, completed_at=at, outcome="timeout", failure=failure)],
-        started_at=job.deadline,
-        completed_at=at,
-        receipt=Receipt(
-            provider="deadline",
-            endpoint_region=region_id,
-            prompt_sha256=sha256(prompt),
-            system_prompt_sha256=sha256(region.system_prompt),
-            params_sha256=params_sha256(job.params),
-            answer_sha256=None,
-        ),
-    )
-
-
-def key_of(job_id: str, cell: CellKey) -> str:
-    return execution_key(job_id, *cell)
+async def sweep(settings: Settings) -> None:
+    """Every few seconds: emit `timeout` results for the missing cells of jobs past their deadline.
+    The database or the broker being away skips a sweep, never ends the clock."""
+    info = ProducerInfo(service="recorder", instance=kafka.instance_id("recorder-deadlines"))
+    topic = settings.topics.executions_completed
+    emitted_at: dict[str, float] = {}  # job_id → when we last emitted, so one outage is not spammed
+    conn: psycopg.AsyncConnection | None = None  # one connection for every sweep, remade after an outage
+    producer: AIOKafkaProducer | None = None  # likewise
+    try:
+        while True:
+            await asyncio.sleep(settings.deadline_sweep_seconds)
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+                overdue = await store.overdue_jobs(conn)
+                if overdue and producer is None:
+                    producer = kafka.producer(settings)
+                    await producer.start()
+                for job in overdue:
+                    if time.monotonic() - emitted_at.get(job.job_id, -1e9) < RE_EMIT_AFTER_SECONDS:
+                        continue
+                    assert producer is not None
+                    missing = missing_cells(job, await store.recorded_cells(conn, job.job_id))
+                    at = now()
+                    events = [results.timeout(job, cell, at, info) for cell in missing]
+                    acks = [await producer.send(topic, encode(e), key=e.key.encode()) for e in events]
+                    await asyncio.gather(*acks)
+                    metrics.EVENTS_PRODUCED.labels(topic).inc(len(acks))
+                    emitted_at[job.job_id] = time.monotonic()
+                    log.info("deadline_passed", job_id=job.job_id, timeouts_emitted=len(missing))
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                log.warning("deadline_sweep_skipped", error=str(exc).strip()[:300])
+                conn = None if conn is None or conn.closed or conn.broken else conn
+            except Exception as exc:
+                if not kafka.is_transient(exc):
+                    raise
+                log.warning("deadline_sweep_skipped", error=kafka.describe(exc))
+                if producer is not None:  # a fresh producer next time
+                    await producer.stop()
+                    producer = None
+    finally:
+        if producer is not None:
+            await producer.stop()
+        if conn is not None:
+            await conn.close()

@@ -1,4 +1,4 @@
-"""Pure: events → the rows of the read model. Column order matches store.EXECUTION_COLUMNS / JOB_COLUMNS."""
+"""Pure: events → the rows of the read model, in the column order of beacon/projection.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 
 from beacon import kafka
-from schemas.events import ExecutionCompleted, JobSubmitted
+from beacon.schemas.events import ExecutionCompleted, JobSubmitted
 
 # What the `output` column keeps of the event besides the columns of their own.
 _OUTPUT = {"classification", "attempts", "tokens", "producer"}

@@ -15,32 +15,24 @@ same ON CONFLICT DO NOTHING as the recorder, so every earlier row stays and miss
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from beacon import kafka, logs
+from beacon.services.recorder import project, store
 from beacon.settings import Settings
-from beacon.topics import Topics
-from schemas.events import ExecutionCompleted
-from services.recorder import project, store
-from services.runner.classify import CLASSIFIER_VERSION, classify
-from services.runner.judge import JUDGE_VERSION, verdict
-from services.runner.providers.base import Provider
 
 log = logs.get("beacon.recorder.replay")
 
 # Row fingerprints: every projected column except the surrogate id and the time the row was written.
 _EXEC_ROW = (
-    "concat_ws('|', job_id, region, model_id, coalesce(question_id, '<none>'), provider, provider_model, status,"
+    "concat_ws('|', job_id, region, model_id, quote_nullable(question_id), provider, provider_model, status,"
     " classification, classifier_version, answer, output::text, receipt::text, started_at, completed_at, event_id)"
 )
 _EXEC_ORDER = "job_id, region, model_id, question_id NULLS FIRST"
@@ -89,7 +81,7 @@ async def checksum(conn: psycopg.AsyncConnection, table: str, row: str, order: s
     return Checksum(rows, digest.hexdigest() if rows else None)
 
 
-async def _positioned_consumer(settings: Settings, topics: list[str], since: datetime | None) -> AIOKafkaConsumer:
+async def positioned_consumer(settings: Settings, topics: list[str], since: datetime | None) -> AIOKafkaConsumer:
     consumer = kafka.consumer(settings, group_id=None)  # a reader, not a member of any group
     await consumer.start()
     tps = await kafka.partitions(consumer, topics)
@@ -158,11 +150,11 @@ async def _swap(conn: psycopg.AsyncConnection, live: str, fresh: str) -> None:
 
 
 async def rebuild(settings: Settings, allow_fewer: bool = False) -> RebuildReport:
-    names = Topics.for_settings(settings)
+    names = settings.topics
     topics = [names.jobs_submitted, names.executions_completed]
     # prepare_threshold=None: no server-side prepared statements that could outlive the swapped tables.
     conn = await psycopg.AsyncConnection.connect(settings.database_url, prepare_threshold=None)
-    consumer = await _positioned_consumer(settings, topics, None)
+    consumer = await positioned_consumer(settings, topics, None)
     try:
         await store.prepare(conn)
         async with conn.transaction():
@@ -217,10 +209,10 @@ class ReprojectReport:
 
 async def reproject(settings: Settings, since: datetime) -> ReprojectReport:
     """Project the events from `since` onward into the live tables; rows already there stay as they are."""
-    names = Topics.for_settings(settings)
+    names = settings.topics
     topics = [names.jobs_submitted, names.executions_completed]
     conn = await psycopg.AsyncConnection.connect(settings.database_url)
-    consumer = await _positioned_consumer(settings, topics, since)
+    consumer = await positioned_consumer(settings, topics, since)
     try:
         await store.prepare(conn)
         before = await _executions_checksum(conn)
@@ -236,113 +228,3 @@ async def reproject(settings: Settings, since: datetime) -> ReprojectReport:
 async def _executions_checksum(conn: psycopg.AsyncConnection) -> Checksum:
     async with conn.transaction():
         return await checksum(conn, "executions", _EXEC_ROW, _EXEC_ORDER)
-
-
-@dataclass(frozen=True)
-class ReclassifyReport:
-    version: str
-    examined: int
-    classified: int
-    changed: int
-    # (label recorded with the execution, label of this version) → cells, for every cell of this version
-    transitions: dict[tuple[str, str], int]
-
-
-Labeller = Callable[[ExecutionCompleted], Awaitable[tuple[str, str | None] | None]]
-
-
-async def reclassify(settings: Settings, judge: Provider | None = None, judge_concurrency: int = 4) -> ReclassifyReport:
-    """Label every recorded answer again, from the executions topic, into `classifications` beside the
-    recorded label: with the current rules (a pure function), or with `judge` — a model asked the rubric
-    about each recorded, completed answer it has not judged yet. The answering models are never called."""
-    names = Topics.for_settings(settings)
-    consumer = await _positioned_consumer(settings, [names.executions_completed], None)
-    version = JUDGE_VERSION if judge is not None else CLASSIFIER_VERSION
-    examined = classified = 0
-    try:
-        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
-            label = await _judge_labeller(conn, judge, judge_concurrency) if judge is not None else _rules_labeller
-            async for records in kafka.read_until(consumer, await consumer.end_offsets(list(consumer.assignment()))):
-                events = []
-                for record in records:
-                    try:
-                        events.append(kafka.read_event(record, ExecutionCompleted))
-                    except kafka.Poison:
-                        continue
-                labels = await asyncio.gather(*(label(e) for e in events))
-                rows = [
-                    (e.job_id, e.region, e.model_id, e.question_id, version, got[0], got[1], e.event_id)
-                    for e, got in zip(events, labels, strict=True)
-                    if got is not None
-                ]
-                examined += len(events)
-                classified += await _insert_classifications(conn, rows)
-            cur = await conn.execute(
-                "SELECT e.classification, c.classification, count(*) FROM classifications c"
-                " JOIN executions e ON e.event_id = c.event_id WHERE c.classifier_version = %s GROUP BY 1, 2",
-                (version,),
-            )
-            transitions = {(old, new): n for old, new, n in await cur.fetchall()}
-    finally:
-        await consumer.stop()
-    changed = sum(n for (old, new), n in transitions.items() if old != new)
-    return ReclassifyReport(version, examined, classified, changed, transitions)
-
-
-async def _rules_labeller(event: ExecutionCompleted) -> tuple[str, str | None]:
-    c = classify(event.status, event.answer)  # a pure function: no model is called
-    return c.label, c.evidence
-
-
-async def _judge_labeller(conn: psycopg.AsyncConnection, judge: Provider, concurrency: int) -> Labeller:
-    """Label the answers that are recorded (the event the row came from), completed and not blank, and not
-    labelled by this rubric before. A verdict the runner's judge already recorded with the answer is
-    copied, not asked again; a second run asks nothing."""
-    cur = await conn.execute(
-        "SELECT e.event_id, coalesce(q.prompt, j.spec->>'probe_prompt', ''),"
-        " CASE WHEN e.output->'judgement'->>'judge_version' = %(v)s THEN e.output->'judgement' END"
-        " FROM executions e LEFT JOIN jobs j ON j.job_id = e.job_id"
-        " LEFT JOIN LATERAL (SELECT x->>'prompt' AS prompt FROM jsonb_array_elements(j.spec->'questions') x"
-        "   WHERE x->>'id' = e.question_id) q ON true"
-        " WHERE e.status = 'completed' AND btrim(coalesce(e.answer, '')) <> ''"
-        " AND NOT EXISTS (SELECT 1 FROM classifications c WHERE c.event_id = e.event_id"
-        "   AND c.classifier_version = %(v)s)",
-        {"v": JUDGE_VERSION},
-    )
-    todo = {event_id: (prompt, recorded) for event_id, prompt, recorded in await cur.fetchall()}
-    slots = asyncio.Semaphore(concurrency)
-
-    async def label(event: ExecutionCompleted) -> tuple[str, str | None] | None:
-        question, recorded = todo.pop(event.event_id, (None, None))  # pop: a duplicate event is not judged twice
-        if question is None or event.answer is None:
-            return None
-        if recorded is not None:
-            return recorded["label"], recorded["reason"]
-        async with slots:
-            got = await verdict(judge, question, event.answer)
-        return got.label, got.reason
-
-    return label
-
-
-async def _insert_classifications(conn: psycopg.AsyncConnection, rows: list[tuple[Any, ...]]) -> int:
-    if not rows:
-        return 0
-    async with conn.transaction(), conn.cursor() as cur:
-        await cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS incoming_classifications (job_id text, region text, model_id text,"
-            " question_id text, classifier_version text, classification text, evidence text, event_id uuid)"
-            " ON COMMIT DELETE ROWS"
-        )
-        async with cur.copy("COPY incoming_classifications FROM STDIN") as copy:
-            for row in rows:
-                await copy.write_row(row)
-        # Only the recorded answer of each cell counts: the event the executions row was projected from.
-        await cur.execute(
-            "INSERT INTO classifications (job_id, region, model_id, question_id, classifier_version,"
-            " classification, evidence, event_id)"
-            " SELECT i.job_id, i.region, i.model_id, i.question_id, i.classifier_version, i.classification,"
-            " i.evidence, i.event_id FROM incoming_classifications i JOIN executions e ON e.event_id = i.event_id"
-            " ON CONFLICT DO NOTHING"
-        )
-        return cur.rowcount

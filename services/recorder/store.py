@@ -18,28 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from pydantic import ValidationError
 
-EXECUTION_COLUMNS = (
-    "job_id",
-    "region",
-    "model_id",
-    "question_id",
-    "provider",
-    "provider_model",
-    "status",
-    "classification",
-    "classifier_version",
-    "answer",
-    "output",
-    "receipt",
-    "started_at",
-    "completed_at",
-    "event_id",
-)
-JOB_COLUMNS = ("job_id", "spec_sha256", "expected_executions", "submitted_at", "deadline", "spec", "event_id")
+from beacon.projection import EXECUTION_COLUMNS, JOB_COLUMNS, columns, copy_rows
+from beacon.schemas.cells import CellKey
+from beacon.schemas.events import JobSubmitted
 
-_EXEC_COLS = ", ".join(EXECUTION_COLUMNS)
-_JOB_COLS = ", ".join(JOB_COLUMNS)
+_EXEC_COLS = columns(EXECUTION_COLUMNS)
+_JOB_COLS = columns(JOB_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -89,12 +75,6 @@ async def prepare(conn: psycopg.AsyncConnection) -> None:
             await conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS seq bigserial")
 
 
-async def _stage(cur: psycopg.AsyncCursor, table: str, cols: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    async with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-        for row in rows:
-            await copy.write_row(row)
-
-
 async def write_batch(
     conn: psycopg.AsyncConnection,
     executions: Sequence[tuple[Any, ...]],
@@ -104,15 +84,16 @@ async def write_batch(
     inserted = []
     async with conn.transaction(), conn.cursor() as cur:
         for rows, staging, target, cols in (
-            (executions, "incoming_executions", into.executions, _EXEC_COLS),
-            (jobs, "incoming_jobs", into.jobs, _JOB_COLS),
+            (executions, "incoming_executions", into.executions, EXECUTION_COLUMNS),
+            (jobs, "incoming_jobs", into.jobs, JOB_COLUMNS),
         ):
             if not rows:
                 inserted.append(0)
                 continue
-            await _stage(cur, staging, cols, rows)
+            await copy_rows(cur, staging, cols, rows)
+            names = columns(cols)
             await cur.execute(
-                f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging} ORDER BY seq ON CONFLICT DO NOTHING"
+                f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging} ORDER BY seq ON CONFLICT DO NOTHING"
             )
             inserted.append(cur.rowcount)
     return Written(inserted[0], len(executions) - inserted[0], inserted[1])
@@ -153,3 +134,36 @@ async def write_or_isolate(
     refused_executions = sum(1 for r in refused if r.table == "executions")
     duplicates = len(executions) - inserted["executions"] - refused_executions
     return Written(inserted["executions"], duplicates, inserted["jobs"]), refused
+
+
+# --- what the deadline clock reads -------------------------------------------------------------------
+
+# Rows of a job that are cells of its spec: a stray result (a cell the job does not have) fills none.
+# (The reader tests the same with the spec's ids as parameters, one job at a time; this form reads every
+# job's spec inside the query.)
+_IN_SPEC = (
+    "e.region IN (SELECT r->>'id' FROM jsonb_array_elements(j.spec->'regions') r)"
+    " AND e.model_id IN (SELECT m->>'id' FROM jsonb_array_elements(j.spec->'models') m)"
+    " AND (CASE WHEN jsonb_array_length(j.spec->'questions') = 0 THEN e.question_id IS NULL"
+    " ELSE e.question_id IN (SELECT q->>'id' FROM jsonb_array_elements(j.spec->'questions') q) END)"
+)
+
+
+async def overdue_jobs(conn: psycopg.AsyncConnection) -> list[JobSubmitted]:
+    """Jobs past their deadline with cells of their spec still unrecorded."""
+    cur = await conn.execute(
+        "SELECT j.spec FROM jobs j WHERE j.deadline < now() AND j.expected_executions >"
+        f" (SELECT count(*) FROM executions e WHERE e.job_id = j.job_id AND {_IN_SPEC})"
+    )
+    jobs = []
+    for (spec,) in await cur.fetchall():
+        try:
+            jobs.append(JobSubmitted.model_validate(spec))
+        except ValidationError:
+            continue  # a projected spec this version cannot read: no sweep for it, and no crash of the sweeper
+    return jobs
+
+
+async def recorded_cells(conn: psycopg.AsyncConnection, job_id: str) -> set[CellKey]:
+    cur = await conn.execute("SELECT region, model_id, question_id FROM executions WHERE job_id = %s", (job_id,))
+    return {tuple(row) for row in await cur.fetchall()}  # type: ignore[misc]

@@ -11,7 +11,7 @@ import hashlib
 import re
 
 from beacon.redact import redact
-from schemas.events import MAX_MESSAGE_CHARS, AnswerEdits
+from beacon.schemas.events import MAX_MESSAGE_CHARS, AnswerEdits
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT = "\ufffd"

@@ -10,45 +10,31 @@ that dies re-runs, and re-bills, its whole window on restart.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from datetime import datetime
 
 from beacon.kafka import MAX_EVENT_BYTES
-from schemas.events import (
+from beacon.schemas import results
+from beacon.schemas.events import (
     AnswerEdits,
     Attempt,
     CellScheduled,
     ExecutionCompleted,
     Failure,
-    GenerationParams,
     ProducerInfo,
-    Receipt,
     encode,
     now,
 )
-from services.runner.answers import clean_answer, clean_message
-from services.runner.classify import classify
-from services.runner.providers.base import ModelCall, Provider, ProviderResult
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def params_sha256(params: GenerationParams) -> str:
-    return sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True))
+from beacon.services.runner.answers import clean_answer, clean_message
+from beacon.services.runner.providers.base import ModelCall, Provider, ProviderResult
 
 
 def model_call(cell: CellScheduled) -> ModelCall:
-    prompt = cell.question.prompt if cell.question else cell.probe_prompt
-    if prompt is None:
-        raise ValueError(f"cell {cell.key} has neither a question nor a probe prompt")
+    asked = results.Asked.of_cell(cell)
     return ModelCall(
         model_id=cell.model.id,
         model_name=cell.model.name,
-        system_prompt=cell.region.system_prompt,
-        prompt=prompt,
+        system_prompt=asked.system_prompt,
+        prompt=asked.prompt,
         params=cell.params,
         category=cell.question.category if cell.question else None,
     )
@@ -76,38 +62,25 @@ def _event(
     cell: CellScheduled,
     provider: Provider,
     producer: ProducerInfo,
-    result: ProviderResult,
+    outcome: ProviderResult,
     answer: str | None,
     edits: AnswerEdits | None,
     started: datetime,
     completed: datetime,
 ) -> ExecutionCompleted:
-    call = model_call(cell)
-    return ExecutionCompleted(
+    return results.result(
+        results.Asked.of_cell(cell),
         producer=producer,
-        job_id=cell.job_id,
-        region=cell.region.id,
-        model_id=cell.model.id,
-        question_id=cell.question.id if cell.question else None,
         provider=provider.name,
-        provider_model=result.provider_model,
-        status=result.status,
+        endpoint=provider.endpoint,
+        provider_model=outcome.provider_model,
+        status=outcome.status,
         answer=answer,
-        answer_edits=edits,
-        classification=classify(result.status, answer),
-        attempts=result.attempts,
-        tokens=result.tokens,
+        edits=edits,
+        attempts=outcome.attempts,
+        tokens=outcome.tokens,
         started_at=started,
         completed_at=completed,
-        receipt=Receipt(
-            provider=provider.name,
-            endpoint_region=cell.region.id,
-            endpoint=provider.endpoint,
-            prompt_sha256=sha256(call.prompt),
-            system_prompt_sha256=sha256(call.system_prompt),
-            params_sha256=params_sha256(call.params),
-            answer_sha256=sha256(answer) if answer is not None else None,
-        ),
     )
 
 

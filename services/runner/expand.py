@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from schemas.events import CellScheduled, JobSubmitted, ProducerInfo, QuestionText, RegionRef
+from beacon.schemas.cells import question_slots
+from beacon.schemas.events import CellScheduled, JobSubmitted, ProducerInfo, RegionRef
 
 
 def region_of(job: JobSubmitted, region_id: str) -> RegionRef | None:
@@ -10,22 +11,22 @@ def region_of(job: JobSubmitted, region_id: str) -> RegionRef | None:
 
 
 def cells(job: JobSubmitted, region_id: str, producer: ProducerInfo) -> list[CellScheduled]:
-    """One cell per model × question for this region, or one per model when the job has no questions."""
+    """One cell per model × question for this region (schemas/cells.py: one per model without questions)."""
     region = region_of(job, region_id)
     if region is None:
         return []
-    questions: list[QuestionText | None] = list(job.questions) or [None]
+    by_id = {q.id: q for q in job.questions}
     return [
         CellScheduled(
             producer=producer,
             job_id=job.job_id,
             region=region,
             model=model,
-            question=question,
+            question=by_id[question_id] if question_id is not None else None,
             probe_prompt=job.probe_prompt,
             params=job.params,
             deadline=job.deadline,
         )
         for model in job.models
-        for question in questions
+        for question_id in question_slots(list(by_id))
     ]

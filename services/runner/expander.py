@@ -18,10 +18,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import TopicPartition
 
 from beacon import kafka, logs
+from beacon.schemas.events import JobExpanded, JobSubmitted, ProducerInfo, encode
+from beacon.services.runner import expand
 from beacon.settings import Settings
-from beacon.topics import Topics
-from schemas.events import JobExpanded, JobSubmitted, ProducerInfo, encode
-from services.runner import expand
 
 log = logs.get("beacon.runner.expander")
 
@@ -65,8 +64,8 @@ class Expander:
     def __init__(self, settings: Settings, region: str) -> None:
         self.settings = settings
         self.region = region
-        self.names = Topics.for_settings(settings)
-        self.group = f"{settings.topic_namespace}.expander.{region}"
+        self.names = settings.topics
+        self.group = settings.groups.expander(region)
         self.info = ProducerInfo(service="runner", region=region, instance=kafka.instance_id(f"expander-{region}"))
         self.expanded = ExpandedJobs(settings, self.names.expanded(region))
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import re
 
-from schemas.events import GenerationParams, Judgement
-from services.runner.answers import clean_message
-from services.runner.providers.base import ModelCall, Provider
+from beacon.schemas.events import GenerationParams, Judgement
+from beacon.services.runner.answers import clean_message
+from beacon.services.runner.providers.base import ModelCall, Provider
 
 JUDGE_VERSION = "judge-rubric-1"
 

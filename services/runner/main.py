@@ -12,11 +12,11 @@ import os
 import structlog
 
 from beacon import kafka, logs, redact, topics
+from beacon.schemas.catalogue import REGIONS
+from beacon.services.runner.expander import Expander
+from beacon.services.runner.routing import Routing
+from beacon.services.runner.worker import Worker
 from beacon.settings import Settings
-from schemas.catalogue import REGIONS
-from services.runner.expander import Expander
-from services.runner.routing import Routing
-from services.runner.worker import Worker
 
 log = logs.get("beacon.runner")
 

@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
-from schemas.catalogue import MODELS, REGIONS
-from schemas.events import MAX_ANSWER_CHARS
+from beacon.schemas.catalogue import MODELS, REGIONS
+from beacon.schemas.events import MAX_ANSWER_CHARS
 
 ProviderName = Literal["simulated", "ollama", "openai"]
 

@@ -19,14 +19,13 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from beacon import kafka, logs, metrics
+from beacon.schemas.catalogue import REGIONS
+from beacon.schemas.events import CellScheduled, ProducerInfo, encode
+from beacon.services.runner.execute import run_cell
+from beacon.services.runner.judge import verdict
+from beacon.services.runner.providers import Endpoints
+from beacon.services.runner.routing import Routing
 from beacon.settings import Settings
-from beacon.topics import Topics
-from schemas.catalogue import REGIONS
-from schemas.events import CellScheduled, ProducerInfo, encode
-from services.runner.execute import run_cell
-from services.runner.judge import verdict
-from services.runner.providers import Endpoints
-from services.runner.routing import Routing
 
 log = logs.get("beacon.runner.worker")
 
@@ -75,8 +74,8 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.region = region
-        self.names = Topics.for_settings(settings)
-        self.group = f"{settings.topic_namespace}.runner.{region}"
+        self.names = settings.topics
+        self.group = settings.groups.runner(region)
         self.window_size = settings.runner_concurrency
         self.info = ProducerInfo(service="runner", region=region, instance=kafka.instance_id(f"runner-{region}"))
         self.endpoints = Endpoints(routing, region, REGIONS[region].display, api_keys)

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
-from schemas.catalogue import MODELS, PROBE_PROMPT, QUESTIONS, REGIONS, system_prompt
-from schemas.commands import JobSpec, describe_errors
-from schemas.events import (
+from beacon.schemas.catalogue import MODELS, PROBE_PROMPT, QUESTIONS, REGIONS, system_prompt
+from beacon.schemas.commands import JobSpec, describe_errors
+from beacon.schemas.events import (
     GenerationParams,
     JobSubmitted,
     ModelRef,

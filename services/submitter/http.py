@@ -21,11 +21,11 @@ from fastapi.responses import JSONResponse
 
 from beacon import logs
 from beacon.http import bounded
+from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS
+from beacon.schemas.commands import JobSpec
+from beacon.services.submitter.decide import InvalidJob, parse_spec
+from beacon.services.submitter.publish import JobConflict, Publisher
 from beacon.settings import Settings
-from schemas.catalogue import MODELS, QUESTIONS, REGIONS
-from schemas.commands import JobSpec
-from services.submitter.decide import InvalidJob, parse_spec
-from services.submitter.publish import JobConflict, Publisher
 
 log = logs.get("beacon.submitter")
 

@@ -11,10 +11,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from beacon import db, kafka, logs, topics
+from beacon.schemas.commands import JobSpec
+from beacon.schemas.events import JobSubmitted, ProducerInfo, encode, now
+from beacon.services.submitter.decide import job_submitted
 from beacon.settings import Settings
-from schemas.commands import JobSpec
-from schemas.events import JobSubmitted, ProducerInfo, encode, now
-from services.submitter.decide import job_submitted
 
 log = logs.get("beacon.submitter")
 
@@ -61,7 +61,7 @@ class Publisher:
         # on_wait(error, seconds) tells the person waiting what for.
         self.kafka_wait_s = kafka_wait_s
         self.on_wait = on_wait
-        self.topic = topics.Topics.for_settings(settings).jobs_submitted
+        self.topic = settings.topics.jobs_submitted
         self.producer: AIOKafkaProducer | None = None  # made in start(): aiokafka needs the running loop
         self.pool: AsyncConnectionPool | None = None
         self.info = ProducerInfo(service="submitter", instance=kafka.instance_id("submitter"))

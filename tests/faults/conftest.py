@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from beacon.deploy.local import kafka as local_kafka
+from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
 from beacon.settings import Settings, state_dir
-from deploy.local import kafka as local_kafka
-from schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
 from tests.conftest import Infra, beacon, isolated
 from tests.harness import Services
 from tests.model_server import ModelServer

@@ -38,11 +38,12 @@ import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from beacon.deploy.local import kafka as local_kafka
+from beacon.deploy.local import postgres as local_postgres
+from beacon.schemas.catalogue import REGIONS
+from beacon.schemas.topics import dead_letter_topic
 from beacon.settings import Settings
-from beacon.topics import Topics, dead_letter_topic, declared
-from deploy.local import kafka as local_kafka
-from deploy.local import postgres as local_postgres
-from schemas.catalogue import REGIONS
+from beacon.topics import declared
 from tests.conftest import Infra, beacon, isolated
 from tests.faults import cluster_roles
 from tests.faults.conftest import WINDOW, free_port_block, private_kafka, record_run, submit, write_routing
@@ -366,7 +367,7 @@ def namespace_with_runner_groups_on(cluster: local_kafka.KafkaCluster, node: int
 def executions_led_by(settings: Settings, node: int) -> None:
     """Create the executions topic as the services would, except that `node` is the preferred leader of
     every partition: losing it then moves every partition's leadership at once."""
-    spec = next(t for t in declared(settings) if t.name == Topics.for_settings(settings).executions_completed)
+    spec = next(t for t in declared(settings) if t.name == settings.topics.executions_completed)
     others = [n for n in (1, 2, 3) if n != node]
     assignment = {p: [node, *(others if p % 2 else others[::-1])] for p in range(spec.partitions)}
 
@@ -514,5 +515,5 @@ def test_postgres_stopped_30_s_mid_job(
         # The runners never touch the database: not one model call is repeated.
         through_fault(case, outage, max_calls=CELLS)
         assert re.search(r"database_unavailable", stack.log("recorder")), "the recorder never noticed the outage"
-        executions_dlq = dead_letter_topic(Topics.for_settings(settings).executions_completed)
+        executions_dlq = dead_letter_topic(settings.topics.executions_completed)
         assert message_count(settings, executions_dlq) == 0

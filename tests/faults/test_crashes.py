@@ -13,10 +13,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from beacon.deploy.local import postgres as local_postgres
+from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS
+from beacon.schemas.topics import dead_letter_topic
 from beacon.settings import Settings, state_dir
-from beacon.topics import Topics, dead_letter_topic
-from deploy.local import postgres as local_postgres
-from schemas.catalogue import MODELS, QUESTIONS, REGIONS
 from tests.conftest import Infra, beacon
 from tests.faults.conftest import WINDOW, calls_from, submit, wait_until, write_routing
 from tests.harness import Services, count_rows, wait_for_rows
@@ -105,7 +105,7 @@ def test_postgres_restart_mid_job(
     report("PostgreSQL stopped 6 s mid-job", CELLS, found, distinct, model.calls, CELLS)
     assert found == distinct == CELLS
     assert "database_unavailable" in stack.log("recorder")  # it did notice, and waited
-    executions_dlq = dead_letter_topic(Topics.for_settings(fault_settings).executions_completed)
+    executions_dlq = dead_letter_topic(fault_settings.topics.executions_completed)
     assert message_count(fault_settings, executions_dlq) == 0
     assert model.calls == CELLS
 
@@ -125,7 +125,7 @@ def test_resubmission_is_idempotent_and_conflicts_are_refused(
     assert again.returncode == 0, again.stderr.decode()
     assert json.loads(again.stdout) == {"job_id": "resubmit", "expected_executions": CELLS, "already_submitted": True}
 
-    jobs_topic = Topics.for_settings(fault_settings).jobs_submitted
+    jobs_topic = fault_settings.topics.jobs_submitted
     before = message_count(fault_settings, jobs_topic)
     conflicting = beacon(fault_settings, "submit", "-", stdin=json.dumps({**spec, "regions": ["us-east"]}).encode())
     assert conflicting.returncode == 2

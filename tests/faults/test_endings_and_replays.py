@@ -11,10 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from beacon.schemas.classify import CLASSIFIER_VERSION
+from beacon.schemas.events import Classification, ExecutionCompleted
 from beacon.settings import Settings
-from beacon.topics import Topics
-from schemas.events import Classification, ExecutionCompleted
-from services.runner.classify import CLASSIFIER_VERSION
 from tests.conftest import beacon
 from tests.faults.conftest import submit, write_routing
 from tests.harness import Services, count_rows, wait_for_rows
@@ -59,7 +58,7 @@ def test_replay_rebuilds_identical_tables_and_reclassify_calls_no_model(
     assert wait_for_rows(fault_settings, stack, "replayed", 18) == 18
 
     # An answer recorded by an older, worse classifier: a refusal labelled answered.
-    topics = Topics.for_settings(fault_settings)
+    topics = fault_settings.topics
     [record] = [
         r
         for r in read_all(fault_settings, topics.executions_completed)
@@ -104,7 +103,7 @@ def test_dead_letters_are_listed_and_replayed_once(
     fault_settings: Settings, stack_factory: Callable[..., Services]
 ) -> None:
     stack = stack_factory(fault_settings, None, regions=["us-east"])
-    topics = Topics.for_settings(fault_settings)
+    topics = fault_settings.topics
     produce(fault_settings, topics.executions_completed, [(b"k", b"not json at all")])
     submit(fault_settings, "around-poison", regions=["us-east"], questions=["math_basic"])
     assert wait_for_rows(fault_settings, stack, "around-poison", 3) == 3

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from beacon.schemas.catalogue import REGIONS
 from beacon.settings import Settings
-from schemas.catalogue import REGIONS
 from tests.harness import Services
 
 
@@ -27,9 +27,10 @@ def api_port() -> int:
 
 @pytest.fixture(scope="session")
 def pipeline(settings: Settings, api_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """A recorder (serving the read API and portal on `api_port`) and one runner per region, started once."""
+    """A recorder, a reader (the read API and portal on `api_port`) and one runner per region, started once."""
     services = Services(settings, tmp_path_factory.mktemp("service-logs"))
-    services.start("recorder", "recorder", BEACON_HTTP_PORT=str(api_port))
+    services.start("recorder", "recorder")
+    services.start("reader", "reader", BEACON_HTTP_PORT=str(api_port))
     for region in REGIONS:
         services.start(f"runner-{region}", "runner", "--region", region)
     deadline = time.monotonic() + 30

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from beacon.schemas.topics import dead_letter_topic
 from beacon.settings import Settings
-from beacon.topics import Topics, dead_letter_topic
 from tests.conftest import beacon
 from tests.harness import Services, wait_for_rows
 from tests.kafka_tools import produce, read_all
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.pipeline
 
 
 def test_poison_is_dead_lettered_and_the_job_behind_it_completes(settings: Settings, pipeline: Services) -> None:
-    topics = Topics.for_settings(settings)
+    topics = settings.topics
     marker = uuid.uuid4().hex
     poison = {
         "not-json": f"{{{marker} oops".encode(),

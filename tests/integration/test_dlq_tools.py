@@ -19,8 +19,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from beacon import dlq, kafka, topics
+from beacon.schemas.topics import dead_letter_topic
 from beacon.settings import Settings
-from beacon.topics import Topics, dead_letter_topic
 from tests.conftest import Infra, beacon, isolated, service_env
 from tests.kafka_tools import read_all
 
@@ -76,7 +76,7 @@ async def _topic_names(settings: Settings) -> set[str]:
 def parked(infra: Infra) -> Iterator[tuple[Settings, str]]:
     """A namespace of its own (no services read it), with the hostile dead letters parked."""
     with isolated(infra) as settings:
-        source = Topics.for_settings(settings).executions_completed
+        source = settings.topics.executions_completed
         asyncio.run(_park(settings, source, letters(source)))
         yield settings, source
 
@@ -195,7 +195,7 @@ def test_listing_many_large_dead_letters_does_not_hold_them_in_memory(infra: Inf
     with isolated(infra) as settings:
         asyncio.run(topics.ensure(settings))
         empty = peak_rss_mb(settings, "dlq", "list")
-        asyncio.run(_park_big(settings, Topics.for_settings(settings).executions_completed, 120, 512 * 1024))
+        asyncio.run(_park_big(settings, settings.topics.executions_completed, 120, 512 * 1024))
         loaded = peak_rss_mb(settings, "dlq", "list")
     assert loaded - empty < 30, (empty, loaded)
 

@@ -19,10 +19,8 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from beacon.settings import Settings
-from beacon.topics import Topics, dead_letter_topic
-from schemas.catalogue import QUESTIONS
-from schemas.events import (
+from beacon.schemas.catalogue import QUESTIONS
+from beacon.schemas.events import (
     Attempt,
     Classification,
     ExecutionCompleted,
@@ -31,6 +29,8 @@ from schemas.events import (
     encode,
     now,
 )
+from beacon.schemas.topics import dead_letter_topic
+from beacon.settings import Settings
 from tests.conftest import beacon
 from tests.harness import Services, wait_for_rows
 from tests.kafka_tools import produce, read_all
@@ -149,7 +149,7 @@ def test_a_row_postgres_refuses_is_dead_lettered_alone_and_the_rest_is_recorded(
     hostile: tuple[Settings, Services],
 ) -> None:
     own, services = hostile
-    topic = Topics.for_settings(own).executions_completed
+    topic = own.topics.executions_completed
     good = [_event("nul-1", q, "4") for q in ("math_basic", "geography_basic", "identity_basic")]
     bad = _event("nul-1", "taiwan_status", "The answer is 4.\u0000")
     produce(own, topic, [(e.key.encode(), encode(e)) for e in (good[0], bad, good[1], good[2])])
@@ -169,7 +169,7 @@ def test_a_row_postgres_refuses_is_dead_lettered_alone_and_the_rest_is_recorded(
 
 def test_jobs_that_lie_about_their_size_are_dead_lettered_not_expanded(hostile: tuple[Settings, Services]) -> None:
     own, services = hostile
-    topic = Topics.for_settings(own).jobs_submitted
+    topic = own.topics.jobs_submitted
     at = now()
     base = {
         "event_type": "JobSubmitted",
@@ -213,7 +213,7 @@ def test_jobs_that_lie_about_their_size_are_dead_lettered_not_expanded(hostile: 
 def test_the_canary_key_is_in_no_topic_table_or_log(hostile: tuple[Settings, Services]) -> None:
     own, services = hostile
     # Runs after the job above, whose model server echoed the key in a 401 body.
-    names = Topics.for_settings(own)
+    names = own.topics
     topics = [*names.all(), names.work("eu-west"), dead_letter_topic(names.executions_completed)]
     for topic in topics:
         for record in read_all(own, topic):

@@ -17,8 +17,8 @@ import pytest
 
 from beacon import redact
 from beacon.kafka import MAX_EVENT_BYTES
-from schemas.catalogue import system_prompt
-from schemas.events import (
+from beacon.schemas.catalogue import system_prompt
+from beacon.schemas.events import (
     CellScheduled,
     ExecutionCompleted,
     GenerationParams,
@@ -29,10 +29,10 @@ from schemas.events import (
     encode,
     now,
 )
-from services.runner.execute import run_cell
-from services.runner.providers.ollama import OllamaProvider
-from services.runner.providers.openai import OpenAIProvider
-from services.runner.routing import Route, Routing, RoutingError
+from beacon.services.runner.execute import run_cell
+from beacon.services.runner.providers.ollama import OllamaProvider
+from beacon.services.runner.providers.openai import OpenAIProvider
+from beacon.services.runner.routing import Route, Routing, RoutingError
 from tests.model_server import Behaviour, ModelServer
 
 KINDS = ["ollama", "openai"]

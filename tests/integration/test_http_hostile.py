@@ -27,13 +27,13 @@ from psycopg.types.json import Jsonb
 from schemathesis import GenerationMode
 
 from beacon import http
+from beacon.cli.contracts import OPENAPI_DIR
+from beacon.schemas.commands import JobSpec
+from beacon.schemas.events import ProducerInfo
+from beacon.services.reader.api import create_app as read_api
+from beacon.services.submitter.decide import job_submitted
+from beacon.services.submitter.http import create_app as submitter_api
 from beacon.settings import Settings
-from schemas.commands import JobSpec
-from schemas.events import ProducerInfo
-from schemas.generate import OPENAPI_DIR
-from services.recorder.api import create_app as read_api
-from services.submitter.decide import job_submitted
-from services.submitter.http import create_app as submitter_api
 from tests.conftest import Infra, isolated
 from tests.harness import Services
 from tests.integration.conftest import free_port
@@ -351,7 +351,7 @@ def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(submitter_port
 def test_a_trickled_body_gets_408(
     submitter_port: int, fuzz_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from services.submitter import http as submitter_http
+    from beacon.services.submitter import http as submitter_http
 
     monkeypatch.setattr(submitter_http, "BODY_TIMEOUT_SECONDS", 1.0)
     before = submissions(fuzz_settings)

@@ -12,9 +12,9 @@ import httpx
 import psycopg
 import pytest
 
+from beacon.schemas.catalogue import QUESTIONS
+from beacon.services.runner.judge import JUDGE_VERSION
 from beacon.settings import Settings
-from schemas.catalogue import QUESTIONS
-from services.runner.judge import JUDGE_VERSION
 from tests.conftest import beacon, service_env
 from tests.harness import Services, wait_for_rows
 from tests.integration.conftest import free_port
@@ -53,7 +53,8 @@ def test_verdicts_beside_the_rules_and_reclassify_with_the_judge(
     routing = routing_with_judge(folder, judge_server)
     services = Services(own, folder)
     port = free_port()
-    services.start("recorder", "recorder", BEACON_HTTP_PORT=str(port))
+    services.start("recorder", "recorder")
+    services.start("reader", "reader", BEACON_HTTP_PORT=str(port))
     services.start("runner-us-east", "runner", "--region", "us-east", BEACON_ROUTING_FILE=str(routing))
     services.start("runner-asia-pacific", "runner", "--region", "asia-pacific")  # no judge in this region
     try:

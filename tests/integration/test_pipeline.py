@@ -11,7 +11,6 @@ import psycopg
 import pytest
 
 from beacon.settings import REPO_ROOT, Settings
-from beacon.topics import Topics
 from tests.conftest import beacon
 from tests.harness import Services, count_rows, wait_for_rows
 from tests.kafka_tools import produce, read_all
@@ -98,7 +97,7 @@ def test_full_matrix_classifications_follow_the_simulated_rule(settings: Setting
 
 
 def test_redelivered_executions_change_nothing(settings: Settings, pipeline: Services) -> None:
-    topics = Topics.for_settings(settings)
+    topics = settings.topics
     jobs = [submit(settings, "full-matrix.json"), submit(settings, "no-questions.json")]
     for job_id, expected in jobs:
         assert wait_for_rows(settings, pipeline, job_id, expected) == expected
@@ -127,7 +126,7 @@ def test_redelivered_executions_change_nothing(settings: Settings, pipeline: Ser
 
 
 def test_redelivered_job_adds_no_rows(settings: Settings, pipeline: Services) -> None:
-    topics = Topics.for_settings(settings)
+    topics = settings.topics
     job_id, expected = submit(settings, "full-matrix.json")
     assert wait_for_rows(settings, pipeline, job_id, expected) == expected
     original = [(r.key, r.value) for r in read_all(settings, topics.jobs_submitted) if r.key == job_id.encode()]

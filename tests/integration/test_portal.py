@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from beacon.services.runner.providers.simulated import DEFLECTION
 from beacon.settings import REPO_ROOT, Settings
-from services.runner.providers.simulated import DEFLECTION
 from tests.conftest import beacon
 from tests.harness import Services, wait_for_rows
 

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from schemas.catalogue import system_prompt
-from schemas.events import GenerationParams
-from services.runner.classify import classify
-from services.runner.providers import Endpoints
-from services.runner.providers.base import ModelCall, ProviderResult
-from services.runner.providers.ollama import OllamaProvider
-from services.runner.providers.openai import OpenAIProvider
-from services.runner.routing import Route, Routing
+from beacon.schemas.catalogue import system_prompt
+from beacon.schemas.classify import classify
+from beacon.schemas.events import GenerationParams
+from beacon.services.runner.providers import Endpoints
+from beacon.services.runner.providers.base import ModelCall, ProviderResult
+from beacon.services.runner.providers.ollama import OllamaProvider
+from beacon.services.runner.providers.openai import OpenAIProvider
+from beacon.services.runner.routing import Route, Routing
 from tests.model_server import Behaviour, ModelServer
 
 CALL = ModelCall(

@@ -16,11 +16,11 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from beacon.schemas.commands import JobSpec
+from beacon.schemas.events import ProducerInfo
+from beacon.services.runner.providers.simulated import DEFLECTION
+from beacon.services.submitter.decide import job_submitted
 from beacon.settings import REPO_ROOT, Settings
-from schemas.commands import JobSpec
-from schemas.events import ProducerInfo
-from services.runner.providers.simulated import DEFLECTION
-from services.submitter.decide import job_submitted
 from tests.conftest import beacon
 from tests.harness import Services, wait_for_rows
 

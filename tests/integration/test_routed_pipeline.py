@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from beacon.schemas.catalogue import QUESTIONS, system_prompt
 from beacon.settings import Settings
-from schemas.catalogue import QUESTIONS, system_prompt
 from tests.conftest import beacon
 from tests.harness import Services, wait_for_rows
 from tests.model_server import ModelServer

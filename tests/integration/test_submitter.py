@@ -12,10 +12,9 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from beacon.schemas.events import JobSubmitted
+from beacon.services.submitter.http import create_app
 from beacon.settings import Settings
-from beacon.topics import Topics
-from schemas.events import JobSubmitted
-from services.submitter.http import create_app
 from tests.conftest import beacon, service_env
 from tests.kafka_tools import message_count, read_all
 
@@ -63,7 +62,7 @@ BAD_SPECS = [
 @pytest.fixture
 def jobs_topic(settings: Settings) -> Iterator[str]:
     """The jobs topic; the test fails if its message count changed, unless the test says it emits."""
-    topic = Topics.for_settings(settings).jobs_submitted
+    topic = settings.topics.jobs_submitted
     beacon(settings, "submit", "-", stdin=json.dumps(GOOD).encode())  # makes sure the topic exists
     yield topic
 
@@ -172,7 +171,7 @@ def submissions(settings: Settings) -> int:
 @pytest.fixture
 def nothing_happens(settings: Settings, http: TestClient) -> Iterator[None]:
     """The test's requests must register no job id and emit nothing (the app has made the topic)."""
-    topic = Topics.for_settings(settings).jobs_submitted
+    topic = settings.topics.jobs_submitted
     before = (submissions(settings), message_count(settings, topic))
     yield
     assert (submissions(settings), message_count(settings, topic)) == before

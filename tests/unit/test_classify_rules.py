@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.runner.classify import CLASSIFIER_VERSION, classify
-from services.runner.classify_lang import detect_language
+from beacon.schemas.classify import CLASSIFIER_VERSION, classify
+from beacon.schemas.classify_lang import detect_language
 
 
 @pytest.mark.parametrize(

@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from schemas.commands import JobSpec
-from schemas.events import ProducerInfo
-from services.recorder.matrix import render
-from services.recorder.status import job_status
-from services.runner import expand
-from services.runner.classify import CLASSIFIER_VERSION, classify
-from services.runner.providers.simulated import DECLINE, DEFLECTION, decide
-from services.submitter.decide import InvalidJob, job_submitted, parse_spec
+from beacon.schemas.classify import CLASSIFIER_VERSION, classify
+from beacon.schemas.commands import JobSpec
+from beacon.schemas.events import ProducerInfo
+from beacon.schemas.status import job_status
+from beacon.services.reader.matrix import render
+from beacon.services.runner import expand
+from beacon.services.runner.providers.simulated import DECLINE, DEFLECTION, decide
+from beacon.services.submitter.decide import InvalidJob, job_submitted, parse_spec
 
 PRODUCER = ProducerInfo(service="test", instance="t1")
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
-from schemas.commands import JobSpec
-from schemas.events import ProducerInfo, execution_key, parse_event
-from schemas.generate import CONTRACTS, JSON_DIR, OPENAPI_DIR, openapi_documents, render
-from services.submitter.decide import job_submitted
+from beacon.cli.contracts import CONTRACTS, JSON_DIR, OPENAPI_DIR, openapi_documents, render
+from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
+from beacon.schemas.commands import JobSpec
+from beacon.schemas.events import ProducerInfo, execution_key, parse_event
+from beacon.services.submitter.decide import job_submitted
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PRODUCER = ProducerInfo(service="test", instance="t1")

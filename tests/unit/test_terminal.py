@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from beacon.http import bounded
+from beacon.services.reader.matrix import render
 from beacon.terminal import safe, safe_json
-from services.recorder.matrix import render
 
 UNSAFE = {
     *map(chr, range(0x00, 0x20)),

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.runner.providers.base import Provider
-from services.runner.routing import Route, Routing
+from beacon.services.runner.providers.base import Provider
+from beacon.services.runner.routing import Route, Routing
 
 
 @dataclass
@@ -19,14 +19,14 @@ class Endpoint:
 
 def _build(route: Route, region_display: str, api_keys: Mapping[str, str]) -> Provider:
     if route.provider == "ollama":
-        from services.runner.providers.ollama import OllamaProvider
+        from beacon.services.runner.providers.ollama import OllamaProvider
 
         return OllamaProvider(route)
     if route.provider == "openai":
-        from services.runner.providers.openai import OpenAIProvider
+        from beacon.services.runner.providers.openai import OpenAIProvider
 
         return OpenAIProvider(route, api_keys[route.api_key_env] if route.api_key_env else None)
-    from services.runner.providers.simulated import SimulatedProvider
+    from beacon.services.runner.providers.simulated import SimulatedProvider
 
     return SimulatedProvider(region_display, route.latency_ms, route.max_answer_chars)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from schemas.events import Attempt, ExecutionStatus, GenerationParams, TokenCounts
+from beacon.schemas.events import Attempt, ExecutionStatus, GenerationParams, TokenCounts
 
 
 @dataclass(frozen=True)

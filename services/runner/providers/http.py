@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 
-from schemas.events import Attempt, Failure, TokenCounts, now
-from services.runner.answers import clean_message
-from services.runner.providers.base import ProviderResult
-from services.runner.routing import Route
+from beacon.schemas.events import Attempt, Failure, TokenCounts, now
+from beacon.services.runner.answers import clean_message
+from beacon.services.runner.providers.base import ProviderResult
+from beacon.services.runner.routing import Route
 
 MAX_ERROR_TEXT = 500  # of a provider's error body, kept in the failure message
 # Largest reply body read at all; a longer one is refused, not parsed. Answers are cut much shorter

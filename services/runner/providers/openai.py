@@ -11,9 +11,9 @@ import json
 from typing import Any
 
 from beacon.redact import public_url
-from services.runner.answers import clean_label
-from services.runner.providers.base import ModelCall, ProviderResult
-from services.runner.providers.http import (
+from beacon.services.runner.answers import clean_label
+from beacon.services.runner.providers.base import ModelCall, ProviderResult
+from beacon.services.runner.providers.http import (
     Reply,
     as_object,
     as_text,
@@ -26,7 +26,7 @@ from services.runner.providers.http import (
     tokens,
     with_retries,
 )
-from services.runner.routing import Route
+from beacon.services.runner.routing import Route
 
 
 class OpenAIProvider:

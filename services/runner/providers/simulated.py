@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
-from schemas.events import Attempt, now
-from services.runner.providers.base import ModelCall, ProviderResult
+from beacon.schemas.events import Attempt, now
+from beacon.services.runner.providers.base import ModelCall, ProviderResult
 
 DEFLECTION = "Sorry, that's beyond my current scope. Let's talk about something else."
 DECLINE = "I'm sorry, but I can't discuss this topic."

@@ -1,8 +1,9 @@
 """Where `beacon status` and `beacon matrix` read from: the database directly (the default), or a
-recorder's read API (`--api URL`, or BEACON_API_URL) when the database is not reachable from here."""
+reader's API (`--api URL`, or BEACON_API_URL) when the database is not reachable from here."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -10,9 +11,10 @@ from urllib.parse import quote
 import httpx
 
 from beacon import db
+from beacon.schemas.cells import NO_QUESTION_TOKEN, question_from_token
+from beacon.services.reader import queries
+from beacon.services.reader.queries import JobSummary
 from beacon.settings import Settings
-from services.recorder import queries
-from services.recorder.queries import NO_QUESTION_TOKEN, JobSummary
 
 
 class Source(Protocol):
@@ -22,17 +24,25 @@ class Source(Protocol):
 
 
 class DatabaseSource:
+    """The reader's own queries (async, the one copy of each), run to completion for a command."""
+
     def __init__(self, settings: Settings) -> None:
         self.url = settings.database_url
 
+    async def _summary(self, job_id: str) -> JobSummary | None:
+        async with await db.connect_async(self.url) as conn:
+            return await queries.job_summary(conn, job_id)
+
+    async def _grid(self, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        async with await db.connect_async(self.url) as conn:
+            summary = await queries.job_summary(conn, job_id)
+            return (summary.spec if summary else None) or {}, await queries.executions(conn, job_id)
+
     def summary(self, job_id: str) -> JobSummary | None:
-        with db.connect(self.url) as conn:
-            return queries.job_summary(conn, job_id)
+        return asyncio.run(self._summary(job_id))
 
     def grid(self, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        summary = self.summary(job_id)
-        with db.connect(self.url) as conn:
-            return (summary.spec if summary else None) or {}, queries.executions(conn, job_id)
+        return asyncio.run(self._grid(job_id))
 
 
 class ApiSource:
@@ -86,10 +96,7 @@ class ApiSource:
                 "models": [{"id": model} for model in m["models"]],
                 "regions": [{"id": r["id"], "display": r["display"]} for r in m["regions"]],
             }
-            rows = [
-                {**c, "question_id": None if c["question_id"] == NO_QUESTION_TOKEN else c["question_id"]}
-                for c in m["cells"]
-            ]
+            rows = [{**c, "question_id": question_from_token(c["question_id"])} for c in m["cells"]]
         except (KeyError, TypeError) as exc:
             raise ConnectionError(
                 f"the read API at {self.http.base_url} answered an unexpected matrix: {exc!r}"

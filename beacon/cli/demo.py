@@ -6,16 +6,16 @@ import asyncio
 import time
 
 from beacon import db
+from beacon.deploy.local import services
+from beacon.services.submitter.decide import parse_spec
+from beacon.services.submitter.publish import submit_once
 from beacon.settings import REPO_ROOT, Settings, state_dir
-from deploy.local import services
-from services.submitter.decide import parse_spec
-from services.submitter.publish import submit_once
 
 DEMO_JOB = REPO_ROOT / "examples" / "full-matrix.json"
 
 
 def demo(settings: Settings, timeout: float) -> None:
-    from beacon.cli import matrix_text, watch
+    from beacon.cli.main import matrix_text, watch
 
     began = time.monotonic()
     print("1/4 database: ", end="", flush=True)

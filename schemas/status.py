@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 JobStatus = Literal["pending", "running", "completed", "partial", "failed"]
+JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
 
+# A cell succeeded when the model answered or refused (either is a measurement); empty and error did not.
 SUCCESS = frozenset({"answered", "refused"})
 
 
@@ -13,7 +15,7 @@ def job_status(expected: int, by_classification: dict[str, int]) -> JobStatus:
     """pending: nothing recorded; running: some cells missing; completed: every cell answered or refused;
     failed: every cell recorded and none succeeded; partial: every cell recorded, some did not succeed.
 
-    `by_classification` counts the results for cells of the job's spec only (queries.py leaves strays out):
+    `by_classification` counts the results for cells of the job's spec only (the reader's queries leave strays out):
     a result for a cell the job does not have must not fill the place of one it does."""
     recorded = sum(by_classification.values())
     if recorded == 0:

@@ -9,6 +9,7 @@ gave out. tests/integration/test_http_hostile.py drives every endpoint with sche
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -19,24 +20,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import FileResponse, JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
-from beacon.http import bounded
+from beacon import http
+from beacon.http import READY_CHECK_SECONDS, bounded
+from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS
+from beacon.schemas.cells import NO_QUESTION_TOKEN, question_from_token, question_token
+from beacon.schemas.commands import JOB_ID_PATTERN
+from beacon.schemas.events import CLASSIFICATIONS, EXECUTION_STATUSES
+from beacon.services.reader import analysis, queries
+from beacon.services.reader.queries import JobSummary
 from beacon.settings import Settings
-from schemas.catalogue import MODELS, QUESTIONS, REGIONS
-from schemas.commands import JOB_ID_PATTERN
-from services.recorder import analysis, queries
-from services.recorder.queries import NO_QUESTION_TOKEN, JobSummary
 
 PORTAL = Path(__file__).parent / "portal" / "index.html"
-STATUSES = ("completed", "failed", "timeout")
-CLASSIFICATIONS = ("answered", "refused", "empty", "error")
 
 QUESTION_IDS = [*QUESTIONS, NO_QUESTION_TOKEN]
 MAX_CURSOR_CHARS = 256  # the longest cursor this API gives out is about 150 characters
@@ -142,7 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     async def summary_or_404(job_id: str) -> JobSummary:
         async with pool.connection() as conn:
-            summary = await queries.job_summary_async(conn, job_id)
+            summary = await queries.job_summary(conn, job_id)
         if summary is None:
             raise HTTPException(404, f"no job {job_id!r}")
         return summary
@@ -176,7 +176,7 @@ def create_app(settings: Settings) -> FastAPI:
         ] = None,
         region: Annotated[str | None, Query(**_one_of(REGIONS, "A region id."))] = None,
         model_id: Annotated[str | None, Query(**_one_of(MODELS, "A model id."))] = None,
-        status: Annotated[str | None, Query(**_one_of(STATUSES, "The execution's status."))] = None,
+        status: Annotated[str | None, Query(**_one_of(EXECUTION_STATUSES, "The execution's status."))] = None,
         classification: Annotated[str | None, Query(**_one_of(CLASSIFICATIONS, "The answer's class."))] = None,
         limit: Limit = 100,
         cursor: Cursor = None,
@@ -186,7 +186,7 @@ def create_app(settings: Settings) -> FastAPI:
         _check("question_id", question_id, QUESTION_IDS)
         _check("region", region, REGIONS)
         _check("model_id", model_id, MODELS)
-        _check("status", status, STATUSES)
+        _check("status", status, EXECUTION_STATUSES)
         _check("classification", classification, CLASSIFICATIONS)
         after = _executions_cursor(cursor) if cursor else None
         await summary_or_404(job_id)
@@ -218,9 +218,7 @@ def create_app(settings: Settings) -> FastAPI:
         _check("model_id", model_id, MODELS)
         _check("question_id", question_id, QUESTION_IDS)
         async with pool.connection() as conn:
-            row = await queries.one_execution(
-                conn, job_id, region, model_id, None if question_id == NO_QUESTION_TOKEN else question_id
-            )
+            row = await queries.one_execution(conn, job_id, region, model_id, question_from_token(question_id))
         if row is None:
             await summary_or_404(job_id)
             raise HTTPException(404, f"cell {region}/{model_id}/{question_id} of {job_id!r} is not recorded (yet)")
@@ -240,7 +238,7 @@ def create_app(settings: Settings) -> FastAPI:
             "regions": [{"id": r["id"], "display": r["display"]} for r in spec["regions"]],
             "cells": [
                 {
-                    "question_id": r["question_id"] or NO_QUESTION_TOKEN,
+                    "question_id": question_token(r["question_id"]),
                     "model_id": r["model_id"],
                     "region": r["region"],
                     "status": r["status"],
@@ -264,7 +262,8 @@ def create_app(settings: Settings) -> FastAPI:
             )
             for r in rows
         ]
-        return analysis.analyse(cells)
+        # CPU-bound (pairwise distances): in a worker thread, so other requests are not held up behind it.
+        return await asyncio.to_thread(analysis.analyse, cells)
 
     # --- catalogue, health, metrics, portal -----------------------------------------------------------
 
@@ -272,34 +271,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def list_questions() -> list[dict[str, str]]:
         return [{"id": q.id, "category": q.category, "prompt": q.prompt} for q in QUESTIONS.values()]
 
-    @app.get("/health/live", tags=["health"])
-    async def live() -> dict[str, str]:
-        return {"status": "ok"}
+    async def database() -> None:
+        async with pool.connection(timeout=READY_CHECK_SECONDS) as conn:
+            await conn.execute("SELECT 1")
 
-    @app.get("/health/ready", tags=["health"])
-    async def ready() -> JSONResponse:
-        checks: dict[str, str] = {}
-        try:
-            async with pool.connection(timeout=3) as conn:
-                await conn.execute("SELECT 1")
-            checks["database"] = "ok"
-        except Exception as exc:
-            checks["database"] = f"unavailable: {str(exc)[:200]}"
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=3000)
-        try:
-            await admin.start()
-            await admin.list_topics()
-            checks["broker"] = "ok"
-        except Exception as exc:
-            checks["broker"] = f"unavailable: {str(exc)[:200]}"
-        finally:
-            await admin.close()
-        ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503)
-
-    @app.get("/metrics", tags=["health"])
-    async def prometheus() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    # The reader needs only the database: it reads the projection the recorder writes, never a topic.
+    http.add_ops_routes(app, {"database": database})
 
     @app.get("/", include_in_schema=False)
     @app.get("/ui/jobs/{job_id}", include_in_schema=False)

@@ -18,12 +18,16 @@ import psycopg
 from aiokafka.errors import KafkaError
 
 from beacon import db, kafka, logs, redact
+from beacon.schemas.cells import question_token
+from beacon.services.runner.routing import RoutingError
 from beacon.settings import Settings, SettingsError
 from beacon.terminal import safe, safe_json
-from services.runner.routing import RoutingError
 
-SERVICES = ("runner", "recorder", "submitter-api")
-API_HELP = "read through a recorder's read API at this URL (e.g. http://127.0.0.1:8080) instead of the database"
+SERVICES = ("runner", "recorder", "reader", "submitter-api")
+API_HELP = (
+    "read through the reader's API at this URL (e.g. http://127.0.0.1:8080; default BEACON_API_URL)"
+    " instead of the database"
+)
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 
@@ -104,8 +108,8 @@ def with_kafka(settings: Settings, op: Callable[[], Coroutine[Any, Any, T]]) -> 
 
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
-    from services.submitter.decide import InvalidJob, parse_spec
-    from services.submitter.publish import JobConflict, submit_once
+    from beacon.services.submitter.decide import InvalidJob, parse_spec
+    from beacon.services.submitter.publish import JobConflict, submit_once
 
     source = "stdin" if args.file == "-" else args.file
     if args.file == "-":
@@ -137,7 +141,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_submitter_api(settings: Settings, args: argparse.Namespace) -> None:
     from beacon import http
-    from services.submitter.http import create_app
+    from beacon.services.submitter.http import create_app
 
     # Head deadline, keep-alive, concurrency and head-size limits: beacon/http.py.
     server = http.server(create_app(settings), args.host, args.port)
@@ -147,8 +151,8 @@ def cmd_submitter_api(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_runner(settings: Settings, args: argparse.Namespace) -> None:
-    from schemas.catalogue import REGIONS
-    from services.runner.main import run
+    from beacon.schemas.catalogue import REGIONS
+    from beacon.services.runner.main import run
 
     if args.region not in REGIONS:
         raise UserError(f"--region {args.region!r} is not a region; known: {', '.join(REGIONS)}")
@@ -156,13 +160,19 @@ def cmd_runner(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_recorder(settings: Settings, args: argparse.Namespace) -> None:
-    from services.recorder.main import Recorder
+    from beacon.services.recorder.main import Recorder
 
     run_service(Recorder(settings).run)
 
 
+def cmd_reader(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.services.reader.main import run
+
+    run_service(lambda: run(settings))
+
+
 def _summary(settings: Settings, job_id: str, api: str | None = None) -> Any:
-    from beacon.reading import source
+    from beacon.cli.reading import source
 
     summary = source(settings, api).summary(job_id)
     if summary is None:
@@ -212,9 +222,9 @@ def watch(settings: Settings, job_id: str, timeout: float, out: Any = sys.stdout
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
     if args.watch:
-        summary = watch(settings, args.job_id, args.timeout, api=args.api)
+        summary = watch(settings, args.job_id, args.timeout, api=args.api or settings.api_url)
     else:
-        summary = _summary(settings, args.job_id, args.api)
+        summary = _summary(settings, args.job_id, args.api or settings.api_url)
     if args.json:
         print(safe_json(summary.as_json()))
     elif not args.watch:
@@ -234,11 +244,10 @@ def counts_text(counts: dict[str, int]) -> str:
 
 
 def cmd_executions(settings: Settings, args: argparse.Namespace) -> None:
-    from services.recorder.queries import executions
+    from beacon.cli.reading import DatabaseSource
 
     _summary(settings, args.job_id)
-    with db.connect(settings.database_url) as conn:
-        rows = executions(conn, args.job_id)
+    _, rows = DatabaseSource(settings).grid(args.job_id)
     if args.json:
         print(safe_json(rows))
         return
@@ -247,18 +256,18 @@ def cmd_executions(settings: Settings, args: argparse.Namespace) -> None:
         answer = safe((r["answer"] or "").replace("\n", " ")[:70])
         stray = "" if r["in_spec"] else "  [stray: not a cell of the job's spec]"
         print(
-            f"{safe(r['region']):<13} {safe(r['model_id']):<13} {safe(r['question_id'] or '-'):<19} "
+            f"{safe(r['region']):<13} {safe(r['model_id']):<13} {safe(question_token(r['question_id'])):<19} "
             f"{safe(r['status']):<9} {safe(r['classification']):<9} {safe(r['provider']):<9} {answer}{stray}"
         )
 
 
 def cmd_matrix(settings: Settings, args: argparse.Namespace) -> None:
-    print(matrix_text(settings, args.job_id, args.api))
+    print(matrix_text(settings, args.job_id, args.api or settings.api_url))
 
 
 def matrix_text(settings: Settings, job_id: str, api: str | None = None) -> str:
-    from beacon.reading import source
-    from services.recorder.matrix import render
+    from beacon.cli.reading import source
+    from beacon.services.reader.matrix import render
 
     _summary(settings, job_id, api)
     spec, rows = source(settings, api).grid(job_id)
@@ -318,7 +327,7 @@ async def dlq_replay(settings: Settings, dry_run: bool) -> None:
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
     from datetime import datetime
 
-    from services.recorder.replay import ReplayRefused, rebuild, reproject
+    from beacon.services.recorder.replay import ReplayRefused, rebuild, reproject
 
     if args.since is None:
         try:
@@ -349,7 +358,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_reclassify(settings: Settings, args: argparse.Namespace) -> None:
-    from services.recorder.replay import reclassify
+    from beacon.cli.reclassify import reclassify
 
     if not args.judge:
         report = with_kafka(settings, lambda: reclassify(settings))
@@ -369,9 +378,9 @@ def cmd_reclassify(settings: Settings, args: argparse.Namespace) -> None:
 async def _reclassify_with_judge(settings: Settings) -> tuple[Any, str]:
     import os
 
-    from services.recorder.replay import reclassify
-    from services.runner.providers import Endpoints
-    from services.runner.routing import Routing
+    from beacon.cli.reclassify import reclassify
+    from beacon.services.runner.providers import Endpoints
+    from beacon.services.runner.routing import Routing
 
     if settings.routing_file is None:
         raise UserError("--judge needs BEACON_ROUTING_FILE naming a routing file with a [judge] route")
@@ -408,7 +417,7 @@ class Counted:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
-    from beacon.demo import demo
+    from beacon.cli.demo import demo
 
     demo(settings, timeout=args.timeout)
 
@@ -436,14 +445,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--region", required=True)
     s.set_defaults(func=cmd_runner)
 
-    sub.add_parser("recorder", help="project events into PostgreSQL").set_defaults(func=cmd_recorder)
+    sub.add_parser("recorder", help="project events into PostgreSQL; the deadline clock").set_defaults(
+        func=cmd_recorder
+    )
+    sub.add_parser("reader", help="serve the read API and the portal from the projection").set_defaults(func=cmd_reader)
 
     s = sub.add_parser("status", help="a job's expected vs recorded executions and its derived status")
     s.add_argument("job_id")
     s.add_argument("--json", action="store_true")
     s.add_argument("--watch", action="store_true", help="show a progress bar until every cell is recorded")
     s.add_argument("--timeout", type=float, default=600.0, help="with --watch: give up after this many seconds")
-    s.add_argument("--api", default=os.environ.get("BEACON_API_URL"), help=API_HELP)
+    s.add_argument("--api", default=None, help=API_HELP)
     s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("executions", help="a job's recorded executions")
@@ -453,7 +465,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("matrix", help="a job's grid: questions × (model, region), answered/refused per cell")
     s.add_argument("job_id")
-    s.add_argument("--api", default=os.environ.get("BEACON_API_URL"), help=API_HELP)
+    s.add_argument("--api", default=None, help=API_HELP)
     s.set_defaults(func=cmd_matrix)
 
     s = sub.add_parser("dlq", help="dead letters: list them, or replay them to their source topic after a fix")

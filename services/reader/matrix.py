@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from beacon.schemas.cells import NO_QUESTION_LABEL as NO_QUESTION
 from beacon.terminal import safe
 
 SHOW = {"answered": "answered", "refused": "REFUSED", "empty": "empty", "error": "error"}
-NO_QUESTION = "(no question)"
 
 
 def grid(spec: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], str]]:

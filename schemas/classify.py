@@ -35,9 +35,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from schemas.events import Classification, ExecutionStatus
-from services.runner.classify_lang import detect_language
-from services.runner.classify_rules import (
+from beacon.schemas.classify_lang import detect_language
+from beacon.schemas.classify_rules import (
     LANGUAGES,
     STRONG,
     WEAK,
@@ -47,6 +46,7 @@ from services.runner.classify_rules import (
     Language,
     normalize,
 )
+from beacon.schemas.events import Classification, ExecutionStatus
 
 CLASSIFIER_VERSION = "rules-3"
 

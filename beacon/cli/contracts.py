@@ -8,11 +8,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from schemas.commands import JobSpec
-from schemas.events import CellScheduled, ExecutionCompleted, JobExpanded, JobSubmitted
+from beacon.schemas.commands import JobSpec
+from beacon.schemas.events import CellScheduled, ExecutionCompleted, JobExpanded, JobSubmitted
 
-JSON_DIR = Path(__file__).parent / "json"
-OPENAPI_DIR = Path(__file__).parent / "openapi"
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+JSON_DIR = SCHEMAS / "json"
+OPENAPI_DIR = SCHEMAS / "openapi"
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "JobSpec.schema.json": JobSpec,
@@ -29,9 +30,9 @@ def render(model: type[BaseModel]) -> str:
 
 def openapi_documents() -> dict[str, str]:
     """The HTTP APIs' OpenAPI documents, from the FastAPI apps themselves (no server or database needed)."""
+    from beacon.services.reader.api import create_app as read_api
+    from beacon.services.submitter.http import create_app as submitter_api
     from beacon.settings import Settings
-    from services.recorder.api import create_app as read_api
-    from services.submitter.http import create_app as submitter_api
 
     settings = Settings.from_env({})
     return {

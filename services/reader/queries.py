@@ -8,13 +8,10 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from pydantic import ValidationError
 
-from schemas.events import JobSubmitted
-from services.recorder.status import JobStatus, job_status
-
-# In URLs and filters, the cell of a job without questions has this question id.
-NO_QUESTION_TOKEN = "-"
+from beacon.projection import EXECUTION_READ_COLUMNS, columns
+from beacon.schemas.cells import question_from_token
+from beacon.schemas.status import JobStatus, job_status
 
 
 @dataclass
@@ -94,65 +91,25 @@ def _counts_query(job_id: str, job: dict[str, Any] | None) -> tuple[str, dict[st
     return _COUNTS.format(in_spec=in_spec), {"id": job_id, **params}
 
 
-def job_summary(conn: psycopg.Connection, job_id: str) -> JobSummary | None:
-    with conn.cursor(row_factory=dict_row) as cur:
-        job = cur.execute(_JOB, (job_id,)).fetchone()
-    counts = conn.execute(*_counts_query(job_id, job), prepare=False).fetchall()
-    return None if job is None and not counts else _summary_from(job, job_id, counts)
-
-
-def executions(conn: psycopg.Connection, job_id: str) -> list[dict[str, Any]]:
+async def executions(conn: psycopg.AsyncConnection, job_id: str) -> list[dict[str, Any]]:
     """Every recorded row of a job, strays included (`in_spec` false), for `beacon executions`."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        job = cur.execute(_JOB, (job_id,)).fetchone()
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_JOB, (job_id,))
+        job = await cur.fetchone()
         in_spec, params = _in_spec(job["spec"] if job else None)
-        return cur.execute(
+        await cur.execute(
             "SELECT region, model_id, question_id, status, classification, classifier_version, provider,"
             f" provider_model, answer, started_at, completed_at, recorded_at, {in_spec} AS in_spec"
             " FROM executions WHERE job_id = %(id)s ORDER BY question_id NULLS FIRST, model_id, region",
             {"id": job_id, **params},
             prepare=False,
-        ).fetchall()
-
-
-# --- async, for the recorder's deadline sweep -----------------------------------------------------
-
-
-# Rows of a job that are cells of its spec: a stray result (a cell the job does not have) never counts.
-_IN_SPEC = (
-    "e.region IN (SELECT r->>'id' FROM jsonb_array_elements(j.spec->'regions') r)"
-    " AND e.model_id IN (SELECT m->>'id' FROM jsonb_array_elements(j.spec->'models') m)"
-    " AND (CASE WHEN jsonb_array_length(j.spec->'questions') = 0 THEN e.question_id IS NULL"
-    " ELSE e.question_id IN (SELECT q->>'id' FROM jsonb_array_elements(j.spec->'questions') q) END)"
-)
-
-
-async def overdue_jobs(conn: psycopg.AsyncConnection) -> list[JobSubmitted]:
-    """Jobs past their deadline with cells of their spec still unrecorded (stray results fill none)."""
-    cur = await conn.execute(
-        "SELECT j.spec FROM jobs j WHERE j.deadline < now() AND j.expected_executions >"
-        f" (SELECT count(*) FROM executions e WHERE e.job_id = j.job_id AND {_IN_SPEC})"
-    )
-    jobs = []
-    for (spec,) in await cur.fetchall():
-        try:
-            jobs.append(JobSubmitted.model_validate(spec))
-        except ValidationError:
-            continue  # a projected spec this version cannot read: no sweep for it, and no crash of the sweeper
-    return jobs
-
-
-async def recorded_cells(conn: psycopg.AsyncConnection, job_id: str) -> set[tuple[str, str, str | None]]:
-    cur = await conn.execute("SELECT region, model_id, question_id FROM executions WHERE job_id = %s", (job_id,))
-    return {tuple(row) for row in await cur.fetchall()}  # type: ignore[misc]
+        )
+        return await cur.fetchall()
 
 
 # --- async, for the read API ------------------------------------------------------------------------
 
-ROW_COLUMNS = (
-    "id, region, model_id, question_id, status, classification, classifier_version, provider, provider_model,"
-    " answer, output, receipt, started_at, completed_at, recorded_at, event_id"
-)
+ROW_COLUMNS = columns(EXECUTION_READ_COLUMNS)
 
 
 def _summary_from(job: dict[str, Any] | None, job_id: str, counts: list[tuple[str, str, bool, int]]) -> JobSummary:
@@ -175,7 +132,7 @@ async def _counts(conn: psycopg.AsyncConnection, job_id: str, job: dict[str, Any
     return await (await conn.execute(*_counts_query(job_id, job), prepare=False)).fetchall()
 
 
-async def job_summary_async(conn: psycopg.AsyncConnection, job_id: str) -> JobSummary | None:
+async def job_summary(conn: psycopg.AsyncConnection, job_id: str) -> JobSummary | None:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_JOB, (job_id,))
         job = await cur.fetchone()
@@ -207,7 +164,7 @@ async def executions_page(
     """Keyset-paginated on the row id: rows recorded while a client pages never shift a page."""
     where, params = ["job_id = %s"], [job_id]
     for column, value in filters.items():  # column names come from the API's fixed list, never the client
-        if column == "question_id" and value == NO_QUESTION_TOKEN:
+        if column == "question_id" and question_from_token(value) is None:
             where.append("question_id IS NULL")
         else:
             where.append(f"{column} = %s")

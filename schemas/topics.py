@@ -1,0 +1,69 @@
+"""Names on the wire, once: every topic and every consumer group, derived from one namespace.
+
+Pure (no Kafka client): the AsyncAPI document, the services and the tools all read the names here.
+beacon/topics.py declares and creates the topics; this module names them and their retention policies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Retention policies, as Kafka topic configs. Here (pure data) so the AsyncAPI document states the same
+# policies beacon/topics.py applies when it creates the topics.
+# History is the product: replay and reprocessing read these topics from the beginning.
+KEEP_FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+# One record per key is all that matters (the latest): Kafka keeps that and drops the rest.
+LATEST_PER_KEY = {"cleanup.policy": "compact"}
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+@dataclass(frozen=True)
+class Topics:
+    namespace: str
+
+    @property
+    def jobs_submitted(self) -> str:
+        return f"{self.namespace}.jobs.submitted"
+
+    @property
+    def executions_completed(self) -> str:
+        return f"{self.namespace}.executions.completed"
+
+    def all(self) -> list[str]:
+        """The topics that carry the product's facts (and have dead-letter topics)."""
+        return [self.jobs_submitted, self.executions_completed]
+
+    def work(self, region: str) -> str:
+        """CellScheduled for one region: the cells its runners share, one record per cell."""
+        return f"{self.namespace}.work.{region}"
+
+    def expanded(self, region: str) -> str:
+        """JobExpanded for one region, compacted by job_id: which jobs that region has already expanded."""
+        return f"{self.namespace}.jobs.expanded.{region}"
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Consumer-group ids. The recorder's can be overridden (BEACON_RECORDER_GROUP, in settings) so a
+    second group projects the whole log again."""
+
+    namespace: str
+    recorder_override: str | None = None
+
+    @property
+    def recorder(self) -> str:
+        return self.recorder_override or f"{self.namespace}.recorder"
+
+    def expander(self, region: str) -> str:
+        """Also the prefix of the expander's transactional ids (one per instance)."""
+        return f"{self.namespace}.expander.{region}"
+
+    def runner(self, region: str) -> str:
+        return f"{self.namespace}.runner.{region}"
+
+    @property
+    def dlq_replay(self) -> str:
+        return f"{self.namespace}.dlq-replay"
