@@ -1,4 +1,5 @@
-"""Prometheus metrics, declared once. The recorder updates them and serves them at GET /metrics."""
+"""Prometheus metrics, declared once. Each process serves its own at GET /metrics: the recorder the
+projection's, the reader the reads', the runner's are counted (and visible in its logs)."""
 
 from __future__ import annotations
 
@@ -22,4 +23,11 @@ KAFKA_RESTARTS = Counter(
 DEAD_LETTERS = Counter("beacon_dead_letters_total", "Messages parked on a dead-letter topic", ["topic"])
 CONSUMER_LAG = Gauge(
     "beacon_consumer_lag", "Messages not yet consumed (high watermark - position)", ["topic", "partition"]
+)
+READ_REQUESTS = Counter("beacon_read_requests_total", "Read API requests answered", ["route", "status"])
+READ_SECONDS = Histogram(
+    "beacon_read_seconds",
+    "Time to answer one read API request",
+    ["route"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )

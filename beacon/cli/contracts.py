@@ -1,5 +1,6 @@
-"""Writes schemas/json/*.schema.json from the pydantic models and schemas/openapi/*.json from the HTTP
-apps (`make schemas`). tests/unit/test_schemas.py fails when the committed files differ."""
+"""Writes schemas/json/*.schema.json from the pydantic models, schemas/openapi/*.json from the HTTP apps and
+schemas/asyncapi/beacon.asyncapi.yaml from schemas/asyncapi.py (`make schemas`). tests/unit/test_schemas.py and
+tests/unit/test_asyncapi.py fail when the committed files differ."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from beacon.schemas import asyncapi_document as asyncapi
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import CellScheduled, ExecutionCompleted, JobExpanded, JobSubmitted
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 JSON_DIR = SCHEMAS / "json"
 OPENAPI_DIR = SCHEMAS / "openapi"
+ASYNCAPI_FILE = SCHEMAS / "asyncapi" / "beacon.asyncapi.yaml"
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "JobSpec.schema.json": JobSpec,
@@ -50,6 +53,9 @@ def main() -> None:
     for name, text in openapi_documents().items():
         (OPENAPI_DIR / name).write_text(text)
         print(f"wrote schemas/openapi/{name}")
+    ASYNCAPI_FILE.parent.mkdir(exist_ok=True)
+    ASYNCAPI_FILE.write_text(asyncapi.render(), encoding="utf-8")
+    print(f"wrote schemas/asyncapi/{ASYNCAPI_FILE.name}")
 
 
 if __name__ == "__main__":

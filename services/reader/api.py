@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -26,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
-from beacon import http
+from beacon import http, metrics
 from beacon.http import READY_CHECK_SECONDS, bounded
 from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS
 from beacon.schemas.cells import NO_QUESTION_TOKEN, question_from_token, question_token
@@ -134,6 +135,16 @@ def create_app(settings: Settings) -> FastAPI:
         description="Jobs, executions, the per-question matrix and the cross-region analysis.",
         lifespan=lifespan,
     )
+
+    @app.middleware("http")
+    async def measured(request: Request, call_next: Any) -> Any:
+        began = time.perf_counter()
+        response = await call_next(request)
+        # The route's template (/jobs/{job_id}), not the path: one series per endpoint, not per job.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.READ_SECONDS.labels(route).observe(time.perf_counter() - began)
+        metrics.READ_REQUESTS.labels(route, str(response.status_code)).inc()
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -26,10 +26,17 @@ def api_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def pipeline(settings: Settings, api_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+def recorder_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def pipeline(
+    settings: Settings, api_port: int, recorder_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Services]:
     """A recorder, a reader (the read API and portal on `api_port`) and one runner per region, started once."""
     services = Services(settings, tmp_path_factory.mktemp("service-logs"))
-    services.start("recorder", "recorder")
+    services.start("recorder", "recorder", BEACON_RECORDER_PORT=str(recorder_port))
     services.start("reader", "reader", BEACON_HTTP_PORT=str(api_port))
     for region in REGIONS:
         services.start(f"runner-{region}", "runner", "--region", region)

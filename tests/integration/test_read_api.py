@@ -220,11 +220,17 @@ def test_executions_page_stably_while_rows_are_inserted(api: httpx.Client, full_
         conn.execute("DELETE FROM executions WHERE job_id = %s AND question_id LIKE 'extra-%%'", (full_job,))
 
 
-def test_catalogue_health_metrics_portal(api: httpx.Client, full_job: str) -> None:
+def test_catalogue_health_metrics_portal(api: httpx.Client, full_job: str, recorder_port: int) -> None:
     assert [q["id"] for q in api.get("/questions").json()][:2] == ["math_basic", "geography_basic"]
+    # The reader needs only the database; the recorder the database and the broker.
     assert api.get("/health/live").json() == {"status": "ok"}
-    assert api.get("/health/ready").json() == {"status": "ok", "database": "ok", "broker": "ok"}
-    metrics = api.get("/metrics").text
+    assert api.get("/health/ready").json() == {"status": "ok", "database": "ok"}
+    recorder = f"http://127.0.0.1:{recorder_port}"
+    assert httpx.get(f"{recorder}/health/ready").json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    reads = api.get("/metrics").text
+    assert 'beacon_read_requests_total{route="/jobs/{job_id}",status="200"}' in reads
+    assert 'beacon_read_requests_total{route="/health/ready",status="200"}' in reads
+    metrics = httpx.get(f"{recorder}/metrics").text
     for name in (
         "beacon_events_consumed_total",
         "beacon_recorder_rows_inserted_total",
