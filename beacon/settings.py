@@ -97,7 +97,7 @@ class Settings:
             deadline_sweep_seconds=_int(env, "BEACON_DEADLINE_SWEEP_SECONDS", 5, 1),
             http_host=env.get("BEACON_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "BEACON_HTTP_PORT", 8080),
-            recorder_port=_int(env, "BEACON_RECORDER_PORT", 8081),
+            recorder_port=_int(env, "BEACON_RECORDER_PORT", 8082),
             recorder_batch_wait_ms=_int(env, "BEACON_RECORDER_BATCH_WAIT_MS", 200, 1),
             log_format=log_format,
             kafka_wait_seconds=_int(env, "BEACON_KAFKA_WAIT_SECONDS", 60),

@@ -3,12 +3,24 @@ are mapped under it, so a wheel of Beacon installs next to an unrelated package 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+IGNORED = (
+    ".git",
+    ".venv",
+    ".beacon",
+    "build",
+    "*.egg-info",
+    "test-artifacts",
+    "__pycache__",
+    ".*_cache",
+    "node_modules",
+)
 SOURCE_FOLDERS = {
     "beacon": "beacon",
     "schemas": "beacon/schemas",
@@ -18,8 +30,11 @@ SOURCE_FOLDERS = {
 
 
 def test_the_wheel_holds_only_beacon_and_every_source_file(tmp_path: Path) -> None:
+    # Built from a copy: pip builds in the source tree and would leave build/ and *.egg-info behind.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*IGNORED))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
         check=True,
         capture_output=True,
         timeout=240,
