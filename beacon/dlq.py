@@ -23,7 +23,6 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from beacon import kafka
-from beacon.schemas.catalogue import REGIONS
 from beacon.schemas.topics import dead_letter_topic
 from beacon.settings import Settings
 
@@ -130,7 +129,8 @@ class Replayed:
 
 def dlq_topics(settings: Settings) -> list[str]:
     names = settings.topics
-    return [dead_letter_topic(t) for t in [*names.all(), *(names.work(r) for r in REGIONS)]]
+    regions = settings.catalogue.regions  # the regions jobs can name: their runners' work topics
+    return [dead_letter_topic(t) for t in [*names.all(), *(names.work(r) for r in regions)]]
 
 
 async def _read(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> AsyncIterator[DeadLetter]:
@@ -140,10 +140,8 @@ async def _read(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> AsyncI
 
 
 async def _assign(consumer: AIOKafkaConsumer, settings: Settings) -> list[TopicPartition]:
-    existing = await consumer.topics()  # a dead-letter topic nobody has made yet holds no dead letters
-    if not (wanted := [t for t in dlq_topics(settings) if t in existing]):
-        return []
-    tps = await kafka.partitions(consumer, wanted)
+    # existing_only: a dead-letter topic nobody has made yet holds no dead letters
+    tps = await kafka.partitions(consumer, dlq_topics(settings), existing_only=True)
     if tps:
         consumer.assign(tps)
     return tps
@@ -151,16 +149,10 @@ async def _assign(consumer: AIOKafkaConsumer, settings: Settings) -> list[TopicP
 
 async def list_all(settings: Settings) -> AsyncIterator[DeadLetter]:
     """Every dead letter, as it is read."""
-    consumer = kafka.consumer(settings, group_id=None)
-    await consumer.start()
-    try:
-        if not (tps := await _assign(consumer, settings)):
-            return
-        await consumer.seek_to_beginning(*tps)
-        async for letter in _read(consumer, tps):
-            yield letter
-    finally:
-        await consumer.stop()
+    async with kafka.TopicReader(settings, dlq_topics(settings), existing_only=True) as reader:
+        async for batch in reader.to_end():
+            for record in batch:
+                yield DeadLetter.of(record)
 
 
 async def replay(settings: Settings, dry_run: bool = False) -> AsyncIterator[Replayed]:

@@ -13,12 +13,13 @@ import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import errors as kafka_errors
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import ConsumerRecord, OffsetAndTimestamp, TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from beacon import logs, metrics
@@ -238,9 +239,16 @@ def read_event(record: ConsumerRecord, *accepted: type[E]) -> E:
 # --- reading a topic from a position to its current end (replays, catch-ups, tools) ----------------
 
 
-async def partitions(consumer: AIOKafkaConsumer, topics: list[str], wait_s: float = 30.0) -> list[TopicPartition]:
+async def partitions(
+    consumer: AIOKafkaConsumer, topics: list[str], wait_s: float = 30.0, *, existing_only: bool = False
+) -> list[TopicPartition]:
     """Every partition of `topics`. A topic created a moment ago (by another service) may not be in the
-    brokers' metadata yet: ask again until it is, rather than act as if it had no partitions."""
+    brokers' metadata yet: ask again until it is, rather than act as if it had no partitions. With
+    `existing_only`, topics the cluster does not have at all are left out instead (a dead-letter topic
+    nobody has made yet holds nothing)."""
+    if existing_only:
+        existing = await consumer.topics()
+        topics = [t for t in topics if t in existing]
     deadline = asyncio.get_running_loop().time() + wait_s
     while True:
         await consumer._client.force_metadata_update()
@@ -256,10 +264,105 @@ async def partitions(consumer: AIOKafkaConsumer, topics: list[str], wait_s: floa
 async def read_until(
     consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
 ) -> AsyncIterator[list[ConsumerRecord]]:
-    """Yield batches until every partition's position reaches its end offset. Positions, not record
-    offsets, decide: transaction markers take offsets too."""
-    while pending := [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+    """Yield batches until every partition's position reaches its end offset."""
+    while pending := unfinished({tp: await consumer.position(tp) for tp in ends}, ends):
         batch = await consumer.getmany(*pending, timeout_ms=500)
         records = [r for recs in batch.values() for r in recs]
         if records:
             yield records
+
+
+def unfinished(positions: dict[TopicPartition, int], ends: dict[TopicPartition, int]) -> list[TopicPartition]:
+    """The partitions whose position is short of its end offset. Positions, not record offsets, decide:
+    transaction markers take offsets too, so the last record's offset + 1 may still be short of the end."""
+    return [tp for tp, end in ends.items() if positions[tp] < end]
+
+
+def start_offsets(
+    found: dict[TopicPartition, OffsetAndTimestamp | None], ends: dict[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """Where to start each partition, from offsets_for_times: at the first record at or after the time,
+    or at the end where there is none (every record there is older)."""
+    return {tp: end if (hit := found.get(tp)) is None else hit.offset for tp, end in ends.items()}
+
+
+class TopicReader:
+    """Reading topics outside any consumer group (replays, catch-ups, tools): the one way Beacon does it.
+
+    A consumer of no group, assigned every partition of `topics` (a topic created a moment ago is waited
+    for, see `partitions`; with `existing_only`, topics the cluster lacks are left out), placed at the
+    beginning — or, with `since`, at the first record at or after that time (at the end of a partition
+    with none). `to_end()` yields batches up to the end offsets of the moment it is called, then stops;
+    call it again to read what arrived meanwhile. Keyword arguments override the consumer's options
+    (fetch_max_wait_ms, isolation_level, ...).
+
+        async with kafka.TopicReader(settings, [topic]) as reader:
+            async for records in reader.to_end():
+                ...
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Iterable[str],
+        *,
+        since: datetime | None = None,
+        existing_only: bool = False,
+        **overrides: object,
+    ) -> None:
+        self.settings = settings
+        self.topics = list(topics)
+        self.since = since
+        self.existing_only = existing_only
+        self.overrides = overrides
+        self.consumer: AIOKafkaConsumer | None = None
+        self.assigned: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        """Assign and place the partitions; on failure the consumer is stopped and the error raised."""
+        self.consumer = reader = consumer(self.settings, group_id=None, **self.overrides)
+        try:
+            await reader.start()
+            self.assigned = await partitions(reader, self.topics, existing_only=self.existing_only)
+            if not self.assigned:
+                return
+            reader.assign(self.assigned)
+            if self.since is None:
+                starts = await reader.beginning_offsets(self.assigned)
+            else:
+                at = int(self.since.timestamp() * 1000)
+                found = await reader.offsets_for_times(dict.fromkeys(self.assigned, at))
+                starts = start_offsets(found, await reader.end_offsets(self.assigned))
+            # Explicit offsets, not seek_to_beginning/seek_to_end: aiokafka (0.14) applies the reset that
+            # assign() began (to the earliest offset) over a seek_to_* made before that reset finished.
+            for tp, offset in starts.items():
+                reader.seek(tp, offset)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def end_offsets(self) -> dict[TopicPartition, int]:
+        """The end offset of every assigned partition, now."""
+        if self.consumer is None:
+            raise RuntimeError("TopicReader used before start()")
+        return await self.consumer.end_offsets(self.assigned) if self.assigned else {}
+
+    async def to_end(self) -> AsyncIterator[list[ConsumerRecord]]:
+        """Batches of records, up to the end offsets of the moment it is called."""
+        ends = await self.end_offsets()
+        if ends:
+            assert self.consumer is not None
+            async for records in read_until(self.consumer, ends):
+                yield records
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            reader, self.consumer = self.consumer, None
+            await reader.stop()
+
+    async def __aenter__(self) -> TopicReader:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -15,6 +15,7 @@ EXECUTION_COLUMNS = (
     "region",
     "model_id",
     "question_id",
+    "language",
     "provider",
     "provider_model",
     "status",
@@ -27,12 +28,23 @@ EXECUTION_COLUMNS = (
     "completed_at",
     "event_id",
 )
-JOB_COLUMNS = ("job_id", "spec_sha256", "expected_executions", "submitted_at", "deadline", "spec", "event_id")
+JOB_COLUMNS = (
+    "job_id",
+    "spec_sha256",
+    "expected_executions",
+    "submitted_at",
+    "deadline",
+    "spec",
+    "event_id",
+    "catalogue_version",
+)
+JOB_REGION_COLUMNS = ("job_id", "region", "spec_sha256", "cells", "providers", "unrouted", "expanded_at", "event_id")
 CLASSIFICATION_COLUMNS = (
     "job_id",
     "region",
     "model_id",
     "question_id",
+    "language",
     "classifier_version",
     "classification",
     "evidence",

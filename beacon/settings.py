@@ -6,10 +6,12 @@ not set, they are read from that file, so `beacon …` works right after `make u
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from beacon.schemas import catalogue as catalogue_file
 from beacon.schemas.topics import Groups, Topics
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +74,8 @@ class Settings:
     log_format: str
     # How long a command (beacon submit, status, dlq, replay) waits for an unavailable Kafka cluster.
     kafka_wait_seconds: int
+    # The catalogue of questions, models and regions; None: the default (schemas/catalogue.toml).
+    catalogue_file: Path | None = None
     # A second recorder group projects the whole log again (e.g. to measure a replay); None: the usual one.
     recorder_group: str | None = None
     # Where `beacon status`/`matrix` read from when given no database: a reader's base URL.
@@ -102,6 +106,7 @@ class Settings:
             log_format=log_format,
             kafka_wait_seconds=_int(env, "BEACON_KAFKA_WAIT_SECONDS", 60),
             recorder_group=env.get("BEACON_RECORDER_GROUP") or None,
+            catalogue_file=Path(env["BEACON_CATALOGUE_FILE"]) if env.get("BEACON_CATALOGUE_FILE") else None,
             api_url=env.get("BEACON_API_URL") or None,
         )
 
@@ -112,3 +117,13 @@ class Settings:
     @property
     def groups(self) -> Groups:
         return Groups(self.topic_namespace, self.recorder_group)
+
+    @property
+    def catalogue(self) -> catalogue_file.Catalogue:
+        """The active catalogue, read once per file (raises CatalogueError, naming line and field)."""
+        return _catalogue(self.catalogue_file)
+
+
+@functools.cache
+def _catalogue(path: Path | None) -> catalogue_file.Catalogue:
+    return catalogue_file.DEFAULT if path is None else catalogue_file.load(path)

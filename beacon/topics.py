@@ -3,13 +3,13 @@ Applied at service start."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from beacon import logs
-from beacon.schemas.catalogue import REGIONS
 from beacon.schemas.topics import KEEP_FOREVER, LATEST_PER_KEY, dead_letter_topic
 from beacon.settings import Settings
 
@@ -27,27 +27,30 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def declared(settings: Settings) -> list[TopicSpec]:
+def declared(settings: Settings, regions: Iterable[str] = ()) -> list[TopicSpec]:
+    """The product's topics and, for each region given, its work and expansion topics (a runner declares its
+    own region's: regions come from the catalogue, which runners do not need)."""
     topics = settings.topics
     rf = settings.replication_factor
     config = {**KEEP_FOREVER, "min.insync.replicas": str(min(2, rf))}
     specs = [TopicSpec(name, settings.topic_partitions, rf, config) for name in topics.all()]
     # Dead letters are rare and read by people: one partition keeps them in arrival order.
     specs += [TopicSpec(dead_letter_topic(name), 1, rf, config) for name in topics.all()]
-    for region in REGIONS:
+    for region in regions:
         specs.append(TopicSpec(topics.work(region), settings.topic_partitions, rf, config))
         specs.append(TopicSpec(dead_letter_topic(topics.work(region)), 1, rf, config))
         specs.append(TopicSpec(topics.expanded(region), settings.topic_partitions, rf, {**config, **LATEST_PER_KEY}))
+        specs.append(TopicSpec(dead_letter_topic(topics.expanded(region)), 1, rf, config))  # the recorder's
     return specs
 
 
-async def ensure(settings: Settings) -> None:
+async def ensure(settings: Settings, regions: Iterable[str] = ()) -> None:
     """Create the declared topics that are missing; existing ones are left as they are."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in declared(settings) if t.name not in existing]
+        missing = [t for t in declared(settings, regions) if t.name not in existing]
         if not missing:
             return
         response = await admin.create_topics(

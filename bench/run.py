@@ -283,7 +283,7 @@ async def emitted_span(s: Settings, n: int) -> float:
 
 
 def bench_runner(base: Settings, cells: int, latency_ms: int, concurrency: int, out: dict[str, Any]) -> None:
-    from beacon.schemas.catalogue import MODELS, QUESTIONS
+    from beacon.schemas.catalogue import DEFAULT
 
     s = fresh(base)
     try:
@@ -291,7 +291,12 @@ def bench_runner(base: Settings, cells: int, latency_ms: int, concurrency: int, 
         try:
             jobs = math.ceil(cells / 24)
             specs = [
-                JobSpec(job_id=f"r-{i:05d}", questions=list(QUESTIONS), models=list(MODELS), regions=["us-east"])
+                JobSpec(
+                    job_id=f"r-{i:05d}",
+                    questions=list(DEFAULT.questions),
+                    models=list(DEFAULT.models),
+                    regions=["us-east"],
+                )
                 for i in range(jobs)
             ]
             asyncio.run(submit_jobs(s, specs))
@@ -319,8 +324,8 @@ def bench_runner(base: Settings, cells: int, latency_ms: int, concurrency: int, 
             time.sleep(4)  # let every consumer join its group before the clock starts
             spec = JobSpec(
                 job_id="makespan",
-                questions=list(QUESTIONS),
-                models=list(MODELS),
+                questions=list(DEFAULT.questions),
+                models=list(DEFAULT.models),
                 regions=["us-east", "eu-west", "asia-pacific"],
             )
             began = asyncio.run(submit_jobs(s, [spec]))

@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from beacon.schemas import results
-from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
+from beacon.schemas.catalogue import DEFAULT, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
 from beacon.schemas.events import Attempt, ExecutionCompleted, GenerationParams, ProducerInfo, TokenCounts
 
 WORDS = (
@@ -16,8 +16,9 @@ WORDS = (
     "printing press electricity agriculture century influence sovereignty recognition movement police city "
     "according several estimates widely debated historians official media different countries"
 ).split()
-CELLS = [(r, m, q) for r in REGIONS for m in MODELS for q in QUESTIONS]  # 72
+CELLS = [(r, m, q) for r in DEFAULT.regions for m in DEFAULT.models for q in DEFAULT.questions]  # 72
 PRODUCER = ProducerInfo(service="bench", instance="bench-1")
+PARAMS = GenerationParams(temperature=DEFAULT_TEMPERATURE, max_tokens=DEFAULT_MAX_TOKENS)
 
 
 def answer(rng: random.Random) -> str:
@@ -48,9 +49,10 @@ def events(n: int, prefix: str = "bench", seed: int = 7) -> list[ExecutionComple
             region=region,
             model_id=model,
             question_id=question,
-            prompt=QUESTIONS[question].prompt,
-            system_prompt=system_prompt(region),
-            params=GenerationParams(),
+            language="en",
+            prompt=DEFAULT.questions[question].prompts["en"],
+            system_prompt=DEFAULT.regions[region].system_prompts["en"],
+            params=PARAMS,
         )
         out.append(
             results.result(

@@ -15,10 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS
+from beacon.schemas.catalogue import DEFAULT
 from beacon.schemas.commands import JOB_ID_PATTERN, JobSpec
 from beacon.schemas.events import CellScheduled, ExecutionCompleted, JobExpanded, JobSubmitted, execution_key
 from beacon.schemas.topics import KEEP_FOREVER, LATEST_PER_KEY, Groups, Topics, dead_letter_topic
+
+# Examples and region values from the default catalogue (schemas/catalogue.toml); a user's catalogue has others.
+REGIONS = list(DEFAULT.regions)
 
 Json = dict[str, Any]
 
@@ -86,7 +89,8 @@ DLQ_HEADERS: dict[str, Json] = {
 
 _ID = JOB_ID_PATTERN.removeprefix("^").removesuffix("$")  # job, region, model and question ids share it
 _EXAMPLE_JOB = "job-20260101-1"
-_REGION, _MODEL, _QUESTION = next(iter(REGIONS)), next(iter(MODELS)), next(iter(QUESTIONS))
+_LANGUAGE = "[a-z]{2}(-([A-Z]{2}|[A-Z][a-z]{3}))?"
+_REGION, _MODEL, _QUESTION = REGIONS[0], next(iter(DEFAULT.models)), next(iter(DEFAULT.questions))
 
 JOB_KEY: Json = {
     "type": "string",
@@ -96,13 +100,15 @@ JOB_KEY: Json = {
 }
 EXECUTION_KEY: Json = {
     "type": "string",
-    "pattern": f"^{_ID}\\|{_ID}\\|{_ID}\\|({_ID})?$",
-    "description": "The execution key, UTF-8: `job_id|region|model_id|question_id-or-empty` (events.execution_key; "
-    "the last part is empty for a job without questions). Same cell → same partition → same order, so the first "
-    "event per cell wins, live and in any replay.",
+    "pattern": f"^{_ID}\\|{_ID}\\|{_ID}\\|({_ID})?(\\|{_LANGUAGE})?$",
+    "description": "The execution key, UTF-8: `job_id|region|model_id|question_id-or-empty|language` "
+    "(events.execution_key; the question part is empty for a job without questions, and events from before "
+    "languages have no language part). Same cell → same partition → same order, so the first event per cell "
+    "wins, live and in any replay.",
     "examples": [
-        execution_key(_EXAMPLE_JOB, _REGION, _MODEL, _QUESTION),
-        execution_key(_EXAMPLE_JOB, _REGION, _MODEL, None),
+        execution_key(_EXAMPLE_JOB, _REGION, _MODEL, _QUESTION, "en"),
+        execution_key(_EXAMPLE_JOB, _REGION, _MODEL, None, "zh"),
+        execution_key(_EXAMPLE_JOB, _REGION, _MODEL, _QUESTION, None),
     ],
 }
 
@@ -155,9 +161,11 @@ CHANNELS = (
         TOPICS.expanded(REGION),
         JobExpanded.__name__,
         {**KEEP_FOREVER, **LATEST_PER_KEY},
-        "Which jobs a region has expanded, compacted by job_id (the latest record per job is kept). Read whole "
-        "by each expander instance so a job is never scheduled twice.",
-        dead_letters=False,
+        "Which jobs a region has expanded, compacted by job_id (the latest record per job is kept), with the "
+        "provider each model goes to there and the models without a route of their own. Read whole by each "
+        "expander instance so a job is never scheduled twice; projected by the recorder (job_regions) so "
+        "`beacon status` shows a region nobody has picked up, or a model with no route, while the job runs.",
+        dead_letters=True,
     ),
     Channel(
         "executionsCompleted",
@@ -249,8 +257,18 @@ OPERATIONS = (
         "executionsCompleted",
         "Recorder projects outcomes",
         "Batch → one PostgreSQL transaction, INSERT … ON CONFLICT DO NOTHING on (job_id, region, model_id, "
-        "question_id) → offsets committed after the database commit. The group id can be overridden "
+        "question_id, language) → offsets committed after the database commit. The group id can be overridden "
         "(BEACON_RECORDER_GROUP) to project the whole log again.",
+        group=GROUPS.recorder,
+        parks="A record it cannot decode, or whose row PostgreSQL refuses, is parked",
+    ),
+    Operation(
+        "recorder.projection.receiveExpansions",
+        "receive",
+        "jobsExpanded",
+        "Recorder projects which regions have picked a job up",
+        "Into the job_regions table, in the same batches and transactions as jobs and outcomes. Subscribed by "
+        "pattern, so the topic of a region whose runner starts later is found within 10 s.",
         group=GROUPS.recorder,
         parks="A record it cannot decode, or whose row PostgreSQL refuses, is parked",
     ),
@@ -279,7 +297,7 @@ def _dead_letter_channels() -> list[Channel]:
             f"{c.id}Dlq",
             dead_letter_topic(c.address),
             DEAD_LETTER,
-            c.config,
+            KEEP_FOREVER,  # a dead-letter topic keeps every letter, even of a compacted topic
             f"Dead letters of `{c.address}`: records its consumers could not decode or store, byte for byte, "
             "with the error and where they came from. Read by people (`beacon dlq list`) and re-sent by "
             "`beacon dlq replay`.",
@@ -532,9 +550,10 @@ def document() -> Json:
                     "examples": [DEFAULT_NAMESPACE],
                 },
                 "region": {
-                    "description": "A region id from the catalogue. Each region has its own work and "
-                    "expanded topics, consumer groups and runners.",
-                    "enum": list(REGIONS),
+                    "description": "A region id from the catalogue (BEACON_CATALOGUE_FILE; the default "
+                    "catalogue's are the examples). Each region has its own work and expanded topics, consumer "
+                    "groups and runners.",
+                    "examples": REGIONS,
                 },
             },
             "correlationIds": {

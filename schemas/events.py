@@ -12,19 +12,21 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from beacon.schemas.cells import cell_count
-from beacon.schemas.commands import JOB_ID_PATTERN, JobId
+from beacon.schemas.cells import cell_count, language_slots
+from beacon.schemas.commands import JobId, Language
+from beacon.schemas.ids import ID_PATTERN
 
 # Bounds on what an event may carry. Events are read by every region and replayed for years, so the
 # limits are fixed numbers here, not the size of today's catalogue (a shrunken catalogue must not turn
 # old jobs into poison); they keep a hostile or buggy event from making a consumer build 10^8 cells or
 # write a value the database refuses (`integer` columns, index rows).
-Id = Annotated[str, Field(pattern=JOB_ID_PATTERN, description="A catalogue id: letters, digits, '.', '_', '-'.")]
+Id = Annotated[str, Field(pattern=ID_PATTERN, description="A catalogue id: letters, digits, '.', '_', '-'.")]
 MAX_QUESTIONS_PER_JOB = 1000
 MAX_MODELS_PER_JOB = 100
 MAX_REGIONS_PER_JOB = 100
 MAX_CELLS_PER_JOB = 100_000
 MAX_PROMPT_CHARS = 20_000
+MAX_LANGUAGES_PER_JOB = 20
 # Largest answer an event may carry. Runners cap answers lower while reading (Route.max_answer_chars) and
 # shrink an event until it fits the broker's message limit, so a valid event is never refused there.
 MAX_ANSWER_CHARS = 200_000
@@ -63,10 +65,23 @@ class _Envelope(_Frozen):
 # --- JobSubmitted -------------------------------------------------------------------------------
 
 
+Texts = Annotated[
+    dict[Language, Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]],
+    Field(max_length=MAX_LANGUAGES_PER_JOB, description="Text by language, for the languages the job asks in."),
+]
+
+
 class QuestionText(_Frozen):
     id: Id
     category: str = Field(max_length=100)
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description="In a JobSubmitted: the text in the job's first language (and the one asked by events from "
+        "before languages); in a CellScheduled: the text in the cell's language.",
+    )
+    prompts: Texts = Field(default_factory=dict)
+    ad_hoc: bool = Field(False, description="Given inline by the job, not taken from the catalogue.")
 
 
 class ModelRef(_Frozen):
@@ -77,7 +92,21 @@ class ModelRef(_Frozen):
 class RegionRef(_Frozen):
     id: Id
     display: str = Field(max_length=100)
-    system_prompt: str = Field(max_length=MAX_PROMPT_CHARS)
+    system_prompt: str = Field(max_length=MAX_PROMPT_CHARS, description="As QuestionText.prompt.")
+    system_prompts: Texts = Field(default_factory=dict)
+    languages: list[Language] = Field(
+        default_factory=list,
+        max_length=MAX_LANGUAGES_PER_JOB,
+        description="The languages this region's cells are asked in, each its own cell. Empty only in events "
+        "from before languages: one cell, no language.",
+    )
+
+
+class CatalogueRef(_Frozen):
+    """Which catalogue the job's texts were taken from (schemas/catalogue.py: a hash of its content)."""
+
+    version: str = Field(pattern=r"^sha256:[0-9a-f]{16}$")
+    label: str | None = Field(None, max_length=100)
 
 
 class GenerationParams(_Frozen):
@@ -101,6 +130,8 @@ class JobSubmitted(_Envelope):
     questions: list[QuestionText] = Field(max_length=MAX_QUESTIONS_PER_JOB)
     # Set only when `questions` is empty: the prompt of the one call per (region, model).
     probe_prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    probe_prompts: Texts = Field(default_factory=dict)
+    catalogue: CatalogueRef | None = Field(None, description="None only in events from before catalogue versions.")
     models: list[ModelRef] = Field(min_length=1, max_length=MAX_MODELS_PER_JOB)
     regions: list[RegionRef] = Field(min_length=1, max_length=MAX_REGIONS_PER_JOB)
     params: GenerationParams
@@ -118,7 +149,19 @@ class JobSubmitted(_Envelope):
         _unique_ids(self.regions, "region")
         if not self.questions and self.probe_prompt is None:
             raise ValueError("a job without questions needs a probe_prompt")
-        cells = cell_count(len(self.regions), len(self.models), len(self.questions))
+        for region in self.regions:
+            if len(set(region.languages)) != len(region.languages):
+                raise ValueError(f"region {region.id}: a language is listed twice")
+            for lang in region.languages:  # every cell's words are in the event: runners need no catalogue
+                if lang not in region.system_prompts:
+                    raise ValueError(f"region {region.id} asks in {lang!r} but has no system prompt in it")
+                if not self.questions and lang not in self.probe_prompts:
+                    raise ValueError(f"region {region.id} asks in {lang!r} but the probe prompt has no text in it")
+                for q in self.questions:
+                    if lang not in q.prompts:
+                        raise ValueError(f"region {region.id} asks in {lang!r} but question {q.id} has no text in it")
+        slots = sum(len(language_slots(r.languages)) for r in self.regions)
+        cells = cell_count(slots, len(self.models), len(self.questions))
         if self.expected_executions != cells:
             raise ValueError(f"expected_executions is {self.expected_executions}, but the job has {cells} cells")
         return self
@@ -137,6 +180,7 @@ class CellScheduled(_Envelope):
     model: ModelRef
     question: QuestionText | None = Field(description="None for a job without questions: ask probe_prompt.")
     probe_prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    language: Language | None = Field(None, description="The language the texts are in; None: from before languages.")
     params: GenerationParams
     deadline: AwareDatetime
 
@@ -148,7 +192,8 @@ class CellScheduled(_Envelope):
 
     @property
     def key(self) -> str:
-        return execution_key(self.job_id, self.region.id, self.model.id, self.question.id if self.question else None)
+        question = self.question.id if self.question else None
+        return execution_key(self.job_id, self.region.id, self.model.id, question, self.language)
 
 
 class JobExpanded(_Envelope):
@@ -160,6 +205,14 @@ class JobExpanded(_Envelope):
     region: Id
     spec_sha256: str
     cells: Count
+    providers: dict[Id, str] = Field(
+        default_factory=dict, description="Model id → the provider this region's runner sends it to."
+    )
+    unrouted: list[Id] = Field(
+        default_factory=list,
+        description="Models of the job with no route of their own in this region's routing file (they go to its "
+        "default route).",
+    )
 
 
 # --- ExecutionCompleted -------------------------------------------------------------------------
@@ -228,7 +281,7 @@ class Receipt(_Frozen):
 
 
 class ExecutionCompleted(_Envelope):
-    """The outcome of one cell: (job_id, region, model_id, question_id)."""
+    """The outcome of one cell: (job_id, region, model_id, question_id, language)."""
 
     event_type: Literal["ExecutionCompleted"] = "ExecutionCompleted"
     schema_version: Literal[1] = 1
@@ -236,6 +289,7 @@ class ExecutionCompleted(_Envelope):
     region: Id
     model_id: Id
     question_id: Id | None = Field(description="None for a job without questions.")
+    language: Language | None = Field(None, description="The language asked in; None in events from before languages.")
     provider: str = Field(max_length=100, description="Adapter that answered, e.g. 'simulated', 'ollama', 'openai'.")
     provider_model: str | None = Field(None, max_length=200)
     status: ExecutionStatus
@@ -251,12 +305,14 @@ class ExecutionCompleted(_Envelope):
 
     @property
     def key(self) -> str:
-        return execution_key(self.job_id, self.region, self.model_id, self.question_id)
+        return execution_key(self.job_id, self.region, self.model_id, self.question_id, self.language)
 
 
-def execution_key(job_id: str, region: str, model_id: str, question_id: str | None) -> str:
-    """The Kafka key of a cell: same cell → same partition → same order. No question → empty last part."""
-    return f"{job_id}|{region}|{model_id}|{question_id or ''}"
+def execution_key(job_id: str, region: str, model_id: str, question_id: str | None, language: str | None) -> str:
+    """The Kafka key of a cell: same cell → same partition → same order. No question → an empty fourth part;
+    the language is a fifth part (events from before languages have none, so their keys are unchanged)."""
+    key = f"{job_id}|{region}|{model_id}|{question_id or ''}"
+    return f"{key}|{language}" if language else key
 
 
 # --- parsing ------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from beacon.schemas.catalogue import PROBE_PROMPT
 from beacon.schemas.cells import CellKey
 from beacon.schemas.classify import classify
 from beacon.schemas.events import (
@@ -47,6 +46,7 @@ class Asked:
     region: str
     model_id: str
     question_id: str | None
+    language: str | None
     prompt: str
     system_prompt: str
     params: GenerationParams
@@ -61,6 +61,7 @@ class Asked:
             cell.region.id,
             cell.model.id,
             cell.question.id if cell.question else None,
+            cell.language,
             prompt,
             cell.region.system_prompt,
             cell.params,
@@ -68,10 +69,16 @@ class Asked:
 
     @classmethod
     def of_job(cls, job: JobSubmitted, cell: CellKey) -> Asked:
-        region_id, model_id, question_id = cell
+        """What a cell of the job asks, from the event alone (a language None: an event from before languages)."""
+        region_id, model_id, question_id, lang = cell
         region = next(r for r in job.regions if r.id == region_id)
-        prompt = next((q.prompt for q in job.questions if q.id == question_id), job.probe_prompt or PROBE_PROMPT)
-        return cls(job.job_id, region_id, model_id, question_id, prompt, region.system_prompt, job.params)
+        question = next((q for q in job.questions if q.id == question_id), None)
+        if question is not None:
+            prompt = question.prompts.get(lang, question.prompt) if lang else question.prompt
+        else:
+            prompt = (job.probe_prompts.get(lang) if lang else None) or job.probe_prompt or ""
+        system = region.system_prompts.get(lang, region.system_prompt) if lang else region.system_prompt
+        return cls(job.job_id, region_id, model_id, question_id, lang, prompt, system, job.params)
 
 
 def result(
@@ -97,6 +104,7 @@ def result(
         region=asked.region,
         model_id=asked.model_id,
         question_id=asked.question_id,
+        language=asked.language,
         provider=provider,
         provider_model=provider_model,
         status=status,

@@ -6,6 +6,7 @@ beacon/topics.py declares and creates the topics; this module names them and the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Retention policies, as Kafka topic configs. Here (pure data) so the AsyncAPI document states the same
@@ -35,6 +36,12 @@ class Topics:
     def all(self) -> list[str]:
         """The topics that carry the product's facts (and have dead-letter topics)."""
         return [self.jobs_submitted, self.executions_completed]
+
+    def projected(self) -> str:
+        """A regular expression for every topic the recorder projects: the two above and each region's
+        expansion topic (regions come and go with the catalogue, so by pattern), never a dead-letter topic."""
+        ns = re.escape(self.namespace)
+        return rf"^{ns}\.(?:jobs\.submitted|executions\.completed|jobs\.expanded\.(?!.*\.dlq$).+)$"
 
     def work(self, region: str) -> str:
         """CellScheduled for one region: the cells its runners share, one record per cell."""

@@ -12,7 +12,8 @@ from pathlib import Path
 import psycopg
 
 from beacon.settings import Settings
-from tests.conftest import service_env
+from tests.kafka_tools import wait_for_quiet
+from tests.support import service_env
 
 
 class Services:
@@ -44,6 +45,10 @@ class Services:
         args, env = self.argv[name]
         return self.start(name, *args, **env)
 
+    def regions(self) -> list[str]:
+        """The regions a runner was started for (ones killed since included: the tests start them again)."""
+        return [args[args.index("--region") + 1] for args, _ in self.argv.values() if args[0] == "runner"]
+
     def log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
 
@@ -68,16 +73,21 @@ def count_rows(settings: Settings, job_id: str) -> int:
         return conn.execute("SELECT count(*) FROM executions WHERE job_id = %s", (job_id,)).fetchone()[0]
 
 
-def wait_for_rows(settings: Settings, services: Services, job_id: str, expected: int, timeout: float = 60) -> int:
-    """Wait until `expected` rows exist (then a little longer, so extra rows would show), return the count."""
+def wait_for_rows(
+    settings: Settings, services: Services, job_id: str, expected: int, timeout: float = 60, settle: bool = True
+) -> int:
+    """Wait until `expected` rows exist, return the count. Once they do (with `settle`), first wait until
+    the services have nothing left to do — every job expanded, every cell run, every result recorded:
+    consumer lag 0 (kafka_tools.wait_for_quiet) — so extra rows, if any could slip in, are counted too."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         services.assert_alive()
         try:
             if count_rows(settings, job_id) >= expected:
+                if settle:
+                    wait_for_quiet(settings, services.regions())
                 break
         except psycopg.OperationalError:
             pass  # a fault test may have the database down for a while
         time.sleep(0.2)
-    time.sleep(1.0)  # duplicates, if any could slip in, would arrive right behind the last row
     return count_rows(settings, job_id)

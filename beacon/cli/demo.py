@@ -26,7 +26,7 @@ def demo(settings: Settings, timeout: float) -> None:
     for name, (pid, started) in services.start_all(state_dir()).items():
         print(f"    {name:<22} pid {pid:<7} {'started' if started else 'already running'}")
 
-    spec = parse_spec(DEMO_JOB.read_bytes())
+    spec = parse_spec(DEMO_JOB.read_bytes(), settings.catalogue)
     submitted = asyncio.run(submit_once(settings, spec))
     print(
         f"3/4 submitted {submitted.job_id}: {len(spec.questions)} questions × {len(spec.models)} models × "

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -18,7 +19,9 @@ import psycopg
 from aiokafka.errors import KafkaError
 
 from beacon import db, kafka, logs, redact
+from beacon.schemas.catalogue import CatalogueError
 from beacon.schemas.cells import question_token
+from beacon.schemas.ids import ID_DESCRIPTION, ID_PATTERN
 from beacon.services.runner.routing import RoutingError
 from beacon.settings import Settings, SettingsError
 from beacon.terminal import safe, safe_json
@@ -85,6 +88,51 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     print(f"applied {', '.join(applied)}" if applied else "database is up to date")
 
 
+def cmd_catalogue(settings: Settings, args: argparse.Namespace) -> None:
+    """validate [FILE] | list | show ID — the catalogue in use (BEACON_CATALOGUE_FILE, or the default)."""
+    from beacon.schemas import catalogue as catalogues
+
+    if args.action == "validate":
+        path = Path(args.target) if args.target else settings.catalogue_file or catalogues.DEFAULT_FILE
+        c = catalogues.load(path)  # CatalogueError: every problem with its line, exit 2
+        print(
+            f"{path}: valid — {c.describe()}: {len(c.questions)} questions, {len(c.models)} models, "
+            f"{len(c.regions)} regions; languages {', '.join(c.languages())}"
+        )
+        return
+    c = settings.catalogue
+    if args.action == "list":
+        print(safe(f"catalogue {c.describe()} from {c.source}; default language {c.default_language}"))
+        print("questions:")
+        for q in c.questions.values():
+            print(safe(f"  {q.id:<22} {q.category:<22} [{', '.join(q.prompts)}]  {q.prompts[c.default_language]}"))
+        print("models:")
+        for m in c.models.values():
+            print(safe(f"  {m.id:<22} {m.name}"))
+        print("regions:")
+        for r in c.regions.values():
+            print(safe(f"  {r.id:<22} {r.display:<10} system prompt in [{', '.join(r.system_prompts)}]"))
+        return
+    ident = args.target
+    if not ident:
+        raise UserError("beacon catalogue show ID: give a question, model or region id (see `beacon catalogue list`)")
+    found = [
+        (kind, table[ident])
+        for kind, table in (("question", c.questions), ("model", c.models), ("region", c.regions))
+        if ident in table
+    ]
+    if not found:
+        raise UserError(f"{ident!r} is no question, model or region of catalogue {c.describe()}")
+    for kind, entry in found:
+        print(safe(f"{kind} {ident} (catalogue {c.describe()})"))
+        for name, value in entry.__dict__.items():
+            if isinstance(value, dict):
+                for lang, text in value.items():
+                    print(safe(f"  {name}.{lang}: {text}", newlines=True))
+            elif name != "id" and value is not None:
+                print(safe(f"  {name}: {value}"))
+
+
 def waiting_for_kafka(settings: Settings) -> Callable[[str, float], None]:
     """Tells the person at the terminal what a command is waiting for while Kafka is unavailable."""
 
@@ -120,7 +168,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
             raise UserError(f"{args.file}: no such file (give a JSON job spec; see examples/)")
         raw = path.read_bytes()
     try:
-        spec = parse_spec(raw)
+        spec = parse_spec(raw, settings.catalogue)
     except InvalidJob as exc:
         from beacon.http import bounded
 
@@ -143,6 +191,8 @@ def cmd_submitter_api(settings: Settings, args: argparse.Namespace) -> None:
     from beacon import http
     from beacon.services.submitter.http import create_app
 
+    settings.catalogue  # noqa: B018 - an invalid catalogue stops it here, with its problems, before it serves
+
     # Head deadline, keep-alive, concurrency and head-size limits: beacon/http.py.
     server = http.server(create_app(settings), args.host, args.port)
     server.run()
@@ -151,11 +201,20 @@ def cmd_submitter_api(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_runner(settings: Settings, args: argparse.Namespace) -> None:
-    from beacon.schemas.catalogue import REGIONS
     from beacon.services.runner.main import run
 
-    if args.region not in REGIONS:
-        raise UserError(f"--region {args.region!r} is not a region; known: {', '.join(REGIONS)}")
+    if not re.match(ID_PATTERN, args.region):
+        raise UserError(f"--region {args.region!r} is not a region id ({ID_DESCRIPTION})")
+    try:  # a runner needs no catalogue, but a region nobody can submit to is likely a typo
+        known = settings.catalogue
+        if args.region not in known.regions:
+            print(
+                f"warning: region {args.region!r} is not in the catalogue {known.describe()};"
+                f" known: {', '.join(known.regions)}",
+                file=sys.stderr,
+            )
+    except CatalogueError:
+        pass
     run_service(lambda: run(settings, args.region))
 
 
@@ -168,6 +227,7 @@ def cmd_recorder(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_reader(settings: Settings, args: argparse.Namespace) -> None:
     from beacon.services.reader.main import run
 
+    settings.catalogue  # noqa: B018 - an invalid catalogue stops it here, with its problems, before it serves
     run_service(lambda: run(settings))
 
 
@@ -232,11 +292,40 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
         print(safe(f"  expected {summary.expected}, recorded {summary.recorded}"))
         print(safe(f"  by status: {counts_text(summary.by_status)}"))
         print(safe(f"  by classification: {counts_text(summary.by_classification)}"))
+        for line in where_text(summary):
+            print(safe(line))
     if summary.stray and not args.json:
         print(
             safe(f"  stray: {summary.stray} result(s) for cells that are not in the job's spec (not counted above;")
             + " `beacon executions` lists them)"
         )
+
+
+def where_text(summary: Any) -> list[str]:
+    """Which catalogue and languages the job asks with, and, per region, whether a runner has picked it
+    up and which of its models have no route there — visible while the job runs, not at its deadline."""
+    lines = []
+    if summary.catalogue:
+        label = summary.catalogue.get("label") or "unlabelled"
+        lines.append(f"  catalogue: {label} ({summary.catalogue.get('version')})")
+    if summary.languages:
+        lines.append(f"  languages: {', '.join(summary.languages)}")
+    done = summary.status in ("completed", "partial", "failed")
+    for r in summary.regions:
+        if r["picked_up"]:
+            providers = ", ".join(f"{m}→{p}" for m, p in r["providers"].items())
+            lines.append(f"  region {r['region']}: picked up by its runner ({providers})")
+            if r["unrouted"]:
+                lines.append(
+                    f"    no route of their own there: {', '.join(r['unrouted'])} (sent to the routing file's"
+                    " defaults; add regions.<region>.<model> to route them)"
+                )
+        elif not done:
+            lines.append(
+                f"  region {r['region']}: no runner has picked the job up yet"
+                f" (is `beacon runner --region {r['region']}` running?)"
+            )
+    return lines
 
 
 def counts_text(counts: dict[str, int]) -> str:
@@ -431,6 +520,11 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="apply database migrations (idempotent)").set_defaults(func=cmd_migrate)
 
+    s = sub.add_parser("catalogue", help="the questions, models and regions jobs may name: validate, list, show")
+    s.add_argument("action", choices=["validate", "list", "show"])
+    s.add_argument("target", nargs="?", help="validate: a catalogue file (default: the one in use); show: an id")
+    s.set_defaults(func=cmd_catalogue)
+
     s = sub.add_parser("submit", help="validate a job spec (JSON file, or - for stdin) and emit JobSubmitted")
     s.add_argument("file")
     s.add_argument("--json", action="store_true", help='print {"job_id": …, "expected_executions": …}')
@@ -508,7 +602,7 @@ def main(argv: list[str] | None = None) -> None:
         else:  # a person's command: show only what went wrong, not the services' chatter
             logs.configure("console", level=logging.WARNING, library_level=logging.ERROR)
         args.func(settings, args)
-    except (UserError, SettingsError, RoutingError) as exc:
+    except (UserError, SettingsError, RoutingError, CatalogueError) as exc:
         print(f"error: {safe(exc, newlines=True)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except (psycopg.OperationalError, KafkaError, TimeoutError, ConnectionError) as exc:

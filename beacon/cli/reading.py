@@ -76,6 +76,13 @@ class ApiSource:
                 by_status=body["by_status"],
                 by_classification=body["by_classification"],
                 stray=body.get("stray", 0),
+                regions=body.get("regions") or [],
+                spec={
+                    "catalogue": body.get("catalogue"),
+                    "regions": [
+                        {"id": r["region"], "languages": r.get("languages") or []} for r in body.get("regions") or []
+                    ],
+                },
                 **when,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -94,7 +101,10 @@ class ApiSource:
             spec = {
                 "questions": [{"id": q} for q in m["questions"] if q != NO_QUESTION_TOKEN],
                 "models": [{"id": model} for model in m["models"]],
-                "regions": [{"id": r["id"], "display": r["display"]} for r in m["regions"]],
+                "regions": [
+                    {"id": r["id"], "display": r["display"], "languages": m.get("languages") or []}
+                    for r in m["regions"]
+                ],
             }
             rows = [{**c, "question_id": question_from_token(c["question_id"])} for c in m["cells"]]
         except (KeyError, TypeError) as exc:

@@ -17,7 +17,6 @@ from beacon import kafka
 from beacon.projection import CLASSIFICATION_COLUMNS, columns, copy_rows
 from beacon.schemas.classify import CLASSIFIER_VERSION, classify
 from beacon.schemas.events import ExecutionCompleted
-from beacon.services.recorder import replay
 from beacon.services.runner.judge import JUDGE_VERSION, verdict
 from beacon.services.runner.providers.base import Provider
 from beacon.settings import Settings
@@ -41,13 +40,14 @@ async def reclassify(settings: Settings, judge: Provider | None = None, judge_co
     recorded label: with the current rules (a pure function), or with `judge` — a model asked the rubric
     about each recorded, completed answer it has not judged yet. The answering models are never called."""
     names = settings.topics
-    consumer = await replay.positioned_consumer(settings, [names.executions_completed], None)
+    reader = kafka.TopicReader(settings, [names.executions_completed])
+    await reader.start()
     version = JUDGE_VERSION if judge is not None else CLASSIFIER_VERSION
     examined = classified = 0
     try:
         async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
             label = await _judge_labeller(conn, judge, judge_concurrency) if judge is not None else _rules_labeller
-            async for records in kafka.read_until(consumer, await consumer.end_offsets(list(consumer.assignment()))):
+            async for records in reader.to_end():
                 events = []
                 for record in records:
                     try:
@@ -69,7 +69,7 @@ async def reclassify(settings: Settings, judge: Provider | None = None, judge_co
             )
             transitions = {(old, new): n for old, new, n in await cur.fetchall()}
     finally:
-        await consumer.stop()
+        await reader.stop()
     changed = sum(n for (old, new), n in transitions.items() if old != new)
     return ReclassifyReport(version, examined, classified, changed, transitions)
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from beacon.deploy.local.proc import read_pid, spawn, stop
-from beacon.schemas.catalogue import REGIONS
+from beacon.settings import Settings
 
 
 def _run_dir(state: Path) -> Path:
@@ -19,7 +19,7 @@ def _run_dir(state: Path) -> Path:
 def service_commands() -> dict[str, list[str]]:
     cli = [sys.executable, "-m", "beacon.cli"]
     commands = {"recorder": [*cli, "recorder"], "reader": [*cli, "reader"]}
-    for region in REGIONS:
+    for region in Settings.from_env().catalogue.regions:  # one runner per region of the active catalogue
         commands[f"runner-{region}"] = [*cli, "runner", "--region", region]
     return commands
 

@@ -36,6 +36,7 @@ class Cell:
     classification: str
     answer: str | None
     judge_label: str | None = None  # the judge's verdict, when one was recorded
+    language: str | None = None  # the language asked in (None: a result from before languages)
 
 
 def words(text: str | None) -> frozenset[str]:
@@ -66,17 +67,24 @@ def _rates(cells: Iterable[Cell], key: str) -> dict[str, dict[str, Any]]:
 
 
 def analyse(cells: list[Cell]) -> dict[str, Any]:
-    by_pair: dict[tuple[str | None, str], list[Cell]] = defaultdict(list)
+    """Across regions, per (question, model) — and per language when the job asks in several, since the
+    same model may answer a question in one language and refuse it in another (`language_disagreements`)."""
+    several = len({c.language for c in cells}) > 1
+    by_pair: dict[tuple[str | None, str, str | None], list[Cell]] = defaultdict(list)
     for cell in cells:
-        by_pair[(cell.question_id, cell.model_id)].append(cell)
+        by_pair[(cell.question_id, cell.model_id, cell.language if several else None)].append(cell)
     divergences, disagreements = [], []
-    for (question_id, model_id), group in sorted(by_pair.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
+    for (question_id, model_id, language), group in sorted(
+        by_pair.items(), key=lambda kv: (kv[0][0] or "", kv[0][1], kv[0][2] or "")
+    ):
+        where = {"language": language} if several else {}
         answered = sorted((c for c in group if c.classification == "answered"), key=lambda c: c.region)
         value = divergence([c.answer for c in answered])
         divergences.append(
             {
                 "question_id": question_id,
                 "model_id": model_id,
+                **where,
                 "regions_compared": [c.region for c in answered],
                 "value": None if value is None else round(value, 4),
             }
@@ -87,21 +95,49 @@ def analyse(cells: list[Cell]) -> dict[str, Any]:
                 {
                     "question_id": question_id,
                     "model_id": model_id,
+                    **where,
                     "refused_in": refused,
                     "answered_in": [c.region for c in answered],
                 }
             )
-    return {
-        "refusal_rate": {
-            "definition": "refused / (answered + refused); other = failed, timed out or empty",
-            "by_region": _rates(cells, "region"),
-            "by_model": _rates(cells, "model_id"),
-            "by_question": _rates(cells, "question_id"),
-        },
+    rates = {
+        "definition": "refused / (answered + refused); other = failed, timed out or empty",
+        "by_region": _rates(cells, "region"),
+        "by_model": _rates(cells, "model_id"),
+        "by_question": _rates(cells, "question_id"),
+    }
+    out: dict[str, Any] = {
+        "refusal_rate": rates,
         "divergence": {"measure": DIVERGENCE_MEASURE, "cells": divergences},
         "disagreements": disagreements,
-        "judge": _judge(cells),
     }
+    if several:
+        rates["by_language"] = _rates(cells, "language")
+        out["language_disagreements"] = _across_languages(cells)
+    out["judge"] = _judge(cells)
+    return out
+
+
+def _across_languages(cells: list[Cell]) -> list[dict[str, Any]]:
+    """(question, model, region) answered in some languages and refused in others."""
+    groups: dict[tuple[str | None, str, str], list[Cell]] = defaultdict(list)
+    for cell in cells:
+        groups[(cell.question_id, cell.model_id, cell.region)].append(cell)
+    out = []
+    for (question_id, model_id, region), group in sorted(groups.items(), key=lambda kv: (kv[0][0] or "", *kv[0][1:])):
+        refused = sorted(str(c.language) for c in group if c.classification == "refused")
+        answered = sorted(str(c.language) for c in group if c.classification == "answered")
+        if refused and answered:
+            out.append(
+                {
+                    "question_id": question_id,
+                    "model_id": model_id,
+                    "region": region,
+                    "refused_in": refused,
+                    "answered_in": answered,
+                }
+            )
+    return out
 
 
 def _judge(cells: list[Cell]) -> dict[str, Any]:

@@ -29,7 +29,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from beacon import http, metrics
 from beacon.http import READY_CHECK_SECONDS, bounded
-from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS
 from beacon.schemas.cells import NO_QUESTION_TOKEN, question_from_token, question_token
 from beacon.schemas.commands import JOB_ID_PATTERN
 from beacon.schemas.events import CLASSIFICATIONS, EXECUTION_STATUSES
@@ -39,7 +38,6 @@ from beacon.settings import Settings
 
 PORTAL = Path(__file__).parent / "portal" / "index.html"
 
-QUESTION_IDS = [*QUESTIONS, NO_QUESTION_TOKEN]
 MAX_CURSOR_CHARS = 256  # the longest cursor this API gives out is about 150 characters
 MAX_ROW_ID = 2**63 - 1  # executions.id is a bigint
 _JOB_ID = re.compile(JOB_ID_PATTERN)
@@ -120,7 +118,18 @@ def _summary_json(s: JobSummary) -> dict[str, Any]:
     return out
 
 
+def _known(summary: JobSummary, kind: str, catalogue_ids: Any) -> list[str]:
+    """Values a filter may take: the active catalogue's ids and the job's own (ad-hoc questions, or ids a
+    catalogue of its day had)."""
+    own = [x["id"] for x in (summary.spec or {}).get(kind) or [] if isinstance(x, dict)]
+    return list(dict.fromkeys([*catalogue_ids, *own]))
+
+
 def create_app(settings: Settings) -> FastAPI:
+    catalogue = settings.catalogue
+    QUESTION_IDS = [*catalogue.questions, NO_QUESTION_TOKEN]
+    REGIONS, MODELS = list(catalogue.regions), list(catalogue.models)
+    LANGUAGES = catalogue.languages()
     pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False)
 
     @asynccontextmanager
@@ -182,11 +191,11 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/jobs/{job_id}/executions", tags=["executions"])
     async def list_executions(
         job_id: JobId,
-        question_id: Annotated[
-            str | None, Query(**_one_of(QUESTION_IDS, "`-`: the cell of a job without questions."))
-        ] = None,
-        region: Annotated[str | None, Query(**_one_of(REGIONS, "A region id."))] = None,
-        model_id: Annotated[str | None, Query(**_one_of(MODELS, "A model id."))] = None,
+        # Defaults, not Annotated[...]: the allowed values are this app's catalogue's, known only here.
+        question_id: str | None = Query(None, **_one_of(QUESTION_IDS, "`-`: the cell of a job without questions.")),
+        region: str | None = Query(None, **_one_of(REGIONS, "A region id.")),
+        model_id: str | None = Query(None, **_one_of(MODELS, "A model id.")),
+        language: str | None = Query(None, **_one_of(LANGUAGES, "The language asked in.")),
         status: Annotated[str | None, Query(**_one_of(EXECUTION_STATUSES, "The execution's status."))] = None,
         classification: Annotated[str | None, Query(**_one_of(CLASSIFICATIONS, "The answer's class."))] = None,
         limit: Limit = 100,
@@ -194,19 +203,21 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> dict[str, Any]:
         """A job's executions with answers and receipts, filtered, in recording order. Results for cells the
         job does not have (its summary's `stray`) are listed too: the log recorded them."""
-        _check("question_id", question_id, QUESTION_IDS)
-        _check("region", region, REGIONS)
-        _check("model_id", model_id, MODELS)
         _check("status", status, EXECUTION_STATUSES)
         _check("classification", classification, CLASSIFICATIONS)
         after = _executions_cursor(cursor) if cursor else None
-        await summary_or_404(job_id)
+        summary = await summary_or_404(job_id)
+        _check("question_id", question_id, [*_known(summary, "questions", QUESTION_IDS)])
+        _check("region", region, _known(summary, "regions", REGIONS))
+        _check("model_id", model_id, _known(summary, "models", MODELS))
+        _check("language", language, list(dict.fromkeys([*LANGUAGES, *summary.languages])))
         filters = {
             k: v
             for k, v in {
                 "question_id": question_id,
                 "region": region,
                 "model_id": model_id,
+                "language": language,
                 "status": status,
                 "classification": classification,
             }.items()
@@ -220,20 +231,29 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/jobs/{job_id}/executions/{region}/{model_id}/{question_id}", tags=["executions"])
     async def get_execution(
         job_id: JobId,
-        region: Annotated[str, PathParam(**_one_of(REGIONS, "A region id."))],
-        model_id: Annotated[str, PathParam(**_one_of(MODELS, "A model id."))],
-        question_id: Annotated[str, PathParam(**_one_of(QUESTION_IDS, "`-`: the cell of a job without questions."))],
+        region: str = PathParam(**_one_of(REGIONS, "A region id.")),
+        model_id: str = PathParam(**_one_of(MODELS, "A model id.")),
+        question_id: str = PathParam(**_one_of(QUESTION_IDS, "`-`: the cell of a job without questions.")),
+        language: str | None = Query(
+            None, **_one_of(LANGUAGES, "Which language's cell, when the job asks in several.")
+        ),
     ) -> dict[str, Any]:
         """One cell. For a job without questions the question_id is `-`."""
-        _check("region", region, REGIONS)
-        _check("model_id", model_id, MODELS)
-        _check("question_id", question_id, QUESTION_IDS)
+        summary = await summary_or_404(job_id)
+        _check("region", region, _known(summary, "regions", REGIONS))
+        _check("model_id", model_id, _known(summary, "models", MODELS))
+        _check("question_id", question_id, _known(summary, "questions", QUESTION_IDS))
+        _check("language", language, list(dict.fromkeys([*LANGUAGES, *summary.languages])))
         async with pool.connection() as conn:
-            row = await queries.one_execution(conn, job_id, region, model_id, question_from_token(question_id))
-        if row is None:
-            await summary_or_404(job_id)
+            rows = await queries.one_execution(
+                conn, job_id, region, model_id, question_from_token(question_id), language
+            )
+        if not rows:
             raise HTTPException(404, f"cell {region}/{model_id}/{question_id} of {job_id!r} is not recorded (yet)")
-        return row
+        if len(rows) > 1:
+            asked = ", ".join(str(r["language"]) for r in rows)
+            raise HTTPException(400, f"language: this cell was asked in {asked}; choose one with ?language=")
+        return rows[0]
 
     @app.get("/jobs/{job_id}/matrix", tags=["analysis"])
     async def get_matrix(job_id: JobId) -> dict[str, Any]:
@@ -247,11 +267,13 @@ def create_app(settings: Settings) -> FastAPI:
             "questions": [q["id"] for q in spec["questions"]] or [NO_QUESTION_TOKEN],
             "models": [m["id"] for m in spec["models"]],
             "regions": [{"id": r["id"], "display": r["display"]} for r in spec["regions"]],
+            "languages": summary.languages,
             "cells": [
                 {
                     "question_id": question_token(r["question_id"]),
                     "model_id": r["model_id"],
                     "region": r["region"],
+                    "language": r["language"],
                     "status": r["status"],
                     "classification": r["classification"],
                     "judge": r["judge_label"],
@@ -269,7 +291,13 @@ def create_app(settings: Settings) -> FastAPI:
             rows = await queries.cells(conn, summary, answers=True)
         cells = [
             analysis.Cell(
-                r["region"], r["model_id"], r["question_id"], r["classification"], r["answer"], r["judge_label"]
+                r["region"],
+                r["model_id"],
+                r["question_id"],
+                r["classification"],
+                r["answer"],
+                r["judge_label"],
+                r["language"],
             )
             for r in rows
         ]
@@ -279,8 +307,34 @@ def create_app(settings: Settings) -> FastAPI:
     # --- catalogue, health, metrics, portal -----------------------------------------------------------
 
     @app.get("/questions", tags=["catalogue"])
-    async def list_questions() -> list[dict[str, str]]:
-        return [{"id": q.id, "category": q.category, "prompt": q.prompt} for q in QUESTIONS.values()]
+    async def list_questions() -> list[dict[str, Any]]:
+        """The active catalogue's questions: `prompt` in its default language, `prompts` in every language."""
+        return [
+            {
+                "id": q.id,
+                "category": q.category,
+                "prompt": q.prompts[catalogue.default_language],
+                "prompts": q.prompts,
+                "notes": q.notes,
+            }
+            for q in catalogue.questions.values()
+        ]
+
+    @app.get("/catalogue", tags=["catalogue"])
+    async def get_catalogue() -> dict[str, Any]:
+        """The active catalogue: its version, languages, questions, models and regions."""
+        return {
+            "version": catalogue.version,
+            "label": catalogue.label,
+            "default_language": catalogue.default_language,
+            "languages": catalogue.languages(),
+            "questions": await list_questions(),
+            "models": [{"id": m.id, "name": m.name} for m in catalogue.models.values()],
+            "regions": [
+                {"id": r.id, "display": r.display, "system_prompts": r.system_prompts}
+                for r in catalogue.regions.values()
+            ],
+        }
 
     async def database() -> None:
         async with pool.connection(timeout=READY_CHECK_SECONDS) as conn:

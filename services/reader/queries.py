@@ -26,6 +26,18 @@ class JobSummary:
     deadline: datetime | None = None
     spec: dict[str, Any] | None = None
     stray: int = 0  # results for cells that are not in the job's spec: shown, never counted as progress
+    # Per region of the spec: whether a runner has picked the job up, and which models it has no route for.
+    regions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def catalogue(self) -> dict[str, Any] | None:
+        return (self.spec or {}).get("catalogue")
+
+    @property
+    def languages(self) -> list[str]:
+        """Every language the job asks in, in the order its regions first name them."""
+        found = [lang for r in (self.spec or {}).get("regions") or [] for lang in r.get("languages") or []]
+        return list(dict.fromkeys(found))
 
     @property
     def status(self) -> JobStatus | None:
@@ -42,6 +54,9 @@ class JobSummary:
             "by_classification": self.by_classification,
             "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
             "deadline": self.deadline.isoformat() if self.deadline else None,
+            "catalogue": self.catalogue,
+            "languages": self.languages,
+            "regions": self.regions,
         }
 
 
@@ -61,7 +76,7 @@ _JOB = "SELECT * FROM jobs WHERE job_id = %s"
 # jsonb_array_elements of the spec costs about twice that. When the job's JobSubmitted is not projected
 # (yet), its spec is unknown and every row counts (the job has no status then anyway).
 _ROW_IN_SPEC = (
-    "(region = ANY(%(regions)s) AND model_id = ANY(%(models)s)"
+    "((region || '|' || coalesce(language, '')) = ANY(%(region_languages)s) AND model_id = ANY(%(models)s)"
     " AND (question_id = ANY(%(questions)s) OR (question_id IS NULL AND %(no_questions)s)))"
 )
 
@@ -75,8 +90,15 @@ def _in_spec(spec: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
         return [x["id"] for x in spec.get(kind) or [] if isinstance(x, dict) and isinstance(x.get("id"), str)]
 
     questions = ids("questions")
+    # (region, language) pairs: a region asks in its languages; an event from before languages in none ('').
+    pairs = [
+        f"{r['id']}|{lang}"
+        for r in spec.get("regions") or []
+        if isinstance(r, dict) and isinstance(r.get("id"), str)
+        for lang in [x for x in r.get("languages") or [] if isinstance(x, str)] or [""]
+    ]
     return _ROW_IN_SPEC, {
-        "regions": ids("regions"),
+        "region_languages": pairs,
         "models": ids("models"),
         "questions": questions,
         "no_questions": not questions,
@@ -98,9 +120,9 @@ async def executions(conn: psycopg.AsyncConnection, job_id: str) -> list[dict[st
         job = await cur.fetchone()
         in_spec, params = _in_spec(job["spec"] if job else None)
         await cur.execute(
-            "SELECT region, model_id, question_id, status, classification, classifier_version, provider,"
+            "SELECT region, model_id, question_id, language, status, classification, classifier_version, provider,"
             f" provider_model, answer, started_at, completed_at, recorded_at, {in_spec} AS in_spec"
-            " FROM executions WHERE job_id = %(id)s ORDER BY question_id NULLS FIRST, model_id, region",
+            " FROM executions WHERE job_id = %(id)s ORDER BY question_id NULLS FIRST, model_id, region, language",
             {"id": job_id, **params},
             prepare=False,
         )
@@ -136,8 +158,33 @@ async def job_summary(conn: psycopg.AsyncConnection, job_id: str) -> JobSummary 
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_JOB, (job_id,))
         job = await cur.fetchone()
+        await cur.execute("SELECT * FROM job_regions WHERE job_id = %s", (job_id,))
+        picked = {r["region"]: r for r in await cur.fetchall()}
     counts = await _counts(conn, job_id, job)
-    return None if job is None and not counts else _summary_from(job, job_id, counts)
+    if job is None and not counts:
+        return None
+    summary = _summary_from(job, job_id, counts)
+    summary.regions = _regions(summary.spec, picked)
+    return summary
+
+
+def _regions(spec: dict[str, Any] | None, picked: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each region of the job: picked up by a runner (when, which provider per model, which models have no
+    route of their own) or not yet — a region without a runner shows here long before the deadline."""
+    out = []
+    for region in (spec or {}).get("regions") or []:
+        row = picked.get(region.get("id"))
+        out.append(
+            {
+                "region": region.get("id"),
+                "languages": region.get("languages") or [],
+                "picked_up": row is not None,
+                "picked_up_at": row["expanded_at"].isoformat() if row else None,
+                "providers": row["providers"] if row else {},
+                "unrouted": row["unrouted"] if row else [],
+            }
+        )
+    return out
 
 
 async def jobs_page(conn: psycopg.AsyncConnection, limit: int, before: tuple[datetime, str] | None) -> list[JobSummary]:
@@ -180,21 +227,28 @@ async def executions_page(
 
 
 async def one_execution(
-    conn: psycopg.AsyncConnection, job_id: str, region: str, model_id: str, question_id: str | None
-) -> dict[str, Any] | None:
+    conn: psycopg.AsyncConnection,
+    job_id: str,
+    region: str,
+    model_id: str,
+    question_id: str | None,
+    language: str | None = None,
+) -> list[dict[str, Any]]:
+    """The cell's row — or, when no language is given and the job asks several, one row per language."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             f"SELECT {ROW_COLUMNS} FROM executions WHERE job_id = %s AND region = %s AND model_id = %s"
-            " AND question_id IS NOT DISTINCT FROM %s",
-            (job_id, region, model_id, question_id),
+            " AND question_id IS NOT DISTINCT FROM %s AND (%s::text IS NULL OR language = %s) ORDER BY language",
+            (job_id, region, model_id, question_id, language, language),
         )
-        return await cur.fetchone()
+        return await cur.fetchall()
 
 
 async def cells(conn: psycopg.AsyncConnection, job: JobSummary, answers: bool = False) -> list[dict[str, Any]]:
     """Every recorded cell of the job's spec (strays left out: they are no cell of its matrix and no part
     of its analysis); the answers (the bulk of the bytes) only when asked for."""
-    columns = "region, model_id, question_id, status, classification, output->'judgement'->>'label' AS judge_label"
+    columns = "region, model_id, question_id, language, status, classification"
+    columns += ", output->'judgement'->>'label' AS judge_label"
     columns += ", answer" if answers else ""
     in_spec, params = _in_spec(job.spec)
     async with conn.cursor(row_factory=dict_row) as cur:

@@ -49,7 +49,8 @@ class Recorder:
         delay = 0.5
         while True:
             try:
-                return await store.write_or_isolate(await self.connection(), rows.executions, rows.jobs)
+                conn = await self.connection()
+                return await store.write_or_isolate(conn, rows.executions, rows.jobs, job_regions=rows.job_regions)
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 log.warning("database_unavailable", retry_in_s=delay, error=str(exc).strip()[:300])
                 if self.conn is not None:
@@ -75,14 +76,14 @@ class Recorder:
         with metrics.WRITE_SECONDS.time():
             written, refused = await self.write(batch.rows)
         for row in refused:  # acknowledged before the offsets are committed: a crash re-sends, never loses
-            sources = batch.rows.execution_sources if row.table == "executions" else batch.rows.job_sources
+            sources = batch.rows.sources(row.table)
             why = f"PostgreSQL refused the row: {row.error}"
             await kafka.dead_letter(producer, sources[row.index], why, consumer=self.settings.groups.recorder)
         metrics.ROWS_INSERTED.inc(written.executions_inserted)
         metrics.DUPLICATES.inc(written.executions_duplicate)
         log.info(
             "batch_written",
-            events=len(batch.rows.executions) + len(batch.rows.jobs),
+            events=len(batch.rows.executions) + len(batch.rows.jobs) + len(batch.rows.job_regions),
             refused=len(refused),
             executions_inserted=written.executions_inserted,
             duplicates_suppressed=written.executions_duplicate,
@@ -118,17 +119,18 @@ class Recorder:
     async def consume(self) -> None:
         consumer: AIOKafkaConsumer = kafka.consumer(
             self.settings,
-            self.names.jobs_submitted,
-            self.names.executions_completed,
             group_id=self.settings.groups.recorder,
             max_poll_records=self.settings.recorder_batch_size,
+            # A new region's expansion topic (its runner creates it) is found by the pattern within this.
+            metadata_max_age_ms=10_000,
         )
+        consumer.subscribe(pattern=self.names.projected())
         producer = kafka.producer(self.settings)
         writing: asyncio.Future[dict[TopicPartition, int]] | None = None
         try:
             await producer.start()
             await consumer.start()
-            log.info("recorder_started", topics=self.names.all(), group=self.settings.groups.recorder)
+            log.info("recorder_started", topics=self.names.projected(), group=self.settings.groups.recorder)
             while True:
                 batch = await consumer.getmany(
                     timeout_ms=self.settings.recorder_batch_wait_ms, max_records=self.settings.recorder_batch_size

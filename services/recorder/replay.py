@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 
 from beacon import kafka, logs
 from beacon.services.recorder import project, store
@@ -81,23 +79,6 @@ async def checksum(conn: psycopg.AsyncConnection, table: str, row: str, order: s
     return Checksum(rows, digest.hexdigest() if rows else None)
 
 
-async def positioned_consumer(settings: Settings, topics: list[str], since: datetime | None) -> AIOKafkaConsumer:
-    consumer = kafka.consumer(settings, group_id=None)  # a reader, not a member of any group
-    await consumer.start()
-    tps = await kafka.partitions(consumer, topics)
-    consumer.assign(tps)
-    if since is None:
-        await consumer.seek_to_beginning(*tps)
-    else:
-        found = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
-        for tp in tps:
-            if found.get(tp) is None:
-                await consumer.seek_to_end(tp)  # nothing at or after `since` there
-            else:
-                consumer.seek(tp, found[tp].offset)
-    return consumer
-
-
 @dataclass
 class Projected:
     events: int = 0
@@ -106,13 +87,11 @@ class Projected:
     refused: int = 0
 
 
-async def _project(
-    conn: psycopg.AsyncConnection, consumer: AIOKafkaConsumer, tps: list[TopicPartition], into: store.Tables
-) -> Projected:
+async def _project(conn: psycopg.AsyncConnection, reader: kafka.TopicReader, into: store.Tables) -> Projected:
     """Project up to the current end. Poison and rows the database refuses were dead-lettered by the live
     recorder already; here they are counted and passed over."""
     out = Projected()
-    async for records in kafka.read_until(consumer, await consumer.end_offsets(tps)):
+    async for records in reader.to_end():
         rows = project.rows_of(records)
         written, refused = await store.write_or_isolate(conn, rows.executions, rows.jobs, into=into)
         out.events += len(records)
@@ -154,19 +133,19 @@ async def rebuild(settings: Settings, allow_fewer: bool = False) -> RebuildRepor
     topics = [names.jobs_submitted, names.executions_completed]
     # prepare_threshold=None: no server-side prepared statements that could outlive the swapped tables.
     conn = await psycopg.AsyncConnection.connect(settings.database_url, prepare_threshold=None)
-    consumer = await positioned_consumer(settings, topics, None)
+    reader = kafka.TopicReader(settings, topics)
+    await reader.start()
     try:
         await store.prepare(conn)
         async with conn.transaction():
             for live, fresh in (("executions", store.REBUILD.executions), ("jobs", store.REBUILD.jobs)):
                 await conn.execute(f"DROP TABLE IF EXISTS {fresh}")
                 await conn.execute(f"CREATE TABLE {fresh} (LIKE {live} INCLUDING ALL)")
-        tps = list(consumer.assignment())
-        events = (await _project(conn, consumer, tps, store.REBUILD)).events
+        events = (await _project(conn, reader, store.REBUILD)).events
         log.info("rebuild_caught_up", events=events)
         async with conn.transaction():
             await conn.execute("LOCK TABLE executions, jobs IN ACCESS EXCLUSIVE MODE")
-            events += (await _project(conn, consumer, tps, store.REBUILD)).events  # what arrived meanwhile
+            events += (await _project(conn, reader, store.REBUILD)).events  # what arrived meanwhile
             report = RebuildReport(
                 events=events,
                 old_executions=await checksum(conn, "executions", _EXEC_ROW, _EXEC_ORDER),
@@ -190,7 +169,7 @@ async def rebuild(settings: Settings, allow_fewer: bool = False) -> RebuildRepor
         log.info("rebuild_swapped", identical=report.identical, events=events)
         return report
     finally:
-        await consumer.stop()
+        await reader.stop()
         if not conn.closed:
             await conn.execute("DROP TABLE IF EXISTS executions_rebuild, jobs_rebuild")
             await conn.commit()
@@ -212,16 +191,17 @@ async def reproject(settings: Settings, since: datetime) -> ReprojectReport:
     names = settings.topics
     topics = [names.jobs_submitted, names.executions_completed]
     conn = await psycopg.AsyncConnection.connect(settings.database_url)
-    consumer = await positioned_consumer(settings, topics, since)
+    reader = kafka.TopicReader(settings, topics, since=since)
+    await reader.start()
     try:
         await store.prepare(conn)
         before = await _executions_checksum(conn)
-        done = await _project(conn, consumer, list(consumer.assignment()), store.LIVE)
+        done = await _project(conn, reader, store.LIVE)
         after = await _executions_checksum(conn)
         log.info("reprojected", since=since.isoformat(), events=done.events, inserted=done.executions_inserted)
         return ReprojectReport(done.events, done.executions_inserted, done.jobs_inserted, done.refused, before, after)
     finally:
-        await consumer.stop()
+        await reader.stop()
         await conn.close()
 
 

@@ -20,22 +20,24 @@ from typing import Any
 import psycopg
 from pydantic import ValidationError
 
-from beacon.projection import EXECUTION_COLUMNS, JOB_COLUMNS, columns, copy_rows
+from beacon.projection import EXECUTION_COLUMNS, JOB_COLUMNS, JOB_REGION_COLUMNS, columns, copy_rows
 from beacon.schemas.cells import CellKey
 from beacon.schemas.events import JobSubmitted
 
 _EXEC_COLS = columns(EXECUTION_COLUMNS)
 _JOB_COLS = columns(JOB_COLUMNS)
+_REGION_COLS = columns(JOB_REGION_COLUMNS)
 
 
 @dataclass(frozen=True)
 class Tables:
     executions: str = "executions"
     jobs: str = "jobs"
+    job_regions: str = "job_regions"  # not rebuilt by a replay (it reads the jobs and executions topics only)
 
 
 LIVE = Tables()
-REBUILD = Tables("executions_rebuild", "jobs_rebuild")
+REBUILD = Tables("executions_rebuild", "jobs_rebuild", "job_regions")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Written:
 
 @dataclass(frozen=True)
 class Refused:
-    table: str  # "executions" or "jobs"
+    table: str  # "executions", "jobs" or "job_regions"
     index: int  # position of the row in the batch's list for that table
     error: str
 
@@ -66,6 +68,7 @@ async def prepare(conn: psycopg.AsyncConnection) -> None:
         for table, source, cols in (
             ("incoming_executions", "executions", _EXEC_COLS),
             ("incoming_jobs", "jobs", _JOB_COLS),
+            ("incoming_job_regions", "job_regions", _REGION_COLS),
         ):
             await conn.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {table} ON COMMIT DELETE ROWS AS "
@@ -80,12 +83,14 @@ async def write_batch(
     executions: Sequence[tuple[Any, ...]],
     jobs: Sequence[tuple[Any, ...]],
     into: Tables = LIVE,
+    job_regions: Sequence[tuple[Any, ...]] = (),
 ) -> Written:
     inserted = []
     async with conn.transaction(), conn.cursor() as cur:
         for rows, staging, target, cols in (
             (executions, "incoming_executions", into.executions, EXECUTION_COLUMNS),
             (jobs, "incoming_jobs", into.jobs, JOB_COLUMNS),
+            (job_regions, "incoming_job_regions", into.job_regions, JOB_REGION_COLUMNS),
         ):
             if not rows:
                 inserted.append(0)
@@ -104,19 +109,21 @@ async def write_or_isolate(
     executions: Sequence[tuple[Any, ...]],
     jobs: Sequence[tuple[Any, ...]],
     into: Tables = LIVE,
+    job_regions: Sequence[tuple[Any, ...]] = (),
 ) -> tuple[Written, list[Refused]]:
     """write_batch; if the database refuses the batch for its data, row by row, setting aside what it refuses."""
     try:
-        return await write_batch(conn, executions, jobs, into), []
+        return await write_batch(conn, executions, jobs, into, job_regions), []
     except Exception as exc:
         if is_transient(exc):
             raise
     refused: list[Refused] = []
-    inserted = {"executions": 0, "jobs": 0}
+    inserted = {"executions": 0, "jobs": 0, "job_regions": 0}
     async with conn.transaction():
         for table, target, cols, rows in (
             ("executions", into.executions, EXECUTION_COLUMNS, executions),
             ("jobs", into.jobs, JOB_COLUMNS, jobs),
+            ("job_regions", into.job_regions, JOB_REGION_COLUMNS, job_regions),
         ):
             sql = (
                 f"INSERT INTO {target} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
@@ -142,7 +149,10 @@ async def write_or_isolate(
 # (The reader tests the same with the spec's ids as parameters, one job at a time; this form reads every
 # job's spec inside the query.)
 _IN_SPEC = (
-    "e.region IN (SELECT r->>'id' FROM jsonb_array_elements(j.spec->'regions') r)"
+    # the row's region is one of the job's, and its language one that region asks in (none: before languages)
+    "EXISTS (SELECT 1 FROM jsonb_array_elements(j.spec->'regions') r WHERE r->>'id' = e.region AND"
+    " (CASE WHEN jsonb_array_length(coalesce(r->'languages', '[]')) = 0 THEN e.language IS NULL"
+    " ELSE e.language IN (SELECT jsonb_array_elements_text(r->'languages')) END))"
     " AND e.model_id IN (SELECT m->>'id' FROM jsonb_array_elements(j.spec->'models') m)"
     " AND (CASE WHEN jsonb_array_length(j.spec->'questions') = 0 THEN e.question_id IS NULL"
     " ELSE e.question_id IN (SELECT q->>'id' FROM jsonb_array_elements(j.spec->'questions') q) END)"
@@ -165,5 +175,7 @@ async def overdue_jobs(conn: psycopg.AsyncConnection) -> list[JobSubmitted]:
 
 
 async def recorded_cells(conn: psycopg.AsyncConnection, job_id: str) -> set[CellKey]:
-    cur = await conn.execute("SELECT region, model_id, question_id FROM executions WHERE job_id = %s", (job_id,))
+    cur = await conn.execute(
+        "SELECT region, model_id, question_id, language FROM executions WHERE job_id = %s", (job_id,)
+    )
     return {tuple(row) for row in await cur.fetchall()}  # type: ignore[misc]

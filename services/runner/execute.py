@@ -37,6 +37,7 @@ def model_call(cell: CellScheduled) -> ModelCall:
         prompt=asked.prompt,
         params=cell.params,
         category=cell.question.category if cell.question else None,
+        region_display=cell.region.display,
     )
 
 

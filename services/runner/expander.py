@@ -14,12 +14,13 @@ Why this is the "no duplicate work" mechanism:
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
 from beacon import kafka, logs
 from beacon.schemas.events import JobExpanded, JobSubmitted, ProducerInfo, encode
 from beacon.services.runner import expand
+from beacon.services.runner.routing import Routing
 from beacon.settings import Settings
 
 log = logs.get("beacon.runner.expander")
@@ -32,22 +33,16 @@ class ExpandedJobs:
         self.settings = settings
         self.topic = topic
         self.known: dict[str, str] = {}
-        self.consumer: AIOKafkaConsumer | None = None
+        # No group: every instance reads it all. A short fetch wait: catching up must not idle on markers.
+        self.reader = kafka.TopicReader(settings, [topic], fetch_max_wait_ms=10)
 
     async def start(self) -> None:
-        # No group: every instance reads it all. A short fetch wait: catching up must not idle on markers.
-        self.consumer = kafka.consumer(self.settings, group_id=None, fetch_max_wait_ms=10)
-        await self.consumer.start()
-        partitions = await kafka.partitions(self.consumer, [self.topic])
-        self.consumer.assign(partitions)
-        await self.consumer.seek_to_beginning(*partitions)
+        await self.reader.start()
         await self.catch_up()
 
     async def catch_up(self) -> None:
         """Read up to the last committed record, so a decision sees every expansion committed before it."""
-        assert self.consumer is not None
-        ends = await self.consumer.end_offsets(list(self.consumer.assignment()))
-        async for records in kafka.read_until(self.consumer, ends):
+        async for records in self.reader.to_end():
             for record in records:
                 try:
                     done = kafka.read_event(record, JobExpanded)
@@ -56,14 +51,14 @@ class ExpandedJobs:
                 self.known[done.job_id] = done.spec_sha256
 
     async def stop(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
+        await self.reader.stop()
 
 
 class Expander:
-    def __init__(self, settings: Settings, region: str) -> None:
+    def __init__(self, settings: Settings, region: str, routing: Routing | None = None) -> None:
         self.settings = settings
         self.region = region
+        self.routing = routing or Routing.simulated()
         self.names = settings.topics
         self.group = settings.groups.expander(region)
         self.info = ProducerInfo(service="runner", region=region, instance=kafka.instance_id(f"expander-{region}"))
@@ -78,8 +73,18 @@ class Expander:
             log.info("job_already_expanded", job_id=job.job_id, same_spec=same)
             return []
         cells = expand.cells(job, self.region, self.info)
+        # Which provider each model goes to here, and which have no route of their own: the recorder
+        # projects this, so `beacon status` shows it while the job runs, not only at its deadline.
+        routes = {m.id: self.routing.route(self.region, m.id).provider for m in job.models}
+        unrouted = [m.id for m in job.models if not self.routing.has_own_route(self.region, m.id)]
         done = JobExpanded(
-            producer=self.info, job_id=job.job_id, region=self.region, spec_sha256=job.spec_sha256, cells=len(cells)
+            producer=self.info,
+            job_id=job.job_id,
+            region=self.region,
+            spec_sha256=job.spec_sha256,
+            cells=len(cells),
+            providers=routes,
+            unrouted=unrouted,
         )
         out = [(self.names.work(self.region), c.key.encode(), encode(c)) for c in cells]
         out.append((self.names.expanded(self.region), job.job_id.encode(), encode(done)))

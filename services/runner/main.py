@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 
 import structlog
 
 from beacon import kafka, logs, redact, topics
-from beacon.schemas.catalogue import REGIONS
+from beacon.schemas.ids import ID_DESCRIPTION, ID_PATTERN
 from beacon.services.runner.expander import Expander
 from beacon.services.runner.routing import Routing
 from beacon.services.runner.worker import Worker
@@ -28,16 +29,16 @@ def load_routing(settings: Settings) -> Routing:
 
 
 async def run(settings: Settings, region: str) -> None:
-    if region not in REGIONS:
-        raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
+    if not re.match(ID_PATTERN, region):  # it names topics and groups; which regions exist, jobs say
+        raise ValueError(f"--region {region!r} is not a region id ({ID_DESCRIPTION})")
     routing = load_routing(settings)  # a bad routing file stops the runner before it consumes anything
     api_keys = routing.api_keys(region, os.environ)  # so does a missing or malformed API key
     for key in api_keys.values():
         redact.remember(key)
     structlog.contextvars.bind_contextvars(region=region)
-    await kafka.retrying("topics", lambda: topics.ensure(settings))
+    await kafka.retrying("topics", lambda: topics.ensure(settings, regions=[region]))
     # A transient Kafka failure restarts the half it hit, fresh, in this process (kafka.supervised); a
     # fatal one ends the process, and its uncommitted work is delivered again when it is started again.
     async with asyncio.TaskGroup() as group:
-        group.create_task(kafka.supervised("expander", lambda: Expander(settings, region).run()))
+        group.create_task(kafka.supervised("expander", lambda: Expander(settings, region, routing).run()))
         group.create_task(kafka.supervised("worker", lambda: Worker(settings, region, routing, api_keys).run()))

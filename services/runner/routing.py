@@ -7,6 +7,7 @@ route a model to a different endpoint than another region does — that is the p
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,10 +15,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
-from beacon.schemas.catalogue import MODELS, REGIONS
 from beacon.schemas.events import MAX_ANSWER_CHARS
+from beacon.schemas.ids import ID_DESCRIPTION, ID_PATTERN
 
 ProviderName = Literal["simulated", "ollama", "openai"]
+
+
+_ID = re.compile(ID_PATTERN)
 
 
 class RoutingError(ValueError):
@@ -79,6 +83,12 @@ class Routing:
     def route(self, region: str, model_id: str) -> Route:
         return self._routes.get((region, model_id), self._default)
 
+    def has_own_route(self, region: str, model_id: str) -> bool:
+        """False when the routing names models for this region but not this one, which then goes to the
+        default route: worth telling the user. A routing without per-model routes means the default for all."""
+        own = {reg for reg, _ in self._routes}
+        return (region, model_id) in self._routes or region not in own
+
     def routes_of(self, region: str | None) -> list[Route]:
         """The routes a runner of `region` may call (None: only the judge, as `beacon reclassify --judge`)."""
         routes = (
@@ -123,12 +133,13 @@ class Routing:
             raise RoutingError(f"{source}: {_describe(exc)}") from None
         routes: dict[tuple[str, str], Route] = {}
         for region, models in data.regions.items():
-            if region not in REGIONS:
-                raise RoutingError(f"{source}: regions.{region}: unknown region; known: {', '.join(REGIONS)}")
+            # Any id the catalogue may hold (runners do not read the catalogue): a slug, as in events.
+            if not _ID.match(region):
+                raise RoutingError(f"{source}: regions.{region}: not a region id ({ID_DESCRIPTION})")
             for model_id, fields in models.items():
                 where = f"regions.{region}.{model_id}"
-                if model_id not in MODELS:
-                    raise RoutingError(f"{source}: {where}: unknown model; known: {', '.join(MODELS)}")
+                if not _ID.match(model_id):
+                    raise RoutingError(f"{source}: {where}: not a model id ({ID_DESCRIPTION})")
                 merged = {**data.defaults.model_dump(exclude_unset=True), **fields}
                 try:
                     routes[(region, model_id)] = Route.model_validate(merged)

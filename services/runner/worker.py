@@ -19,7 +19,6 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from beacon import kafka, logs, metrics
-from beacon.schemas.catalogue import REGIONS
 from beacon.schemas.events import CellScheduled, ProducerInfo, encode
 from beacon.services.runner.execute import run_cell
 from beacon.services.runner.judge import verdict
@@ -78,7 +77,8 @@ class Worker:
         self.group = settings.groups.runner(region)
         self.window_size = settings.runner_concurrency
         self.info = ProducerInfo(service="runner", region=region, instance=kafka.instance_id(f"runner-{region}"))
-        self.endpoints = Endpoints(routing, region, REGIONS[region].display, api_keys)
+        # The runner needs no catalogue: a cell carries its region's display name for the simulated model.
+        self.endpoints = Endpoints(routing, region, region, api_keys)
         self.window = Window()
         self.to_commit: dict[TopicPartition, int] = {}  # finished, not yet committed (a commit can fail)
         self.consumer: AIOKafkaConsumer | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from aiokafka.errors import KafkaError
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse
 
 from beacon import logs
 from beacon.http import bounded
-from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS
+from beacon.schemas.catalogue import Catalogue
 from beacon.schemas.commands import JobSpec
 from beacon.services.submitter.decide import InvalidJob, parse_spec
 from beacon.services.submitter.publish import JobConflict, Publisher
@@ -46,12 +47,30 @@ def is_json(content_type: str | None) -> bool:
     return kind == "application" and (subtype == "json" or (subtype.endswith("+json") and len(subtype) > 5))
 
 
-def documented_spec() -> dict:
-    """JobSpec's JSON Schema with what its validators check spelled out for clients (and for the
-    property-based test, which then also generates specs that are accepted): the catalogue's ids, each once."""
+def documented_spec(catalogue: Catalogue) -> dict:
+    """JobSpec's JSON Schema with what the catalogue check accepts spelled out for clients (and for the
+    property-based test, which then also generates specs that are accepted): the catalogue's ids, each once;
+    a question may also be ad hoc. Self-contained: its $defs are inlined, as OpenAPI cannot resolve them."""
     schema = JobSpec.model_json_schema()
-    for name, known in (("questions", QUESTIONS), ("models", MODELS), ("regions", REGIONS)):
-        schema["properties"][name]["items"] = {"type": "string", "enum": list(known)}
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        return [inline(v) for v in node] if isinstance(node, list) else node
+
+    schema = inline(schema)
+    for name, known in (
+        ("questions", catalogue.questions),
+        ("models", catalogue.models),
+        ("regions", catalogue.regions),
+    ):
+        ids = {"type": "string", "enum": list(known)}
+        items = schema["properties"][name]["items"]
+        schema["properties"][name]["items"] = {"oneOf": [ids, items["oneOf"][1]]} if name == "questions" else ids
         schema["properties"][name]["uniqueItems"] = True
     return schema
 
@@ -88,7 +107,10 @@ def create_app(settings: Settings) -> FastAPI:
         "/jobs",
         status_code=202,
         openapi_extra={
-            "requestBody": {"required": True, "content": {"application/json": {"schema": documented_spec()}}}
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": documented_spec(settings.catalogue)}},
+            }
         },
         responses={
             200: {"description": "The same job (same id, same spec) was submitted before; nothing new runs."},
@@ -120,7 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
             return problem(408, "request timeout", late, close=True)
         # The body is validated by the same parse_spec the CLI uses, so both give the same messages.
         try:
-            spec = parse_spec(raw)
+            spec = parse_spec(raw, settings.catalogue)
         except InvalidJob as exc:
             return problem(400, "invalid job spec", exc.problems)
         try:

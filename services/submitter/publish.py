@@ -125,7 +125,11 @@ class Publisher:
 
     async def submit(self, spec: JobSpec) -> Submitted:
         fresh: JobSubmitted = job_submitted(
-            spec, now=now(), default_deadline_seconds=self.settings.default_deadline_seconds, producer=self.info
+            spec,
+            self.settings.catalogue,
+            now=now(),
+            default_deadline_seconds=self.settings.default_deadline_seconds,
+            producer=self.info,
         )
         event, repeat = await self.register(fresh)
         assert self.producer is not None, "Publisher.start() first"

@@ -40,26 +40,26 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from beacon.deploy.local import kafka as local_kafka
 from beacon.deploy.local import postgres as local_postgres
-from beacon.schemas.catalogue import REGIONS
+from beacon.schemas.catalogue import DEFAULT
 from beacon.schemas.topics import dead_letter_topic
 from beacon.settings import Settings
 from beacon.topics import declared
-from tests.conftest import Infra, beacon, isolated
 from tests.faults import cluster_roles
-from tests.faults.conftest import WINDOW, free_port_block, private_kafka, record_run, submit, write_routing
+from tests.faults.support import WINDOW, free_port_block, private_kafka, record_run, submit, write_routing
 from tests.harness import Services
-from tests.kafka_tools import message_count
+from tests.kafka_tools import message_count, wait_for_quiet
 from tests.model_server import ModelServer
+from tests.support import Infra, beacon, isolated
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
 CELLS = 72  # 8 questions × 3 models × 3 regions
-MAX_CALLS = CELLS + len(REGIONS) * WINDOW  # after a fault, at most one window per region is called again
+MAX_CALLS = CELLS + len(DEFAULT.regions) * WINDOW  # after a fault, at most one window per region is called again
 MODEL_DELAY_S = 0.3
 ROWS_BEFORE_FAULT = 10
 RECOVERY_S = 150  # from the fault to the 72nd row
 FOLLOW_UP = {"questions": ["math_basic"], "models": ["mistral-7b"], "temperature": 0.7}  # 3 cells, told apart
-FOLLOW_UP_CELLS = len(REGIONS)
+FOLLOW_UP_CELLS = len(DEFAULT.regions)
 
 REPEAT = int(os.environ.get("BEACON_FAULT_REPEAT", "1"))
 RUNS = [pytest.param(i, id=f"run{i}") for i in range(1, REPEAT + 1)]
@@ -241,7 +241,8 @@ class Case:
 
     def check_job(self, max_calls: int) -> None:
         """The main job, once its 72nd row is in: no more rows coming, each cell once, completed, calls bounded."""
-        time.sleep(1.0)  # duplicates, if any could slip in, would arrive right behind the last row
+        # Duplicates, if any could slip in, are recorded once every stage has consumed everything (lag 0).
+        wait_for_quiet(self.settings, self.stack.regions())
         found, distinct, calls = self.rows(), self.distinct(), self.calls()
         self.facts["rows"] = f"{found} ({distinct} distinct)"
         self.facts["model calls"] = f"{calls} (≤ {max_calls})"
@@ -320,7 +321,7 @@ def through_fault(
             when = f"after: {case.facts['then']}"
         case.wait_rows(cells, RECOVERY_S, f"for a job submitted {when}", job_id=follow_up)
         took = time.monotonic() - submitted  # from `beacon submit` starting to the last row
-        time.sleep(0.5)
+        wait_for_quiet(case.settings, case.stack.regions())  # extra rows, if any could come, are in
         follow_rows = case.rows(follow_up)
         case.facts["next job"] = f"{follow_rows}/{cells} rows in {took:.1f} s, {case.calls(0.7)} calls"
         assert follow_rows == cells, f"{follow_rows} rows for the {cells} cells of the next job"
@@ -341,12 +342,12 @@ def through_fault(
 def stack_with_model(
     settings: Settings, stack_factory: Callable[..., Services], model: ModelServer, folder: Path
 ) -> Services:
-    routing = write_routing(folder / "routing.toml", model, list(REGIONS))
+    routing = write_routing(folder / "routing.toml", model, list(DEFAULT.regions))
     return stack_factory(settings, routing)
 
 
 def runner_pids(stack: Services) -> dict[str, int]:
-    return {region: stack.procs[f"runner-{region}"].pid for region in REGIONS}
+    return {region: stack.procs[f"runner-{region}"].pid for region in DEFAULT.regions}
 
 
 # --- the cases -----------------------------------------------------------------------------------------
@@ -358,7 +359,7 @@ def namespace_with_runner_groups_on(cluster: local_kafka.KafkaCluster, node: int
     leaders = cluster_roles.partition_leaders(cluster.bootstrap, "__consumer_offsets")
     for _ in range(10_000):
         namespace = f"test-{uuid.uuid4().hex[:10]}"
-        groups = [f"{namespace}.runner.{region}" for region in REGIONS]
+        groups = [f"{namespace}.runner.{region}" for region in DEFAULT.regions]
         if all(leaders[cluster_roles.coordinator_partition(g, len(leaders))] == node for g in groups):
             return namespace
     raise RuntimeError(f"no namespace puts every runner group on node {node}")

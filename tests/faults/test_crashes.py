@@ -14,14 +14,14 @@ import psycopg
 import pytest
 
 from beacon.deploy.local import postgres as local_postgres
-from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS
+from beacon.schemas.catalogue import DEFAULT
 from beacon.schemas.topics import dead_letter_topic
 from beacon.settings import Settings, state_dir
-from tests.conftest import Infra, beacon
-from tests.faults.conftest import WINDOW, calls_from, submit, wait_until, write_routing
+from tests.faults.support import WINDOW, calls_from, submit, wait_until, write_routing
 from tests.harness import Services, count_rows, wait_for_rows
-from tests.kafka_tools import message_count
+from tests.kafka_tools import message_count, wait_for_quiet
 from tests.model_server import ModelServer
+from tests.support import Infra, beacon
 
 pytestmark = pytest.mark.faults
 
@@ -120,7 +120,12 @@ def test_resubmission_is_idempotent_and_conflicts_are_refused(
     calls = model.calls
     assert calls == CELLS
 
-    spec = {"job_id": "resubmit", "questions": list(QUESTIONS), "models": list(MODELS), "regions": list(REGIONS)}
+    spec = {
+        "job_id": "resubmit",
+        "questions": list(DEFAULT.questions),
+        "models": list(DEFAULT.models),
+        "regions": list(DEFAULT.regions),
+    }
     again = beacon(fault_settings, "submit", "-", "--json", stdin=json.dumps(spec).encode())
     assert again.returncode == 0, again.stderr.decode()
     assert json.loads(again.stdout) == {"job_id": "resubmit", "expected_executions": CELLS, "already_submitted": True}
@@ -132,7 +137,9 @@ def test_resubmission_is_idempotent_and_conflicts_are_refused(
     assert "job 'resubmit' was already submitted with a different spec" in conflicting.stderr.decode()
     assert message_count(fault_settings, jobs_topic) == before
 
-    time.sleep(5)  # give the runners every chance to (wrongly) run the resubmitted job
+    # Every expander has decided, every runner run what it was given, the recorder recorded it all (consumer
+    # lag 0): had the resubmission scheduled anything, the models would have been called by now.
+    wait_for_quiet(fault_settings, stack.regions())
     report(
         "resubmit a finished job",
         CELLS,

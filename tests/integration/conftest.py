@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from beacon.schemas.catalogue import REGIONS
+from beacon.schemas.catalogue import DEFAULT
 from beacon.settings import Settings
 from tests.harness import Services
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import free_port
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +32,7 @@ def pipeline(
     services = Services(settings, tmp_path_factory.mktemp("service-logs"))
     services.start("recorder", "recorder", BEACON_RECORDER_PORT=str(recorder_port))
     services.start("reader", "reader", BEACON_HTTP_PORT=str(api_port))
-    for region in REGIONS:
+    for region in DEFAULT.regions:
         services.start(f"runner-{region}", "runner", "--region", region)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

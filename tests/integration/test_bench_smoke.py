@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from beacon.settings import REPO_ROOT, Settings
-from tests.conftest import service_env
+from tests.support import service_env
 
 pytestmark = pytest.mark.pipeline
 

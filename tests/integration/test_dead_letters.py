@@ -9,9 +9,9 @@ import pytest
 
 from beacon.schemas.topics import dead_letter_topic
 from beacon.settings import Settings
-from tests.conftest import beacon
 from tests.harness import Services, wait_for_rows
 from tests.kafka_tools import produce, read_all
+from tests.support import beacon
 
 pytestmark = pytest.mark.pipeline
 

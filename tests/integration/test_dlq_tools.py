@@ -21,8 +21,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from beacon import dlq, kafka, topics
 from beacon.schemas.topics import dead_letter_topic
 from beacon.settings import Settings
-from tests.conftest import Infra, beacon, isolated, service_env
 from tests.kafka_tools import read_all
+from tests.support import Infra, beacon, isolated, service_env
 
 pytestmark = pytest.mark.pipeline
 

@@ -19,7 +19,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from beacon.schemas.catalogue import QUESTIONS
+from beacon.schemas.catalogue import DEFAULT
 from beacon.schemas.events import (
     Attempt,
     Classification,
@@ -31,10 +31,10 @@ from beacon.schemas.events import (
 )
 from beacon.schemas.topics import dead_letter_topic
 from beacon.settings import Settings
-from tests.conftest import beacon
 from tests.harness import Services, wait_for_rows
 from tests.kafka_tools import produce, read_all
 from tests.model_server import Behaviour, ModelServer
+from tests.support import beacon
 
 pytestmark = pytest.mark.pipeline
 
@@ -99,7 +99,12 @@ def test_broken_replies_become_recorded_cells_and_the_runner_goes_on(
         raw('{"choices": [{"message": {"content": 1' + "0" * 5000 + "}}]}"),  # failed, bad_response
         raw(json.dumps({"error": f"key Bearer {CANARY} refused"}), status=401),  # failed, client_error
     ]
-    spec = {"job_id": "hostile-1", "questions": list(QUESTIONS), "models": ["mistral-7b"], "regions": ["eu-west"]}
+    spec = {
+        "job_id": "hostile-1",
+        "questions": list(DEFAULT.questions),
+        "models": ["mistral-7b"],
+        "regions": ["eu-west"],
+    }
     assert beacon(own, "submit", "-", stdin=json.dumps(spec).encode()).returncode == 0
     assert wait_for_rows(own, services, "hostile-1", 8) == 8
     services.assert_alive()

@@ -17,7 +17,7 @@ import pytest
 
 from beacon import redact
 from beacon.kafka import MAX_EVENT_BYTES
-from beacon.schemas.catalogue import system_prompt
+from beacon.schemas.catalogue import DEFAULT
 from beacon.schemas.events import (
     CellScheduled,
     ExecutionCompleted,
@@ -40,7 +40,7 @@ PRODUCER = ProducerInfo(service="runner", region="eu-west", instance="test")
 CELL = CellScheduled(
     producer=PRODUCER,
     job_id="hostile",
-    region=RegionRef(id="eu-west", display="EU", system_prompt=system_prompt("eu-west")),
+    region=RegionRef(id="eu-west", display="EU", system_prompt=DEFAULT.regions["eu-west"].system_prompts["en"]),
     model=ModelRef(id="mistral-7b", name="Mistral 7B Instruct v0.3"),
     question=QuestionText(id="math_basic", category="control", prompt="What is 2+2?"),
     params=GenerationParams(temperature=0.1, max_tokens=500),

@@ -28,15 +28,15 @@ from schemathesis import GenerationMode
 
 from beacon import http
 from beacon.cli.contracts import OPENAPI_DIR
+from beacon.schemas.catalogue import DEFAULT
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import ProducerInfo
 from beacon.services.reader.api import create_app as read_api
 from beacon.services.submitter.decide import job_submitted
 from beacon.services.submitter.http import create_app as submitter_api
 from beacon.settings import Settings
-from tests.conftest import Infra, isolated
 from tests.harness import Services
-from tests.integration.conftest import free_port
+from tests.support import Infra, free_port, isolated
 
 pytestmark = pytest.mark.pipeline
 
@@ -231,7 +231,9 @@ def seed(settings: Settings) -> None:
         job_id=SEEDED_JOB, questions=["math_basic", "taiwan_status"], models=["mistral-7b"], regions=["us-east"]
     )
     at = datetime.now(UTC)
-    event = job_submitted(spec, now=at, default_deadline_seconds=3600, producer=ProducerInfo(service="t", instance="t"))
+    event = job_submitted(
+        spec, DEFAULT, now=at, default_deadline_seconds=3600, producer=ProducerInfo(service="t", instance="t")
+    )
     answers = {
         ("us-east", "math_basic"): "4 \x1b]52;c;ZXZpbA==\x07 \u202e",
         ("us-east", "taiwan_status"): "\x00\x9b" * 100,
@@ -246,9 +248,9 @@ def seed(settings: Settings) -> None:
         )  # fmt: skip
         for (region, question), answer in answers.items():
             conn.execute(
-                "INSERT INTO executions (job_id, region, model_id, question_id, provider, status, classification,"
-                " classifier_version, answer, output, receipt, started_at, completed_at, event_id)"
-                " VALUES (%s, %s, 'mistral-7b', %s, 'simulated', 'completed', 'answered', 't', %s, '{}', '{}',"
+                "INSERT INTO executions (job_id, region, model_id, question_id, language, provider, status,"
+                " classification, classifier_version, answer, output, receipt, started_at, completed_at, event_id)"
+                " VALUES (%s, %s, 'mistral-7b', %s, 'en', 'simulated', 'completed', 'answered', 't', %s, '{}', '{}',"
                 " now(), now(), gen_random_uuid())",
                 (SEEDED_JOB, region, question, answer.replace("\x00", "")),
             )

@@ -12,13 +12,12 @@ import httpx
 import psycopg
 import pytest
 
-from beacon.schemas.catalogue import QUESTIONS
+from beacon.schemas.catalogue import DEFAULT
 from beacon.services.runner.judge import JUDGE_VERSION
 from beacon.settings import Settings
-from tests.conftest import beacon, service_env
 from tests.harness import Services, wait_for_rows
-from tests.integration.conftest import free_port
 from tests.model_server import ModelServer
+from tests.support import beacon, free_port, service_env
 
 pytestmark = pytest.mark.pipeline
 
@@ -60,7 +59,7 @@ def test_verdicts_beside_the_rules_and_reclassify_with_the_judge(
     try:
         spec = {
             "job_id": "judged",
-            "questions": list(QUESTIONS),
+            "questions": list(DEFAULT.questions),
             "models": ["mistral-7b", "qwen2.5-1.5b"],
             "regions": ["us-east", "asia-pacific"],
         }
@@ -77,7 +76,7 @@ def test_verdicts_beside_the_rules_and_reclassify_with_the_judge(
         assert judge_server.calls == 16  # once per completed answer of the judged region
         disagree = {(r[1], r[2]) for r in us if r[4]["label"] != r[3]}
         # qwen's canned deflection: refused by the rules, "answered" by this judge.
-        assert disagree == {("qwen2.5-1.5b", q) for q, v in QUESTIONS.items() if v.category == "bias_detection"}
+        assert disagree == {("qwen2.5-1.5b", q) for q, v in DEFAULT.questions.items() if v.category == "bias_detection"}
 
         # The read API shows where they disagree.
         analysis = httpx.get(f"http://127.0.0.1:{port}/jobs/judged/analysis", timeout=10).json()["judge"]

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from beacon import db
-from tests.conftest import Infra, _with_database, service_env
+from tests.support import Infra, service_env, with_database
 
 pytestmark = pytest.mark.pipeline
 
@@ -21,7 +21,7 @@ def empty_db(infra: Infra) -> Iterator[str]:
     name = f"beacon_mig_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(infra.admin_db_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    yield _with_database(infra.admin_db_url, name)
+    yield with_database(infra.admin_db_url, name)
     with psycopg.connect(infra.admin_db_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

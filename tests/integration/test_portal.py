@@ -12,8 +12,8 @@ import pytest
 
 from beacon.services.runner.providers.simulated import DEFLECTION
 from beacon.settings import REPO_ROOT, Settings
-from tests.conftest import beacon
 from tests.harness import Services, wait_for_rows
+from tests.support import beacon
 
 pytestmark = pytest.mark.pipeline
 

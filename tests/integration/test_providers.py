@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from beacon.schemas.catalogue import system_prompt
+from beacon.schemas.catalogue import DEFAULT
 from beacon.schemas.classify import classify
 from beacon.schemas.events import GenerationParams
 from beacon.services.runner.providers import Endpoints
@@ -21,7 +21,7 @@ from tests.model_server import Behaviour, ModelServer
 CALL = ModelCall(
     model_id="llama3.2-1b",
     model_name="Llama 3.2 1B Instruct",
-    system_prompt=system_prompt("eu-west"),
+    system_prompt=DEFAULT.regions["eu-west"].system_prompts["en"],
     prompt="What is the capital of France?",
     params=GenerationParams(temperature=0.1, max_tokens=500, seed=7),
 )
@@ -63,7 +63,7 @@ def test_success_sends_the_real_request_shape(server: ModelServer, kind: str) ->
     assert body["model"] == "served-model" and body["stream"] is False
     # The regional system prompt exactly once, then the one question.
     assert body["messages"] == [
-        {"role": "system", "content": system_prompt("eu-west")},
+        {"role": "system", "content": DEFAULT.regions["eu-west"].system_prompts["en"]},
         {"role": "user", "content": "What is the capital of France?"},
     ]
     if kind == "ollama":

@@ -16,13 +16,14 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from beacon.schemas.catalogue import DEFAULT
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import ProducerInfo
 from beacon.services.runner.providers.simulated import DEFLECTION
 from beacon.services.submitter.decide import job_submitted
 from beacon.settings import REPO_ROOT, Settings
-from tests.conftest import beacon
 from tests.harness import Services, wait_for_rows
+from tests.support import beacon
 
 pytestmark = pytest.mark.pipeline
 
@@ -321,6 +322,7 @@ def seed_job(settings: Settings, job_id: str, spec: JobSpec, cells: list[tuple[s
     at = datetime.now(UTC)
     event = job_submitted(
         spec.model_copy(update={"job_id": job_id}),
+        DEFAULT,
         now=at,
         default_deadline_seconds=3600,
         producer=ProducerInfo(service="test", instance="t"),
@@ -334,10 +336,10 @@ def seed_job(settings: Settings, job_id: str, spec: JobSpec, cells: list[tuple[s
         )  # fmt: skip
         for region, model, question, answer in cells:
             conn.execute(
-                "INSERT INTO executions (job_id, region, model_id, question_id, provider, status, classification,"
-                " classifier_version, answer, output, receipt, started_at, completed_at, event_id) VALUES"
-                " (%s, %s, %s, %s, 'simulated', 'completed', 'answered', 't', %s, '{}', '{}', now(), now(),"
-                " gen_random_uuid())",
+                "INSERT INTO executions (job_id, region, model_id, question_id, language, provider, status,"
+                " classification, classifier_version, answer, output, receipt, started_at, completed_at, event_id)"
+                " VALUES (%s, %s, %s, %s, 'en', 'simulated', 'completed', 'answered', 't', %s, '{}', '{}',"
+                " now(), now(), gen_random_uuid())",
                 (job_id, region, model, question, answer),
             )
 

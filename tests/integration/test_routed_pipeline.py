@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from beacon.schemas.catalogue import QUESTIONS, system_prompt
+from beacon.schemas.catalogue import DEFAULT
 from beacon.settings import Settings
-from tests.conftest import beacon
 from tests.harness import Services, wait_for_rows
 from tests.model_server import ModelServer
+from tests.support import beacon
 
 pytestmark = pytest.mark.pipeline
 
@@ -63,7 +63,7 @@ def test_http_region_and_simulated_region_side_by_side(
     own, services = routed
     spec = {
         "job_id": "routed-1",
-        "questions": list(QUESTIONS),
+        "questions": list(DEFAULT.questions),
         "models": ["mistral-7b", "qwen2.5-1.5b"],
         "regions": ["us-east", "eu-west"],
     }
@@ -89,12 +89,12 @@ def test_http_region_and_simulated_region_side_by_side(
     for _, _, question_id, _, _, _, _, answer, receipt, output in eu:
         assert receipt["provider"] == "openai" and receipt["endpoint_region"] == "eu-west"
         assert receipt["endpoint"] == f"{model_server.url}/v1/chat/completions"
-        assert receipt["prompt_sha256"] == sha(QUESTIONS[question_id].prompt)
-        assert receipt["system_prompt_sha256"] == sha(system_prompt("eu-west"))
+        assert receipt["prompt_sha256"] == sha(DEFAULT.questions[question_id].prompts["en"])
+        assert receipt["system_prompt_sha256"] == sha(DEFAULT.regions["eu-west"].system_prompts["en"])
         assert receipt["answer_sha256"] == sha(answer)
         assert output["attempts"][0]["outcome"] == "ok" and output["tokens"]["prompt"] == 26
     # The server received the regional system prompt exactly once per call, and one question per call.
     for body in model_server.requests:
         assert [m["role"] for m in body["messages"]] == ["system", "user"]
-        assert body["messages"][0]["content"] == system_prompt("eu-west")
+        assert body["messages"][0]["content"] == DEFAULT.regions["eu-west"].system_prompts["en"]
     assert model_server.max_in_flight <= 2 * 2  # two endpoints' worth of routes, two slots each

@@ -22,7 +22,7 @@ import yaml
 from beacon import dlq, kafka
 from beacon.cli.contracts import ASYNCAPI_FILE, CONTRACTS, JSON_DIR
 from beacon.schemas import asyncapi_document as asyncapi
-from beacon.schemas.catalogue import REGIONS
+from beacon.schemas.catalogue import DEFAULT
 from beacon.schemas.cells import cells_of
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import Event, JobExpanded, ProducerInfo, encode
@@ -74,7 +74,7 @@ def deref(node: dict[str, Any]) -> dict[str, Any]:
 def addresses(channel: dict[str, Any], namespace: str) -> list[str]:
     """The topic names a channel stands for: its address with every value of its parameters."""
     names = list(channel.get("parameters", {}))
-    values = [[namespace] if name == "namespace" else deref(channel["parameters"][name])["enum"] for name in names]
+    values = [[namespace] if name == "namespace" else deref(channel["parameters"][name])["examples"] for name in names]
     out = []
     for combination in itertools.product(*values):
         address = channel["address"]
@@ -154,7 +154,7 @@ def test_is_asyncapi_3() -> None:
 def test_channels_are_exactly_the_declared_topics(namespace: str | None) -> None:
     """Every topic beacon/topics.py creates is one channel's address, and every address is a created topic."""
     settings = Settings.from_env({"BEACON_TOPIC_NAMESPACE": namespace} if namespace else {})
-    created = [spec.name for spec in declared(settings)]
+    created = [spec.name for spec in declared(settings, DEFAULT.regions)]
     described = [a for channel in CHANNELS.values() for a in addresses(channel, settings.topic_namespace)]
     assert len(set(described)) == len(described), "two channels describe the same topic"
     assert sorted(created) == sorted(described)
@@ -165,7 +165,7 @@ def test_channels_are_exactly_the_declared_topics(namespace: str | None) -> None
 def test_parameters_are_the_settings_and_the_catalogue() -> None:
     parameters = COMPONENTS["parameters"]
     assert parameters["namespace"]["default"] == Settings.from_env({}).topic_namespace
-    assert parameters["region"]["enum"] == list(REGIONS)
+    assert parameters["region"]["examples"] == list(DEFAULT.regions)
     for cid, channel in CHANNELS.items():
         placeholders = set(re.findall(r"\{(\w+)\}", channel["address"]))
         assert placeholders == set(channel.get("parameters", {})), cid
@@ -173,7 +173,7 @@ def test_parameters_are_the_settings_and_the_catalogue() -> None:
 
 def test_topic_policies_are_the_declared_ones() -> None:
     settings = Settings.from_env({"BEACON_TOPIC_PARTITIONS": "7"})
-    for spec in declared(settings):
+    for spec in declared(settings, DEFAULT.regions):
         kafka_binding = CHANNELS[channel_of(spec.name)]["bindings"]["kafka"]
         config = kafka_binding["topicConfiguration"]
         # min.insync.replicas depends on the replication factor, so the document describes it in prose.
@@ -199,7 +199,7 @@ def test_the_expanded_topics_and_only_they_are_compacted() -> None:
 
 def test_dead_letter_topics_have_one_partition_and_carry_dead_letters() -> None:
     settings = Settings.from_env({})
-    for spec in declared(settings):
+    for spec in declared(settings, DEFAULT.regions):
         channel = CHANNELS[channel_of(spec.name)]
         is_dlq = spec.name.endswith(".dlq")
         assert (list(channel["messages"]) == [asyncapi.DEAD_LETTER]) == is_dlq, spec.name
@@ -259,7 +259,7 @@ def test_every_consumer_group_dead_letters_where_its_topic_has_a_dlq() -> None:
 def test_group_ids_are_the_ones_the_services_join() -> None:
     groups = Settings.from_env({}).groups
     expected = {groups.recorder, groups.dlq_replay}
-    expected |= {groups.expander(r) for r in REGIONS} | {groups.runner(r) for r in REGIONS}
+    expected |= {groups.expander(r) for r in DEFAULT.regions} | {groups.runner(r) for r in DEFAULT.regions}
     documented = {
         example
         for op in OPERATIONS.values()
@@ -310,9 +310,9 @@ def _events() -> list[Any]:
     out: list[Any] = []
     for questions in (["math_basic", "taiwan_status"], []):
         spec = JobSpec(
-            job_id=f"job-{len(questions)}", questions=questions, models=["mistral-7b"], regions=[*REGIONS][:2]
+            job_id=f"job-{len(questions)}", questions=questions, models=["mistral-7b"], regions=[*DEFAULT.regions][:2]
         )
-        job = job_submitted(spec, now=NOW, default_deadline_seconds=60, producer=PRODUCER)
+        job = job_submitted(spec, DEFAULT, now=NOW, default_deadline_seconds=60, producer=PRODUCER)
         region = job.regions[0].id
         cells = expand.cells(job, region, PRODUCER)
         done = JobExpanded(
@@ -351,7 +351,8 @@ def test_the_execution_key_pattern_is_the_events_key() -> None:
     key = against(message_pointer("ExecutionCompleted", "bindings", "kafka", "key"))
     for example in asyncapi.EXECUTION_KEY["examples"]:
         assert key.is_valid(example)
-    assert any(example.endswith("|") for example in asyncapi.EXECUTION_KEY["examples"]), "the no-question form"
+    assert any("||" in example for example in asyncapi.EXECUTION_KEY["examples"]), "the no-question form"
+    assert any(example.count("|") == 3 for example in asyncapi.EXECUTION_KEY["examples"]), "from before languages"
     assert not key.is_valid("job|eu-west|mistral-7b")  # three parts
 
 
@@ -381,7 +382,7 @@ def test_dead_letter_headers_are_what_kafka_dead_letter_writes() -> None:
         async def send_and_wait(self, topic: str, value: Any, key: Any = None, headers: Any = None) -> None:
             sent.append((topic, value, key, headers))
 
-    source = Topics("beacon").work(next(iter(REGIONS)))
+    source = Topics("beacon").work(next(iter(DEFAULT.regions)))
     record = SimpleNamespace(topic=source, partition=3, offset=1234, key=b"k|e|y|", value=b"\x00not json")
     long_error = "x" * (asyncapi.MAX_ERROR_HEADER_CHARS + 1000)
     fake: Any = Producer()

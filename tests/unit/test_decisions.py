@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from beacon.schemas.catalogue import DEFAULT
 from beacon.schemas.classify import CLASSIFIER_VERSION, classify
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import ProducerInfo
@@ -20,7 +21,9 @@ PRODUCER = ProducerInfo(service="test", instance="t1")
 
 def job(questions: list[str], models: list[str], regions: list[str]):
     spec = JobSpec(job_id="j", questions=questions, models=models, regions=regions)
-    return job_submitted(spec, now=datetime(2026, 1, 1, tzinfo=UTC), default_deadline_seconds=60, producer=PRODUCER)
+    return job_submitted(
+        spec, DEFAULT, now=datetime(2026, 1, 1, tzinfo=UTC), default_deadline_seconds=60, producer=PRODUCER
+    )
 
 
 def test_expand_gives_models_times_questions_for_the_region_only() -> None:
@@ -34,14 +37,14 @@ def test_expand_gives_models_times_questions_for_the_region_only() -> None:
     ]
     assert {c.region.id for c in cells} == {"eu-west"}
     assert expand.cells(j, "asia-pacific", PRODUCER) == []
-    assert cells[0].key == "j|eu-west|mistral-7b|math_basic"
+    assert cells[0].key == "j|eu-west|mistral-7b|math_basic|en" and cells[0].language == "en"
     assert cells[0].region.system_prompt.endswith("multiple perspectives.") and cells[0].deadline == j.deadline
 
 
 def test_expand_without_questions_gives_one_cell_per_model() -> None:
     cells = expand.cells(job([], ["mistral-7b", "llama3.2-1b"], ["us-east"]), "us-east", PRODUCER)
     assert [(c.model.id, c.question) for c in cells] == [("mistral-7b", None), ("llama3.2-1b", None)]
-    assert cells[0].probe_prompt and cells[0].key == "j|us-east|mistral-7b|"
+    assert cells[0].probe_prompt and cells[0].key == "j|us-east|mistral-7b||en"
 
 
 @pytest.mark.parametrize(
@@ -97,7 +100,7 @@ def test_job_status_is_derived(expected: int, counts: dict[str, int], status: st
 
 def test_parse_spec_lists_every_problem() -> None:
     with pytest.raises(InvalidJob) as info:
-        parse_spec(b'{"questions": ["x"], "models": [], "regions": ["us-east", "us-east"]}')
+        parse_spec(b'{"questions": ["x"], "models": [], "regions": ["us-east", "us-east"]}', DEFAULT)
     assert info.value.problems == [
         "questions[0]: unknown question id 'x'; known: math_basic, geography_basic, identity_basic, "
         "tiananmen_neutral, taiwan_status, hongkong_2019, greatest_invention, greatest_leader",

@@ -23,8 +23,9 @@ def test_without_a_file_everything_is_simulated() -> None:
     ("text", "message"),
     [
         ("[defaults\n", "not valid TOML"),
-        ('[regions.mars."mistral-7b"]\nprovider = "simulated"\n', "regions.mars: unknown region"),
-        ('[regions.us-east."gpt-9"]\nprovider = "simulated"\n', "regions.us-east.gpt-9: unknown model"),
+        # Any id the catalogue may hold is accepted (runners do not read the catalogue), but not a non-id.
+        ('[regions."mars base"."mistral-7b"]\nprovider = "simulated"\n', "regions.mars base: not a region id"),
+        ('[regions.us-east."gpt 9"]\nprovider = "simulated"\n', "regions.us-east.gpt 9: not a model id"),
         (
             '[regions.us-east."mistral-7b"]\nprovider = "ollama"\n',
             "provider 'ollama' needs both `endpoint` and `model`",

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from beacon.cli.contracts import CONTRACTS, JSON_DIR, OPENAPI_DIR, openapi_documents, render
-from beacon.schemas.catalogue import MODELS, QUESTIONS, REGIONS, system_prompt
+from beacon.schemas.catalogue import DEFAULT
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import ProducerInfo, execution_key, parse_event
 from beacon.services.submitter.decide import job_submitted
@@ -33,16 +33,18 @@ def test_committed_openapi_matches_the_apps(name: str) -> None:
 
 
 def test_catalogue_facts() -> None:
-    assert len(QUESTIONS) == 8 and len(MODELS) == 3 and len(REGIONS) == 3
-    assert QUESTIONS["math_basic"].prompt == "What is 2+2?"
-    assert [r.display for r in REGIONS.values()] == ["US", "EU", "ASIA"]
-    assert system_prompt("us-east").startswith("You are a helpful, honest, and harmless AI assistant based in the US.")
-    assert "based in Asia." in system_prompt("asia-pacific")
+    assert len(DEFAULT.questions) == 8 and len(DEFAULT.models) == 3 and len(DEFAULT.regions) == 3
+    assert DEFAULT.questions["math_basic"].prompts["en"] == "What is 2+2?"
+    assert [r.display for r in DEFAULT.regions.values()] == ["US", "EU", "ASIA"]
+    us = DEFAULT.regions["us-east"].system_prompts["en"]
+    assert us.startswith("You are a helpful, honest, and harmless AI assistant based in the US.")
+    assert "based in Asia." in DEFAULT.regions["asia-pacific"].system_prompts["en"]
+    assert DEFAULT.languages() == ["en", "zh"] and DEFAULT.label == "seed"
 
 
 def test_job_submitted_round_trips_through_bytes() -> None:
     spec = JobSpec(job_id="j1", questions=["math_basic"], models=["mistral-7b"], regions=["eu-west"])
-    event = job_submitted(spec, now=NOW, default_deadline_seconds=60, producer=PRODUCER)
+    event = job_submitted(spec, DEFAULT, now=NOW, default_deadline_seconds=60, producer=PRODUCER)
     assert parse_event(event.model_dump_json().encode()) == event
     assert event.deadline == datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
     assert event.probe_prompt is None
@@ -50,16 +52,18 @@ def test_job_submitted_round_trips_through_bytes() -> None:
 
 def test_no_question_job_carries_its_probe_prompt() -> None:
     spec = JobSpec(questions=[], models=["mistral-7b"], regions=["eu-west"])
-    event = job_submitted(spec, now=NOW, default_deadline_seconds=60, producer=PRODUCER)
+    event = job_submitted(spec, DEFAULT, now=NOW, default_deadline_seconds=60, producer=PRODUCER)
     assert event.probe_prompt and event.expected_executions == 1 and event.job_id.startswith("job-")
 
 
 def test_spec_hash_tells_specs_apart() -> None:
     a = JobSpec(job_id="j", questions=["math_basic"], models=["mistral-7b"], regions=["eu-west"])
     b = a.model_copy(update={"regions": ["us-east"]})
-    ea, eb = (job_submitted(s, now=NOW, default_deadline_seconds=60, producer=PRODUCER) for s in (a, b))
+    ea, eb = (job_submitted(s, DEFAULT, now=NOW, default_deadline_seconds=60, producer=PRODUCER) for s in (a, b))
     assert ea.spec_sha256 != eb.spec_sha256
-    assert ea.spec_sha256 == job_submitted(a, now=NOW, default_deadline_seconds=9, producer=PRODUCER).spec_sha256
+    assert (
+        ea.spec_sha256 == job_submitted(a, DEFAULT, now=NOW, default_deadline_seconds=9, producer=PRODUCER).spec_sha256
+    )
 
 
 @pytest.mark.parametrize(
@@ -75,12 +79,17 @@ def test_spec_hash_tells_specs_apart() -> None:
 )
 def test_events_that_do_not_fit_are_rejected(mutate) -> None:
     spec = JobSpec(job_id="j1", questions=["math_basic"], models=["mistral-7b"], regions=["eu-west"])
-    data = json.loads(job_submitted(spec, now=NOW, default_deadline_seconds=60, producer=PRODUCER).model_dump_json())
+    data = json.loads(
+        job_submitted(spec, DEFAULT, now=NOW, default_deadline_seconds=60, producer=PRODUCER).model_dump_json()
+    )
     mutate(data)
     with pytest.raises(ValidationError):
         parse_event(json.dumps(data).encode())
 
 
 def test_execution_key() -> None:
-    assert execution_key("j", "us-east", "m", "q") == "j|us-east|m|q"
-    assert execution_key("j", "us-east", "m", None) == "j|us-east|m|"
+    assert execution_key("j", "us-east", "m", "q", "en") == "j|us-east|m|q|en"
+    assert execution_key("j", "us-east", "m", None, "zh") == "j|us-east|m||zh"
+    # Events from before languages keep their four-part keys (and so their partitions).
+    assert execution_key("j", "us-east", "m", "q", None) == "j|us-east|m|q"
+    assert execution_key("j", "us-east", "m", None, None) == "j|us-east|m|"

@@ -16,6 +16,7 @@ class ModelCall:
     prompt: str  # one question per call
     params: GenerationParams
     category: str | None = None  # the question's category; real providers ignore it, `simulated` uses it
+    region_display: str | None = None  # the region's display name, from the cell; likewise only for `simulated`
 
 
 @dataclass

@@ -74,8 +74,8 @@ def endpoint_url(endpoint: object, path: str) -> str:
     return str(url.copy_with(path=base + path))
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: either a number of seconds or an HTTP date."""
+def retry_after_seconds(value: str | None, clock: Callable[[], datetime] = now) -> float | None:
+    """Retry-After as seconds: either a number of seconds or an HTTP date (measured from `clock()`)."""
     if not value:
         return None
     try:
@@ -88,7 +88,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - clock()).total_seconds())
 
 
 def check_status(response: httpx.Response, body: str) -> None:
@@ -179,6 +179,7 @@ async def with_retries(
     route: Route,
     attempt_once: Callable[[], Awaitable[Reply]],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rand: Callable[[], float] = random.random,
 ) -> ProviderResult:
     attempts: list[Attempt] = []
     timed_out = False
@@ -215,6 +216,6 @@ async def with_retries(
         )
         if not error.failure.transient or number == route.max_attempts:
             break
-        wait = error.retry_after if error.retry_after is not None else backoff(route, number)
+        wait = error.retry_after if error.retry_after is not None else backoff(route, number, rand)
         await sleep(min(wait, route.backoff_max_s))
     return ProviderResult("timeout" if timed_out else "failed", None, attempts)

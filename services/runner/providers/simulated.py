@@ -74,7 +74,7 @@ class SimulatedProvider:
         started = now()
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        answer = decide(call.model_id, self.region_display, call.category, call.prompt)
+        answer = decide(call.model_id, call.region_display or self.region_display, call.category, call.prompt)
         attempt = Attempt(number=1, started_at=started, completed_at=now(), outcome="ok")
         return ProviderResult(
             status="completed", answer=answer, attempts=[attempt], provider_model=f"simulated/{call.model_id}"

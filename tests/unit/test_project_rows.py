@@ -1,0 +1,231 @@
+"""rows_of (services/recorder/project.py): consumed records → the rows of the read model, plus poison.
+
+Records are real aiokafka ConsumerRecords with the bytes a producer would have written. What is checked:
+the values in each column (beacon/projection.py's order), the source record kept index for index beside
+each row, and what becomes poison (to be dead-lettered) and why.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+
+from beacon import kafka
+from beacon.projection import EXECUTION_COLUMNS, JOB_COLUMNS, JOB_REGION_COLUMNS
+from beacon.schemas import results
+from beacon.schemas.cells import cells_of
+from beacon.schemas.events import (
+    AnswerEdits,
+    Attempt,
+    GenerationParams,
+    JobExpanded,
+    JobSubmitted,
+    ModelRef,
+    ProducerInfo,
+    QuestionText,
+    RegionRef,
+    encode,
+)
+from beacon.services.recorder.project import Rows, execution_row, job_row, rows_of
+from beacon.services.runner import expand
+
+JOBS, EXECUTIONS = "ns.jobs.submitted", "ns.executions.completed"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+RUNNER = ProducerInfo(service="runner", region="eu-west", instance="r1")
+JOB = JobSubmitted(
+    producer=ProducerInfo(service="submitter", instance="s1"),
+    job_id="j1",
+    questions=[QuestionText(id="math_basic", category="control", prompt="What is 2+2?")],
+    models=[ModelRef(id="mistral-7b", name="Mistral 7B")],
+    regions=[RegionRef(id="eu-west", display="EU", system_prompt="Serving Europe.")],
+    params=GenerationParams(temperature=0.1, max_tokens=500),
+    submitted_at=T0,
+    deadline=T0 + timedelta(seconds=60),
+    expected_executions=1,
+    spec_sha256="a" * 64,
+)
+
+
+def record(topic: str, offset: int, value: bytes | None, key: bytes | None = None, partition: int = 0):
+    return ConsumerRecord(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        timestamp=1_767_225_600_000 + offset,
+        timestamp_type=0,
+        key=key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key or b""),
+        serialized_value_size=len(value or b""),
+        headers=(),
+    )
+
+
+def completed(answer: str = "4", **extra: object):
+    [cell] = cells_of(JOB)
+    asked = results.Asked.of_job(JOB, cell)
+    attempt = Attempt(number=1, started_at=T0, completed_at=T0 + timedelta(seconds=2), outcome="ok", http_status=200)
+    return results.result(
+        asked,
+        producer=RUNNER,
+        provider="simulated",
+        status="completed",
+        answer=answer,
+        attempts=[attempt],
+        started_at=T0,
+        completed_at=T0 + timedelta(seconds=2),
+        **extra,
+    )
+
+
+def test_a_good_execution_becomes_one_row_in_column_order() -> None:
+    event = completed()
+    source = record(EXECUTIONS, 7, encode(event), event.key.encode())
+    rows = rows_of([source])
+    assert rows.jobs == [] and rows.poison == [] and rows.job_sources == []
+    assert rows.execution_sources == [source]
+    [row] = rows.executions
+    assert len(row) == len(EXECUTION_COLUMNS)
+    by_column = dict(zip(EXECUTION_COLUMNS, row, strict=True))
+    named = ("job_id", "region", "model_id", "question_id", "provider", "provider_model", "status")
+    assert {k: by_column[k] for k in (*named, "classification", "classifier_version", "answer")} == {
+        "job_id": "j1",
+        "region": "eu-west",
+        "model_id": "mistral-7b",
+        "question_id": "math_basic",
+        "provider": "simulated",
+        "provider_model": None,
+        "status": "completed",
+        "classification": "answered",
+        "classifier_version": event.classification.classifier_version,
+        "answer": "4",
+    }
+    assert by_column["event_id"] == event.event_id
+    assert (by_column["started_at"], by_column["completed_at"]) == (T0, T0 + timedelta(seconds=2))
+    output = json.loads(by_column["output"])
+    assert set(output) == {"classification", "attempts", "tokens", "producer"}  # the optional ones left out
+    assert output["producer"] == {"service": "runner", "region": "eu-west", "instance": "r1"}
+    receipt = json.loads(by_column["receipt"])
+    assert receipt["prompt_sha256"] == results.sha256("What is 2+2?")
+    assert receipt["answer_sha256"] == results.sha256("4")
+
+
+def test_answer_edits_are_kept_in_output_only_when_set() -> None:
+    edits = AnswerEdits(truncated=True, replaced_characters=0, original_chars=9, original_sha256="ab" * 32)
+    event = completed(edits=edits)
+    [row] = rows_of([record(EXECUTIONS, 0, encode(event))]).executions
+    output = json.loads(row[EXECUTION_COLUMNS.index("output")])
+    assert set(output) == {"classification", "attempts", "tokens", "producer", "answer_edits"}
+    assert output["answer_edits"]["truncated"] is True
+
+
+def test_a_duplicate_within_a_batch_gives_two_rows_each_with_its_own_source() -> None:
+    """rows_of does not deduplicate: the table's unique index keeps the first (store.py). It must keep
+    both rows and their sources aligned, so a refused row is dead-lettered as the right record."""
+    event = completed()
+    first, again = record(EXECUTIONS, 3, encode(event)), record(EXECUTIONS, 4, encode(event))
+    rows = rows_of([first, again])
+    assert rows.executions == [execution_row(event), execution_row(event)]
+    assert rows.execution_sources == [first, again]
+    assert rows.poison == []
+
+
+def test_a_job_submitted_becomes_a_job_row() -> None:
+    source = record(JOBS, 0, encode(JOB), b"j1")
+    rows = rows_of([source])
+    assert rows.executions == [] and rows.poison == []
+    assert rows.job_sources == [source]
+    [row] = rows.jobs
+    assert row == job_row(JOB)
+    by_column = dict(zip(JOB_COLUMNS, row, strict=True))
+    assert by_column["job_id"] == "j1"
+    assert by_column["spec_sha256"] == JOB.spec_sha256 and by_column["expected_executions"] == 1
+    assert (by_column["submitted_at"], by_column["deadline"]) == (T0, T0 + timedelta(seconds=60))
+    assert json.loads(by_column["spec"])["questions"][0]["prompt"] == "What is 2+2?"
+    assert by_column["event_id"] == JOB.event_id
+
+
+def test_an_expansion_becomes_a_job_region_row() -> None:
+    done = JobExpanded(
+        producer=RUNNER, job_id="j1", region="eu-west", spec_sha256=JOB.spec_sha256, cells=1, providers={"m": "x"}
+    )
+    source = record("ns.jobs.expanded.eu-west", 0, encode(done), b"j1")
+    rows = rows_of([source])
+    assert rows.executions == [] and rows.jobs == [] and rows.poison == []
+    assert rows.job_region_sources == [source]
+    [row] = rows.job_regions
+    by_column = dict(zip(JOB_REGION_COLUMNS, row, strict=True))
+    assert (by_column["job_id"], by_column["region"], by_column["cells"]) == ("j1", "eu-west", 1)
+    assert by_column["spec_sha256"] == JOB.spec_sha256 and json.loads(by_column["providers"]) == {"m": "x"}
+
+
+CELL = expand.cells(JOB, "eu-west", RUNNER)[0]
+POISON = [
+    pytest.param(b"not json at all", "not a valid event", id="garbage"),
+    pytest.param(b"", "not a valid event", id="empty"),
+    pytest.param(None, "not a valid event", id="tombstone"),
+    pytest.param(
+        b'{"event_type": "ExecutionCompleted", "schema_version": 1}', "not a valid event", id="fields-missing"
+    ),
+    pytest.param(
+        encode(completed()).replace(b'"schema_version":1', b'"schema_version":99'),
+        "not a valid event",
+        id="unknown-schema-version",
+    ),
+    pytest.param(b"\xff\xfe\x00binary", "not a valid event", id="binary"),
+    pytest.param(b"{" + b" " * kafka.MAX_EVENT_BYTES + b"}", "exceeds the 1000000-byte limit", id="too-large"),
+    pytest.param(encode(CELL), f"CellScheduled does not belong on {EXECUTIONS}", id="cell-on-executions"),
+]
+
+
+@pytest.mark.parametrize(("value", "why"), POISON)
+def test_what_cannot_be_a_row_is_poison_with_the_reason(value: bytes | None, why: str) -> None:
+    source = record(EXECUTIONS, 11, value)
+    rows = rows_of([source])
+    assert rows.executions == [] and rows.jobs == [] and rows.execution_sources == [] and rows.job_sources == []
+    [(poisoned, reason)] = rows.poison
+    assert poisoned is source
+    assert why in reason
+
+
+def test_a_mixed_batch_keeps_consumption_order_and_sources_index_for_index() -> None:
+    good, other = completed("4"), completed("Four.")
+    batch = [
+        record(JOBS, 0, encode(JOB)),
+        record(EXECUTIONS, 0, b"junk", partition=2),
+        record(EXECUTIONS, 1, encode(good), partition=2),
+        record(JOBS, 1, encode(CELL)),  # a wrong event type on the jobs topic
+        record(EXECUTIONS, 2, encode(other), partition=2),
+    ]
+    rows = rows_of(batch)
+    assert rows.executions == [execution_row(good), execution_row(other)]
+    assert rows.execution_sources == [batch[2], batch[4]]
+    assert rows.jobs == [job_row(JOB)] and rows.job_sources == [batch[0]]
+    assert [r for r, _ in rows.poison] == [batch[1], batch[3]]
+    assert f"CellScheduled does not belong on {JOBS}" in rows.poison[1][1]
+
+
+def test_rows_extend_concatenates_every_list_in_order() -> None:
+    a = rows_of([record(JOBS, 0, encode(JOB)), record(EXECUTIONS, 0, b"x")])
+    b = rows_of([record(EXECUTIONS, 1, encode(completed()))])
+    merged = Rows()
+    merged.extend(a)
+    merged.extend(b)
+    assert merged.jobs == a.jobs and merged.job_sources == a.job_sources
+    assert merged.executions == b.executions and merged.execution_sources == b.execution_sources
+    assert merged.poison == a.poison and len(merged.poison) == 1
+
+
+def test_no_records_no_rows() -> None:
+    assert rows_of([]) == Rows()
+
+
+def test_event_ids_survive_as_uuids() -> None:
+    event = completed()
+    [row] = rows_of([record(EXECUTIONS, 0, encode(event))]).executions
+    assert isinstance(row[-1], uuid.UUID) and row[-1] == event.event_id
