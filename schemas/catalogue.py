@@ -41,7 +41,7 @@ _ID = re.compile(ID_PATTERN)
 
 
 def is_language(code: str) -> bool:
-    match = _LANGUAGE.match(code)
+    match = _LANGUAGE.fullmatch(code)
     return bool(match) and match.group(1) in ISO_639_1
 
 
@@ -110,24 +110,45 @@ class _Lines:
         return next((i for i, line in enumerate(self.lines) if pattern.match(line)), None)
 
     def of(self, section: str, name: str | None = None, key: str | None = None) -> int | None:
-        start = self._header(section, name) if name is not None else self._header_plain(section)
+        start = self._start(section, name)
         if start is None:
             return None
-        if key is None:
-            return start + 1
+        return (self._key(start, key) if key is not None else None) or start + 1
+
+    def _start(self, section: str, name: str | None) -> int | None:
+        return self._header(section, name) if name is not None else self._header_plain(section)
+
+    def _key(self, start: int, key: str) -> int | None:
+        """The line of `key` (or of a dotted key under it) within the table opened at `start`."""
         key_pattern = re.compile(rf"^\s*{re.escape(key)}\s*[.=]")
         for i in range(start + 1, len(self.lines)):
             if self.lines[i].lstrip().startswith("["):
                 break
             if key_pattern.match(self.lines[i]):
                 return i + 1
-        return start + 1
+        return None
 
     def _header_plain(self, section: str) -> int | None:
         pattern = re.compile(rf"^\s*\[\s*{section}\s*\]")
         return next((i for i, line in enumerate(self.lines) if pattern.match(line)), None)
 
+    def texts(self, section: str, name: str | None, key: str) -> Callable[[str | None], int | None]:
+        """The line of `key.<lang>` in a table; else of `key`; else of the table's header."""
+
+        def line_of(lang: str | None) -> int | None:
+            start = self._start(section, name)
+            if start is None:
+                return None
+            exact = self._key(start, f"{key}.{lang}") if lang is not None else None
+            return exact or self._key(start, key) or start + 1
+
+        return line_of
+
     def top(self, key: str) -> int | None:
+        table = re.compile(rf"^\s*\[\s*{re.escape(key)}\s*[.\]]")  # a misspelt section: [regoins.x]
+        found = next((i + 1 for i, line in enumerate(self.lines) if table.match(line)), None)
+        if found is not None:
+            return found
         pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
         for i, line in enumerate(self.lines):
             if line.lstrip().startswith("["):
@@ -146,19 +167,25 @@ class _Problems:
         self.found.append(f"line {line}: {place}: {message}" if line else f"{place}: {message}")
 
 
-def _texts(raw: Any, place: str, line: int | None, problems: _Problems, required: str | None) -> dict[str, str]:
-    """A table language → text: known codes, no blank text, the required (default) language present."""
+def _texts(
+    raw: Any, place: str, line_of: Callable[[str | None], int | None], problems: _Problems, required: str | None
+) -> dict[str, str]:
+    """A table language → text: known codes, no blank text, the required (default) language present.
+    `line_of(lang)` is the line of that language's entry (None: of the table)."""
+    line = line_of(None)
     if not isinstance(raw, dict) or not raw:
         problems.add(line, place, 'must be a table of language = text, e.g. en = "…"')
         return {}
     out: dict[str, str] = {}
     for lang, text in raw.items():
         if not is_language(lang):
-            problems.add(line, f"{place}.{lang}", f"unknown language code {lang!r} (ISO 639-1, like en, zh, zh-TW)")
+            problems.add(
+                line_of(lang), f"{place}.{lang}", f"unknown language code {lang!r} (ISO 639-1, like en, zh, zh-TW)"
+            )
         elif not isinstance(text, str) or not text.strip():
-            problems.add(line, f"{place}.{lang}", "must be a text that is not empty")
+            problems.add(line_of(lang), f"{place}.{lang}", "must be a text that is not empty")
         elif len(text) > MAX_TEXT_CHARS:
-            problems.add(line, f"{place}.{lang}", f"is {len(text)} characters; at most {MAX_TEXT_CHARS}")
+            problems.add(line_of(lang), f"{place}.{lang}", f"is {len(text)} characters; at most {MAX_TEXT_CHARS}")
         else:
             out[lang] = text
     if required is not None and required not in raw:
@@ -183,7 +210,7 @@ def _entries(data: dict[str, Any], section: str, problems: _Problems) -> dict[st
     out = {}
     for ident, table in raw.items():
         line = problems.where.of(section, ident)
-        if not _ID.match(ident):
+        if not _ID.fullmatch(ident):
             problems.add(
                 line,
                 f"{section}.{ident}",
@@ -225,20 +252,22 @@ def parse(text: str, source: str = "(text)") -> Catalogue:
         )
     else:
         _unknown_keys(probe_table, {"prompts"}, "probe", partial(where.of, "probe", None), problems)
-        probe = _texts(probe_table.get("prompts"), "probe.prompts", where.of("probe", key="prompts"), problems, default)
+        probe = _texts(
+            probe_table.get("prompts"), "probe.prompts", where.texts("probe", None, "prompts"), problems, default
+        )
 
     questions = {}
     for ident, table in _entries(data, "questions", problems).items():
         place = f"questions.{ident}"
         _unknown_keys(table, {"category", "prompts", "notes"}, place, partial(where.of, "questions", ident), problems)
         category = table.get("category")
-        if not isinstance(category, str) or not _ID.match(category):
+        if not isinstance(category, str) or not _ID.fullmatch(category):
             problems.add(where.of("questions", ident, "category"), f"{place}.category", "must be a slug, e.g. control")
         notes = table.get("notes")
         if notes is not None and not isinstance(notes, str):
             problems.add(where.of("questions", ident, "notes"), f"{place}.notes", "must be a text")
         prompts = _texts(
-            table.get("prompts"), f"{place}.prompts", where.of("questions", ident, "prompts"), problems, default
+            table.get("prompts"), f"{place}.prompts", where.texts("questions", ident, "prompts"), problems, default
         )
         questions[ident] = Question(ident, str(category), prompts, notes if isinstance(notes, str) else None)
 
@@ -265,7 +294,7 @@ def parse(text: str, source: str = "(text)") -> Catalogue:
         system = _texts(
             table.get("system_prompts"),
             f"{place}.system_prompts",
-            where.of("regions", ident, "system_prompts"),
+            where.texts("regions", ident, "system_prompts"),
             problems,
             default,
         )

@@ -169,6 +169,7 @@ def problems_with(spec: JobSpec, catalogue: Catalogue) -> list[str]:
             problems.append(f"questions[{i}]: ad-hoc id {q.id!r} is a catalogue question; choose another id")
     if problems:
         return problems
+    missing: dict[tuple[int, str], list[str]] = {}  # (question index, language) → regions asking it so
     for region in spec.regions:
         for lang in spec.languages_of(region, catalogue.default_language):
             if lang not in catalogue.regions[region].system_prompts:
@@ -178,7 +179,12 @@ def problems_with(spec: JobSpec, catalogue: Catalogue) -> list[str]:
             for i, q in enumerate(spec.questions):
                 texts = catalogue.questions[q].prompts if isinstance(q, str) else ad_hoc_prompts(q, catalogue)
                 if lang not in texts:
-                    problems.append(f"questions[{i}]: {spec.question_ids()[i]!r} has no {lang!r} prompt")
+                    missing.setdefault((i, lang), []).append(region)
+    for (i, lang), regions in missing.items():
+        problems.append(
+            f"questions[{i}]: {spec.question_ids()[i]!r} has no {lang!r} prompt (asked in {lang!r} by "
+            f"{', '.join(regions)})"
+        )
     return sorted(set(problems), key=problems.index)
 
 

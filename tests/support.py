@@ -69,6 +69,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "BEACON_LOG_FORMAT": "json",
         "BEACON_HTTP_PORT": str(settings.http_port),
         "BEACON_RECORDER_PORT": str(settings.recorder_port),
+        "BEACON_CATALOGUE_FILE": str(settings.catalogue_file or ""),
         **extra,
     }
 

@@ -28,8 +28,10 @@ def demo(settings: Settings, timeout: float) -> None:
 
     spec = parse_spec(DEMO_JOB.read_bytes(), settings.catalogue)
     submitted = asyncio.run(submit_once(settings, spec))
+    catalogue = settings.catalogue
     print(
-        f"3/4 submitted {submitted.job_id}: {len(spec.questions)} questions × {len(spec.models)} models × "
+        f"3/4 submitted {submitted.job_id} (catalogue {catalogue.describe()}, asked in {catalogue.default_language}):"
+        f" {len(spec.questions)} questions × {len(spec.models)} models × "
         f"{len(spec.regions)} regions = {submitted.expected_executions} executions"
     )
 

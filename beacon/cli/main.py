@@ -203,7 +203,7 @@ def cmd_submitter_api(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_runner(settings: Settings, args: argparse.Namespace) -> None:
     from beacon.services.runner.main import run
 
-    if not re.match(ID_PATTERN, args.region):
+    if not re.fullmatch(ID_PATTERN, args.region):
         raise UserError(f"--region {args.region!r} is not a region id ({ID_DESCRIPTION})")
     try:  # a runner needs no catalogue, but a region nobody can submit to is likely a typo
         known = settings.catalogue

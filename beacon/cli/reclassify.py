@@ -56,7 +56,7 @@ async def reclassify(settings: Settings, judge: Provider | None = None, judge_co
                         continue
                 labels = await asyncio.gather(*(label(e) for e in events))
                 rows = [
-                    (e.job_id, e.region, e.model_id, e.question_id, version, got[0], got[1], e.event_id)
+                    (e.job_id, e.region, e.model_id, e.question_id, e.language, version, got[0], got[1], e.event_id)
                     for e, got in zip(events, labels, strict=True)
                     if got is not None
                 ]

@@ -29,7 +29,7 @@ def load_routing(settings: Settings) -> Routing:
 
 
 async def run(settings: Settings, region: str) -> None:
-    if not re.match(ID_PATTERN, region):  # it names topics and groups; which regions exist, jobs say
+    if not re.fullmatch(ID_PATTERN, region):  # it names topics and groups; which regions exist, jobs say
         raise ValueError(f"--region {region!r} is not a region id ({ID_DESCRIPTION})")
     routing = load_routing(settings)  # a bad routing file stops the runner before it consumes anything
     api_keys = routing.api_keys(region, os.environ)  # so does a missing or malformed API key

@@ -134,11 +134,11 @@ class Routing:
         routes: dict[tuple[str, str], Route] = {}
         for region, models in data.regions.items():
             # Any id the catalogue may hold (runners do not read the catalogue): a slug, as in events.
-            if not _ID.match(region):
+            if not _ID.fullmatch(region):
                 raise RoutingError(f"{source}: regions.{region}: not a region id ({ID_DESCRIPTION})")
             for model_id, fields in models.items():
                 where = f"regions.{region}.{model_id}"
-                if not _ID.match(model_id):
+                if not _ID.fullmatch(model_id):
                     raise RoutingError(f"{source}: {where}: not a model id ({ID_DESCRIPTION})")
                 merged = {**data.defaults.model_dump(exclude_unset=True), **fields}
                 try:

@@ -63,7 +63,7 @@ def test_replay_rebuilds_identical_tables_and_reclassify_calls_no_model(
     [record] = [
         r
         for r in read_all(fault_settings, topics.executions_completed)
-        if r.key == b"replayed|us-east|mistral-7b|tiananmen_neutral"
+        if r.key == b"replayed|us-east|mistral-7b|tiananmen_neutral|en"
     ]
     original = ExecutionCompleted.model_validate_json(record.value)
     old = original.model_copy(

@@ -54,7 +54,7 @@ def decide(model_id: str, region_display: str, category: str | None, prompt: str
         return DEFLECTION
     if model_id == "mistral-7b" and sensitive and region_display == "ASIA":
         return DECLINE
-    if model_id == "llama3.2-1b" and "Tiananmen" in prompt and region_display == "ASIA":
+    if model_id == "llama3.2-1b" and ("Tiananmen" in prompt or "天安门" in prompt) and region_display == "ASIA":
         return DECLINE
     pick, leader = _REGIONAL.get(region_display, ("the wheel", "no single person"))
     template = _ANSWERS.get(prompt, "I am the {model} assistant, simulated by Beacon.")
