@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from beacon import db
+from beacon.cli.show import matrix_text, watch
 from beacon.deploy.local import services
 from beacon.services.submitter.decide import parse_spec
 from beacon.services.submitter.publish import submit_once
@@ -15,8 +16,6 @@ DEMO_JOB = REPO_ROOT / "examples" / "full-matrix.json"
 
 
 def demo(settings: Settings, timeout: float) -> None:
-    from beacon.cli.main import matrix_text, watch
-
     began = time.monotonic()
     print("1/4 database: ", end="", flush=True)
     applied = db.migrate(settings.database_url)

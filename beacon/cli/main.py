@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import sys
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ import psycopg
 from aiokafka.errors import KafkaError
 
 from beacon import db, kafka, logs, redact
+from beacon.cli.show import UserError, counts_text, matrix_text, summary_of, watch, where_text
 from beacon.schemas.catalogue import CatalogueError
 from beacon.schemas.cells import question_token
 from beacon.schemas.ids import ID_DESCRIPTION, ID_PATTERN
@@ -36,10 +36,6 @@ EXIT_UNAVAILABLE = 3
 
 
 T = TypeVar("T")
-
-
-class UserError(Exception):
-    """Wrong input from the user: the message says what and how to fix it."""
 
 
 SHUTDOWN_GRACE_SECONDS = 15.0
@@ -231,60 +227,11 @@ def cmd_reader(settings: Settings, args: argparse.Namespace) -> None:
     run_service(lambda: run(settings))
 
 
-def _summary(settings: Settings, job_id: str, api: str | None = None) -> Any:
-    from beacon.cli.reading import source
-
-    summary = source(settings, api).summary(job_id)
-    if summary is None:
-        raise UserError(f"no job {job_id!r} is recorded (is the recorder running? `make demo` starts it)")
-    return summary
-
-
-def progress_line(summary: Any, width: int = 30) -> str:
-    expected = summary.expected or 0
-    done = min(summary.recorded, expected) if expected else 0
-    filled = int(width * done / expected) if expected else 0
-    counts = " ".join(f"{k}={v}" for k, v in sorted(summary.by_classification.items()))
-    stray = f" (+{summary.stray} stray)" if summary.stray else ""
-    return safe(
-        f"[{'#' * filled}{'.' * (width - filled)}] {summary.recorded}/{summary.expected or '?'} "
-        f"{summary.status or 'unknown'} {counts}{stray}"
-    )
-
-
-def watch(settings: Settings, job_id: str, timeout: float, out: Any = sys.stdout, api: str | None = None) -> Any:
-    """Redraw a progress line until the job has every cell recorded; returns the final summary."""
-    began = time.monotonic()
-    redraw = out.isatty()  # a terminal gets one line redrawn; a log file gets a line per change
-    shown = ""
-    while True:
-        try:
-            summary = _summary(settings, job_id, api)
-        except UserError:
-            summary = None  # not projected yet: the recorder has not seen JobSubmitted
-        line = progress_line(summary) if summary else f"[{'.' * 30}] waiting for {safe(job_id)} to be recorded"
-        if line != shown:
-            print(f"\r{line:<100}" if redraw else line, end="" if redraw else "\n", file=out, flush=True)
-            shown = line
-        if summary and summary.expected and summary.recorded >= summary.expected:
-            if redraw:
-                print(file=out)
-            return summary
-        if time.monotonic() - began > timeout:
-            if redraw:
-                print(file=out)
-            raise TimeoutError(
-                f"{job_id} is not finished after {timeout:.0f} s; are the runners and the recorder running? "
-                "Their logs are in .beacon/logs/."
-            )
-        time.sleep(0.5)
-
-
 def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
     if args.watch:
         summary = watch(settings, args.job_id, args.timeout, api=args.api or settings.api_url)
     else:
-        summary = _summary(settings, args.job_id, args.api or settings.api_url)
+        summary = summary_of(settings, args.job_id, args.api or settings.api_url)
     if args.json:
         print(safe_json(summary.as_json()))
     elif not args.watch:
@@ -301,41 +248,10 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
         )
 
 
-def where_text(summary: Any) -> list[str]:
-    """Which catalogue and languages the job asks with, and, per region, whether a runner has picked it
-    up and which of its models have no route there — visible while the job runs, not at its deadline."""
-    lines = []
-    if summary.catalogue:
-        label = summary.catalogue.get("label") or "unlabelled"
-        lines.append(f"  catalogue: {label} ({summary.catalogue.get('version')})")
-    if summary.languages:
-        lines.append(f"  languages: {', '.join(summary.languages)}")
-    done = summary.status in ("completed", "partial", "failed")
-    for r in summary.regions:
-        if r["picked_up"]:
-            providers = ", ".join(f"{m}→{p}" for m, p in r["providers"].items())
-            lines.append(f"  region {r['region']}: picked up by its runner ({providers})")
-            if r["unrouted"]:
-                lines.append(
-                    f"    no route of their own there: {', '.join(r['unrouted'])} (sent to the routing file's"
-                    " defaults; add regions.<region>.<model> to route them)"
-                )
-        elif not done:
-            lines.append(
-                f"  region {r['region']}: no runner has picked the job up yet"
-                f" (is `beacon runner --region {r['region']}` running?)"
-            )
-    return lines
-
-
-def counts_text(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
-
-
 def cmd_executions(settings: Settings, args: argparse.Namespace) -> None:
     from beacon.cli.reading import DatabaseSource
 
-    _summary(settings, args.job_id)
+    summary_of(settings, args.job_id)
     _, rows = DatabaseSource(settings).grid(args.job_id)
     if args.json:
         print(safe_json(rows))
@@ -352,17 +268,6 @@ def cmd_executions(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_matrix(settings: Settings, args: argparse.Namespace) -> None:
     print(matrix_text(settings, args.job_id, args.api or settings.api_url))
-
-
-def matrix_text(settings: Settings, job_id: str, api: str | None = None) -> str:
-    from beacon.cli.reading import source
-    from beacon.services.reader.matrix import render
-
-    _summary(settings, job_id, api)
-    spec, rows = source(settings, api).grid(job_id)
-    if not spec.get("models"):
-        raise UserError(f"{job_id}: JobSubmitted is not recorded yet, so the grid's shape is unknown")
-    return render(spec, rows)  # escapes every label and cell
 
 
 def cmd_dlq(settings: Settings, args: argparse.Namespace) -> None:
@@ -605,6 +510,14 @@ def main(argv: list[str] | None = None) -> None:
     except (UserError, SettingsError, RoutingError, CatalogueError) as exc:
         print(f"error: {safe(exc, newlines=True)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        first = str(exc).strip().splitlines()[0]
+        print(
+            f"error: the database's tables are missing or older than this Beacon ({first}); run `beacon migrate`"
+            " (or start the recorder, which migrates)",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_UNAVAILABLE)
     except (psycopg.OperationalError, KafkaError, TimeoutError, ConnectionError) as exc:
         if isinstance(exc, KafkaError) and not kafka.is_transient(exc):
             raise
