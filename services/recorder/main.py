@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
@@ -29,6 +30,20 @@ RETRY_MAX_SECONDS = 30.0
 class Batch:
     rows: project.Rows = field(default_factory=project.Rows)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+async def record_lag(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+    """The lag gauge, for the partitions still assigned: a rebalance (a broker lost, a new region's topic
+    found by the pattern) may have taken some away since the fetch, and a metric must never stop the
+    recorder."""
+    for tp in partitions:
+        if tp not in consumer.assignment():
+            continue
+        try:
+            lag = (consumer.highwater(tp) or 0) - await consumer.position(tp)
+        except (AssertionError, IllegalStateError):  # unassigned in between
+            continue
+        metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
 
 
 class Recorder:
@@ -144,9 +159,7 @@ class Recorder:
                     writing = None
                 if decoded is not None:
                     writing = asyncio.ensure_future(self.store(decoded, producer))
-                    for tp in batch:
-                        lag = (consumer.highwater(tp) or 0) - await consumer.position(tp)
-                        metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
+                    await record_lag(consumer, list(batch))
         finally:
             if writing is not None:
                 writing.cancel()  # not committed: the batch is delivered again
