@@ -30,11 +30,15 @@ log = logs.get("beacon.recorder.replay")
 
 # Row fingerprints: every projected column except the surrogate id and the time the row was written.
 _EXEC_ROW = (
-    "concat_ws('|', job_id, region, model_id, quote_nullable(question_id), provider, provider_model, status,"
+    "concat_ws('|', job_id, region, model_id, quote_nullable(question_id), quote_nullable(language), provider,"
+    " provider_model, status,"
     " classification, classifier_version, answer, output::text, receipt::text, started_at, completed_at, event_id)"
 )
-_EXEC_ORDER = "job_id, region, model_id, question_id NULLS FIRST"
-_JOB_ROW = "concat_ws('|', job_id, spec_sha256, expected_executions, submitted_at, deadline, spec::text, event_id)"
+_EXEC_ORDER = "job_id, region, model_id, question_id NULLS FIRST, language NULLS FIRST"  # the cell: a total order
+_JOB_ROW = (
+    "concat_ws('|', job_id, spec_sha256, expected_executions, submitted_at, deadline, spec::text, event_id,"
+    " quote_nullable(catalogue_version))"
+)
 
 
 @dataclass(frozen=True)
