@@ -36,8 +36,9 @@ async def record_lag(consumer: AIOKafkaConsumer, partitions: list[TopicPartition
     """The lag gauge, for the partitions still assigned: a rebalance (a broker lost, a new region's topic
     found by the pattern) may have taken some away since the fetch, and a metric must never stop the
     recorder."""
+    assigned = consumer.assignment()  # once per batch, not once per partition
     for tp in partitions:
-        if tp not in consumer.assignment():
+        if tp not in assigned:
             continue
         try:
             lag = (consumer.highwater(tp) or 0) - await consumer.position(tp)
