@@ -12,11 +12,16 @@ STAMP := $(VENV)/.installed
 system-deps:
 	@bash deploy/system-deps.sh
 
-# Re-install when the dependency list changes.
-$(STAMP): pyproject.toml | system-deps
+# The version of uv that installs everything, read from the one place that pins it (pyproject.toml's dev group).
+UV_VERSION := $(shell sed -n 's/.*"uv==\([0-9.]*\)".*/\1/p' pyproject.toml)
+MEMBERS    := $(wildcard */pyproject.toml services/*/pyproject.toml)
+
+# Re-install when a member's dependencies or the lock change. `uv sync --locked` installs exactly uv.lock
+# (every workspace member editable, and the dev group) and fails if the lock is stale: run `uv lock`.
+$(STAMP): pyproject.toml uv.lock $(MEMBERS) | system-deps
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	@test -x $(VENV)/bin/uv || $(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv sync --quiet --locked --all-packages --python $(PY)
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -58,7 +63,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 schemas: install
-	$(PY) -m beacon.cli.contracts
+	$(PY) -m tools.contracts
 
 clean: down
 	@test -x $(PY) && $(PY) -m beacon.deploy.local clean || true

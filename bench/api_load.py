@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from beacon.settings import Settings
+from beacon.infra.settings import Settings
 
 QUESTIONS, MODELS, REGIONS = 400, 5, 5
 

@@ -44,10 +44,10 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from beacon import kafka
+from beacon.infra import kafka
+from beacon.infra.settings import Settings
+from beacon.recorder.project import rows_of
 from beacon.schemas.events import encode
-from beacon.services.recorder.project import rows_of
-from beacon.settings import Settings
 from bench.workload import events
 
 PARTITIONS = 6

@@ -26,14 +26,14 @@ from typing import Any
 import httpx
 import psycopg
 
-from beacon import db, kafka, topics
 from beacon.deploy.local import kafka as local_kafka
-from beacon.projection import EXECUTION_COLUMNS, columns
+from beacon.infra import db, kafka, topics
+from beacon.infra.projection import EXECUTION_COLUMNS, columns
+from beacon.infra.settings import Settings
+from beacon.recorder import project
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import encode
-from beacon.services.recorder import project
-from beacon.services.submitter.publish import Publisher
-from beacon.settings import Settings
+from beacon.submitter.publish import Publisher
 from bench.workload import events
 
 HERE = Path(__file__).parent
@@ -283,7 +283,7 @@ async def emitted_span(s: Settings, n: int) -> float:
 
 
 def bench_runner(base: Settings, cells: int, latency_ms: int, concurrency: int, out: dict[str, Any]) -> None:
-    from beacon.schemas.catalogue import DEFAULT
+    from beacon.infra.catalogues import DEFAULT
 
     s = fresh(base)
     try:

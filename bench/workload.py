@@ -6,8 +6,9 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from beacon.schemas import results
-from beacon.schemas.catalogue import DEFAULT, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
+from beacon.domain import results
+from beacon.domain.catalogue import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
+from beacon.infra.catalogues import DEFAULT
 from beacon.schemas.events import Attempt, ExecutionCompleted, GenerationParams, ProducerInfo, TokenCounts
 
 WORDS = (

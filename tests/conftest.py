@@ -19,7 +19,7 @@ import pytest
 from beacon.deploy.local import kafka as local_kafka
 from beacon.deploy.local import postgres as local_postgres
 from beacon.deploy.local.proc import StartError
-from beacon.settings import Settings, state_dir
+from beacon.infra.settings import Settings, state_dir
 from tests.support import Infra, isolated
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from beacon.settings import Settings
+from beacon.infra.settings import Settings
 from tests.kafka_tools import wait_for_quiet
 from tests.support import service_env
 

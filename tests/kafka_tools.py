@@ -6,8 +6,8 @@ import asyncio
 
 from aiokafka.structs import ConsumerRecord
 
-from beacon import kafka
-from beacon.settings import Settings
+from beacon.infra import kafka
+from beacon.infra.settings import Settings
 
 
 def _reader(settings: Settings, topic: str) -> kafka.TopicReader:

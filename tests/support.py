@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import psycopg
 
-from beacon import db
-from beacon.settings import Settings
+from beacon.infra import db
+from beacon.infra.settings import Settings
 
 
 @dataclass(frozen=True)

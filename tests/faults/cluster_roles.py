@@ -292,7 +292,7 @@ def coordinator_partition(key: str, partitions: int = 50) -> int:
 def expander_transactional_id(namespace: str, region: str, runner_pid: int, host: str | None = None) -> str:
     """The transactional id of a runner's expander: f"{group}.{instance}" with the group
     f"{namespace}.expander.{region}" and the instance f"expander-{region}@{hostname}:{pid}"
-    (services/runner/expander.py and beacon.kafka.instance_id)."""
+    (services/runner/expander.py and beacon.infra.kafka.instance_id)."""
     return f"{namespace}.expander.{region}.expander-{region}@{host or socket.gethostname()}:{runner_pid}"
 
 

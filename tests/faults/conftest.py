@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from beacon.schemas.catalogue import DEFAULT
-from beacon.settings import Settings
+from beacon.infra.catalogues import DEFAULT
+from beacon.infra.settings import Settings
 from tests.faults.support import FAULT_RUNS, WINDOW
 from tests.harness import Services
 from tests.model_server import ModelServer

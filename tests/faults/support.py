@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from beacon.deploy.local import kafka as local_kafka
-from beacon.schemas.catalogue import DEFAULT
-from beacon.settings import Settings, state_dir
+from beacon.infra.catalogues import DEFAULT
+from beacon.infra.settings import Settings, state_dir
 from tests.model_server import ModelServer
 from tests.support import beacon
 

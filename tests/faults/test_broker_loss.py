@@ -40,10 +40,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from beacon.deploy.local import kafka as local_kafka
 from beacon.deploy.local import postgres as local_postgres
-from beacon.schemas.catalogue import DEFAULT
+from beacon.infra.catalogues import DEFAULT
+from beacon.infra.settings import Settings
+from beacon.infra.topics import declared
 from beacon.schemas.topics import dead_letter_topic
-from beacon.settings import Settings
-from beacon.topics import declared
 from tests.faults import cluster_roles
 from tests.faults.support import WINDOW, free_port_block, private_kafka, record_run, submit, write_routing
 from tests.harness import Services

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from beacon.deploy.local import postgres as local_postgres
-from beacon.schemas.catalogue import DEFAULT
+from beacon.infra.catalogues import DEFAULT
+from beacon.infra.settings import Settings, state_dir
 from beacon.schemas.topics import dead_letter_topic
-from beacon.settings import Settings, state_dir
 from tests.faults.support import WINDOW, calls_from, submit, wait_until, write_routing
 from tests.harness import Services, count_rows, wait_for_rows
 from tests.kafka_tools import message_count, wait_for_quiet

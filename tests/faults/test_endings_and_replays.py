@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from beacon.schemas.classify import CLASSIFIER_VERSION
+from beacon.domain.classify import CLASSIFIER_VERSION
+from beacon.infra.settings import Settings
 from beacon.schemas.events import Classification, ExecutionCompleted
-from beacon.settings import Settings
 from tests.faults.support import submit, write_routing
 from tests.harness import Services, count_rows, wait_for_rows
 from tests.kafka_tools import produce, read_all, wait_for_lag_zero

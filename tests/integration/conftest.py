@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from beacon.schemas.catalogue import DEFAULT
-from beacon.settings import Settings
+from beacon.infra.catalogues import DEFAULT
+from beacon.infra.settings import Settings
 from tests.harness import Services
 from tests.support import free_port
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from beacon.settings import REPO_ROOT, Settings
+from beacon.infra.settings import Settings
+from tests.paths import REPO_ROOT
 from tests.support import service_env
 
 pytestmark = pytest.mark.pipeline

@@ -15,8 +15,8 @@ import httpx
 import psycopg
 import pytest
 
-from beacon.schemas.catalogue import load
-from beacon.settings import Settings
+from beacon.infra.catalogues import load
+from beacon.infra.settings import Settings
 from tests.harness import Services, wait_for_rows
 from tests.kafka_tools import message_count
 from tests.model_server import ModelServer

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from beacon.infra.settings import Settings
 from beacon.schemas.topics import dead_letter_topic
-from beacon.settings import Settings
 from tests.harness import Services, wait_for_rows
 from tests.kafka_tools import produce, read_all
 from tests.support import beacon

@@ -18,9 +18,9 @@ from types import SimpleNamespace
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from beacon import dlq, kafka, topics
+from beacon.infra import dlq, kafka, topics
+from beacon.infra.settings import Settings
 from beacon.schemas.topics import dead_letter_topic
-from beacon.settings import Settings
 from tests.kafka_tools import read_all
 from tests.support import Infra, beacon, isolated, service_env
 

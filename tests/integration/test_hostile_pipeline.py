@@ -19,7 +19,8 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from beacon.schemas.catalogue import DEFAULT
+from beacon.infra.catalogues import DEFAULT
+from beacon.infra.settings import Settings
 from beacon.schemas.events import (
     Attempt,
     Classification,
@@ -30,7 +31,6 @@ from beacon.schemas.events import (
     now,
 )
 from beacon.schemas.topics import dead_letter_topic
-from beacon.settings import Settings
 from tests.harness import Services, wait_for_rows
 from tests.kafka_tools import produce, read_all
 from tests.model_server import Behaviour, ModelServer

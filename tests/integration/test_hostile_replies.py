@@ -15,9 +15,13 @@ from datetime import timedelta
 
 import pytest
 
-from beacon import redact
-from beacon.kafka import MAX_EVENT_BYTES
-from beacon.schemas.catalogue import DEFAULT
+from beacon.infra import redact
+from beacon.infra.catalogues import DEFAULT
+from beacon.infra.kafka import MAX_EVENT_BYTES
+from beacon.providers.ollama import OllamaProvider
+from beacon.providers.openai import OpenAIProvider
+from beacon.providers.routing import Route, Routing, RoutingError
+from beacon.runner.execute import run_cell
 from beacon.schemas.events import (
     CellScheduled,
     ExecutionCompleted,
@@ -29,10 +33,6 @@ from beacon.schemas.events import (
     encode,
     now,
 )
-from beacon.services.runner.execute import run_cell
-from beacon.services.runner.providers.ollama import OllamaProvider
-from beacon.services.runner.providers.openai import OpenAIProvider
-from beacon.services.runner.routing import Route, Routing, RoutingError
 from tests.model_server import Behaviour, ModelServer
 
 KINDS = ["ollama", "openai"]

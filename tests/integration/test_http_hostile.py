@@ -26,17 +26,17 @@ from hypothesis import HealthCheck, settings
 from psycopg.types.json import Jsonb
 from schemathesis import GenerationMode
 
-from beacon import http
-from beacon.cli.contracts import OPENAPI_DIR
-from beacon.schemas.catalogue import DEFAULT
+from beacon.infra import http
+from beacon.infra.catalogues import DEFAULT
+from beacon.infra.settings import Settings
+from beacon.reader.api import create_app as read_api
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import ProducerInfo
-from beacon.services.reader.api import create_app as read_api
-from beacon.services.submitter.decide import job_submitted
-from beacon.services.submitter.http import create_app as submitter_api
-from beacon.settings import Settings
+from beacon.submitter.decide import job_submitted
+from beacon.submitter.http import create_app as submitter_api
 from tests.harness import Services
 from tests.support import Infra, free_port, isolated
+from tools.contracts import OPENAPI_DIR
 
 pytestmark = pytest.mark.pipeline
 
@@ -45,7 +45,7 @@ HEAD_TIMEOUT = 1.0  # the tiny server's; the services' own is http.HEAD_TIMEOUT_
 
 @contextmanager
 def serving(app: Any, **limits: Any) -> Iterator[int]:
-    """`app` behind a real uvicorn server built by beacon.http.server, in a thread; yields its port."""
+    """`app` behind a real uvicorn server built by beacon.infra.http.server, in a thread; yields its port."""
     port = free_port()
     server = http.server(app, "127.0.0.1", port, **limits)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -353,7 +353,7 @@ def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(submitter_port
 def test_a_trickled_body_gets_408(
     submitter_port: int, fuzz_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from beacon.services.submitter import http as submitter_http
+    from beacon.submitter import http as submitter_http
 
     monkeypatch.setattr(submitter_http, "BODY_TIMEOUT_SECONDS", 1.0)
     before = submissions(fuzz_settings)

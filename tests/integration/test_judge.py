@@ -12,9 +12,9 @@ import httpx
 import psycopg
 import pytest
 
-from beacon.schemas.catalogue import DEFAULT
-from beacon.services.runner.judge import JUDGE_VERSION
-from beacon.settings import Settings
+from beacon.infra.catalogues import DEFAULT
+from beacon.infra.settings import Settings
+from beacon.providers.judge import JUDGE_VERSION
 from tests.harness import Services, wait_for_rows
 from tests.model_server import ModelServer
 from tests.support import beacon, free_port, service_env

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from beacon import db
+from beacon.infra import db
 from tests.support import Infra, service_env, with_database
 
 pytestmark = pytest.mark.pipeline

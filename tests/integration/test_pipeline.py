@@ -10,14 +10,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from beacon.settings import REPO_ROOT, Settings
+from beacon.infra.settings import Settings
 from tests.harness import Services, count_rows, wait_for_rows
 from tests.kafka_tools import produce, read_all, wait_for_quiet
+from tests.paths import EXAMPLES
 from tests.support import beacon
 
 pytestmark = pytest.mark.pipeline
 
-EXAMPLES = REPO_ROOT / "examples"
+EXAMPLES = EXAMPLES
 
 
 def submit(settings: Settings, example: str | Path, **overrides: object) -> tuple[str, int]:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from beacon.services.runner.providers.simulated import DEFLECTION
-from beacon.settings import REPO_ROOT, Settings
+from beacon.infra.settings import Settings
+from beacon.providers.simulated import DEFLECTION
 from tests.harness import Services, wait_for_rows
+from tests.paths import EXAMPLES, REPO_ROOT
 from tests.support import beacon
 
 pytestmark = pytest.mark.pipeline
@@ -43,7 +44,7 @@ def test_portal_grid_click_filter_screenshot(settings: Settings, pipeline: Servi
     from playwright.sync_api import sync_playwright
 
     spec = {
-        **json.loads((REPO_ROOT / "examples" / "full-matrix.json").read_text()),
+        **json.loads((EXAMPLES / "full-matrix.json").read_text()),
         "job_id": f"ui-{uuid.uuid4().hex[:8]}",
     }
     assert beacon(settings, "submit", "-", stdin=json.dumps(spec).encode()).returncode == 0

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from beacon.schemas.catalogue import DEFAULT
-from beacon.schemas.classify import classify
+from beacon.domain.classify import classify
+from beacon.infra.catalogues import DEFAULT
+from beacon.providers import Endpoints
+from beacon.providers.base import ModelCall, ProviderResult
+from beacon.providers.ollama import OllamaProvider
+from beacon.providers.openai import OpenAIProvider
+from beacon.providers.routing import Route, Routing
 from beacon.schemas.events import GenerationParams
-from beacon.services.runner.providers import Endpoints
-from beacon.services.runner.providers.base import ModelCall, ProviderResult
-from beacon.services.runner.providers.ollama import OllamaProvider
-from beacon.services.runner.providers.openai import OpenAIProvider
-from beacon.services.runner.routing import Route, Routing
 from tests.model_server import Behaviour, ModelServer
 
 CALL = ModelCall(

@@ -16,13 +16,14 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from beacon.schemas.catalogue import DEFAULT
+from beacon.infra.catalogues import DEFAULT
+from beacon.infra.settings import Settings
+from beacon.providers.simulated import DEFLECTION
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import ProducerInfo
-from beacon.services.runner.providers.simulated import DEFLECTION
-from beacon.services.submitter.decide import job_submitted
-from beacon.settings import REPO_ROOT, Settings
+from beacon.submitter.decide import job_submitted
 from tests.harness import Services, wait_for_rows
+from tests.paths import EXAMPLES
 from tests.support import beacon
 
 pytestmark = pytest.mark.pipeline
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.pipeline
 
 def submit(settings: Settings, example: str, **overrides: object) -> str:
     spec = {
-        **json.loads((REPO_ROOT / "examples" / example).read_text()),
+        **json.loads((EXAMPLES / example).read_text()),
         "job_id": f"api-{uuid.uuid4().hex[:10]}",
         **overrides,
     }

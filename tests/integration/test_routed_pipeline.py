@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from beacon.schemas.catalogue import DEFAULT
-from beacon.settings import Settings
+from beacon.infra.catalogues import DEFAULT
+from beacon.infra.settings import Settings
 from tests.harness import Services, wait_for_rows
 from tests.model_server import ModelServer
 from tests.support import beacon

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from beacon.infra.settings import Settings
 from beacon.schemas.events import JobSubmitted
-from beacon.services.submitter.http import create_app
-from beacon.settings import Settings
+from beacon.submitter.http import create_app
 from tests.kafka_tools import message_count, read_all
 from tests.support import beacon, service_env
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from beacon.services.reader.analysis import Cell, analyse, jaccard_distance, words
+from beacon.reader.analysis import Cell, analyse, jaccard_distance, words
 
 CELLS = [
     # q1 / m1: answered in all three regions

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from beacon.services.runner.providers.base import ProviderResult
-from beacon.services.runner.providers.http import (
+from beacon.providers.base import ProviderResult
+from beacon.providers.http import (
     AttemptFailed,
     Reply,
     backoff,
@@ -25,7 +25,7 @@ from beacon.services.runner.providers.http import (
     retry_after_seconds,
     with_retries,
 )
-from beacon.services.runner.routing import Route
+from beacon.providers.routing import Route
 
 ROUTE = Route(backoff_base_s=0.5, backoff_max_s=30.0, max_attempts=3)
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

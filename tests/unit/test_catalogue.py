@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from beacon.schemas.catalogue import DEFAULT, DEFAULT_FILE, CatalogueError, is_language, load, parse
+from beacon.domain.catalogue import CatalogueError, is_language, parse
+from beacon.infra.catalogues import DEFAULT, DEFAULT_FILE, load
 
 # The seed's texts, as schemas/catalogue.py spelled them before the catalogue became data.
 SEED_QUESTIONS = {

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from beacon.schemas import results
-from beacon.schemas.cells import cell_count, cells_of, missing_cells, question_slots
-from beacon.schemas.classify import CLASSIFIER_VERSION, classify
+from beacon.domain import results
+from beacon.domain.cells import cell_count, cells_of, missing_cells, question_slots
+from beacon.domain.classify import CLASSIFIER_VERSION, classify
 from beacon.schemas.events import (
     ExecutionCompleted,
     GenerationParams,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from beacon.schemas.classify import classify
+from beacon.domain.classify import classify
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 REGRESSION = FIXTURES / "classification.jsonl"

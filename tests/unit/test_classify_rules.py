@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from beacon.schemas.classify import CLASSIFIER_VERSION, classify
-from beacon.schemas.classify_lang import detect_language
+from beacon.domain.classify import CLASSIFIER_VERSION, classify
+from beacon.domain.classify_lang import detect_language
 
 
 @pytest.mark.parametrize(

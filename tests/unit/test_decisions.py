@@ -6,15 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from beacon.schemas.catalogue import DEFAULT
-from beacon.schemas.classify import CLASSIFIER_VERSION, classify
+from beacon.cli.matrix import render
+from beacon.domain.classify import CLASSIFIER_VERSION, classify
+from beacon.domain.status import job_status
+from beacon.infra.catalogues import DEFAULT
+from beacon.providers.simulated import DECLINE, DEFLECTION, decide
+from beacon.runner import expand
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import ProducerInfo
-from beacon.schemas.status import job_status
-from beacon.services.reader.matrix import render
-from beacon.services.runner import expand
-from beacon.services.runner.providers.simulated import DECLINE, DEFLECTION, decide
-from beacon.services.submitter.decide import InvalidJob, job_submitted, parse_spec
+from beacon.submitter.decide import InvalidJob, job_submitted, parse_spec
 
 PRODUCER = ProducerInfo(service="test", instance="t1")
 

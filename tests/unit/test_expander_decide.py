@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from beacon.schemas.cells import cell_count
+from beacon.domain.cells import cell_count
+from beacon.infra.settings import Settings
+from beacon.runner.expander import Expander
 from beacon.schemas.events import (
     CellScheduled,
     GenerationParams,
@@ -24,8 +26,6 @@ from beacon.schemas.events import (
     RegionRef,
     parse_event,
 )
-from beacon.services.runner.expander import Expander
-from beacon.settings import Settings
 
 SETTINGS = Settings.from_env({"BEACON_TOPIC_NAMESPACE": "unit"})
 WORK = "unit.work.eu-west"

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from beacon.projection import CLASSIFICATION_COLUMNS, EXECUTION_COLUMNS, JOB_COLUMNS
+from beacon.infra.projection import CLASSIFICATION_COLUMNS, EXECUTION_COLUMNS, JOB_COLUMNS
 from beacon.schemas.events import CLASSIFICATIONS, EXECUTION_STATUSES
-
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+from tests.paths import MIGRATIONS
 
 
 def checks(column: str) -> list[set[str]]:

@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
-from beacon.schemas import results
-from beacon.schemas.catalogue import DEFAULT, DEFAULT_FILE, Catalogue, parse
-from beacon.schemas.cells import cell_count, cells_of, missing_cells
+from beacon.domain import results
+from beacon.domain.catalogue import Catalogue, parse
+from beacon.domain.cells import cell_count, cells_of, missing_cells
+from beacon.infra.catalogues import DEFAULT, DEFAULT_FILE
+from beacon.runner import expand
 from beacon.schemas.events import (
     GenerationParams,
     JobSubmitted,
@@ -30,15 +32,15 @@ from beacon.schemas.events import (
     execution_key,
     parse_event,
 )
-from beacon.services.runner import expand
-from beacon.services.submitter.decide import InvalidJob, job_submitted, parse_spec, spec_sha256
+from beacon.submitter.decide import InvalidJob, job_submitted, parse_spec, spec_sha256
+from tests.paths import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 PRODUCER = ProducerInfo(service="test", instance="t1")
 RECORDER = ProducerInfo(service="recorder", instance="deadlines")
-FULL_MATRIX: dict[str, Any] = json.loads((ROOT / "examples" / "full-matrix.json").read_text())
-AD_HOC_EXAMPLE: dict[str, Any] = json.loads((ROOT / "examples" / "ad-hoc.json").read_text())
+FULL_MATRIX: dict[str, Any] = json.loads((EXAMPLES / "full-matrix.json").read_text())
+AD_HOC_EXAMPLE: dict[str, Any] = json.loads((EXAMPLES / "ad-hoc.json").read_text())
 ALL_REGIONS = ["us-east", "eu-west", "asia-pacific"]
 SMALL = {"questions": ["math_basic", "taiwan_status"], "models": ["mistral-7b"], "regions": ["us-east", "asia-pacific"]}
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from beacon.providers.base import ModelCall, ProviderResult
+from beacon.providers.judge import JUDGE_VERSION, RUBRIC, judge_call, parse_verdict, verdict
 from beacon.schemas.events import Attempt, Failure, now
-from beacon.services.runner.judge import JUDGE_VERSION, RUBRIC, judge_call, parse_verdict, verdict
-from beacon.services.runner.providers.base import ModelCall, ProviderResult
 
 
 @pytest.mark.parametrize(

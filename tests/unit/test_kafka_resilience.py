@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiokafka import errors
 
-from beacon import kafka
+from beacon.infra import kafka
 
 
 @pytest.mark.parametrize(

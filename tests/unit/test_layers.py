@@ -47,7 +47,7 @@ def imports(path: Path) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            # `from beacon.schemas import results` imports beacon.schemas.results
+            # `from beacon.domain import results` imports beacon.domain.results
             found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
     return found
 
@@ -84,18 +84,18 @@ def test_dependencies_point_one_way() -> None:
     ("source", "target", "allowed"),
     [
         ("beacon.schemas.events", "pydantic", True),
-        ("beacon.schemas.results", "beacon.schemas.classify", True),
-        ("beacon.schemas.events", "beacon.settings", False),  # the domain knows no infrastructure
-        ("beacon.kafka", "beacon.schemas.events", True),
-        ("beacon.kafka", "beacon.services.recorder.store", False),
-        ("beacon.services.recorder.main", "beacon.kafka", True),
-        ("beacon.services.recorder.replay", "beacon.services.runner.judge", False),  # no service imports another
-        ("beacon.services.reader.api", "beacon.services.recorder.store", False),
-        ("beacon.services.runner.worker", "beacon.services.runner.execute", True),
-        ("beacon.services.runner.main", "beacon.cli.main", False),
-        ("beacon.deploy.local.services", "beacon.services.runner.main", False),
-        ("beacon.deploy.local.kafka", "beacon.settings", True),
-        ("beacon.cli.main", "beacon.services.runner.routing", True),
+        ("beacon.domain.results", "beacon.domain.classify", True),
+        ("beacon.schemas.events", "beacon.infra.settings", False),  # the domain knows no infrastructure
+        ("beacon.infra.kafka", "beacon.schemas.events", True),
+        ("beacon.infra.kafka", "beacon.recorder.store", False),
+        ("beacon.recorder.main", "beacon.infra.kafka", True),
+        ("beacon.recorder.replay", "beacon.providers.judge", False),  # no service imports another
+        ("beacon.reader.api", "beacon.recorder.store", False),
+        ("beacon.runner.worker", "beacon.runner.execute", True),
+        ("beacon.runner.main", "beacon.cli.main", False),
+        ("beacon.deploy.local.services", "beacon.runner.main", False),
+        ("beacon.deploy.local.kafka", "beacon.infra.settings", True),
+        ("beacon.cli.main", "beacon.providers.routing", True),
         ("beacon.cli.demo", "beacon.deploy.local.services", True),
     ],
 )
@@ -105,5 +105,5 @@ def test_the_rule_itself(source: str, target: str, allowed: bool) -> None:
 
 def test_module_names_follow_the_package_mapping() -> None:
     assert module_name(ROOT / "schemas" / "events.py") == "beacon.schemas.events"
-    assert module_name(ROOT / "services" / "reader" / "__init__.py") == "beacon.services.reader"
+    assert module_name(ROOT / "services" / "reader" / "__init__.py") == "beacon.reader"
     assert module_name(ROOT / "beacon" / "cli" / "main.py") == "beacon.cli.main"

@@ -62,7 +62,7 @@ def test_the_wheel_holds_only_beacon_and_every_source_file(tmp_path: Path) -> No
     (site / "schemas").mkdir()
     (site / "schemas" / "__init__.py").write_text("WHO = 'somebody else'\n")
     probe = (
-        "import schemas, beacon.schemas.events, beacon.services.reader.api, beacon.cli.main;"
+        "import schemas, beacon.schemas.events, beacon.reader.api, beacon.cli.main;"
         "print(schemas.WHO, beacon.schemas.events.__file__)"
     )
     out = subprocess.run(

@@ -14,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from beacon import kafka
-from beacon.projection import EXECUTION_COLUMNS, JOB_COLUMNS, JOB_REGION_COLUMNS
-from beacon.schemas import results
-from beacon.schemas.cells import cells_of
+from beacon.domain import results
+from beacon.domain.cells import cells_of
+from beacon.infra import kafka
+from beacon.infra.projection import EXECUTION_COLUMNS, JOB_COLUMNS, JOB_REGION_COLUMNS
+from beacon.recorder.project import Rows, execution_row, job_row, rows_of
+from beacon.runner import expand
 from beacon.schemas.events import (
     AnswerEdits,
     Attempt,
@@ -30,8 +32,6 @@ from beacon.schemas.events import (
     RegionRef,
     encode,
 )
-from beacon.services.recorder.project import Rows, execution_row, job_row, rows_of
-from beacon.services.runner import expand
 
 JOBS, EXECUTIONS = "ns.jobs.submitted", "ns.executions.completed"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

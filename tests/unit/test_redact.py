@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from beacon import redact
+from beacon.infra import redact
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from beacon.services.runner.routing import Routing, RoutingError
-from beacon.settings import REPO_ROOT
+from beacon.providers.routing import Routing, RoutingError
+from tests.paths import REPO_ROOT
 
 
 def test_example_routing_file_is_valid() -> None:

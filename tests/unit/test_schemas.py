@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from beacon.cli.contracts import CONTRACTS, JSON_DIR, OPENAPI_DIR, openapi_documents, render
-from beacon.schemas.catalogue import DEFAULT
+from beacon.infra.catalogues import DEFAULT
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import ProducerInfo, execution_key, parse_event
-from beacon.services.submitter.decide import job_submitted
+from beacon.submitter.decide import job_submitted
+from tools.contracts import CONTRACTS, JSON_DIR, OPENAPI_DIR, openapi_documents, render
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PRODUCER = ProducerInfo(service="test", instance="t1")

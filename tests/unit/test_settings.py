@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from beacon.settings import Settings, SettingsError
+from beacon.infra.settings import Settings, SettingsError
 
 
 def test_defaults_and_overrides() -> None:

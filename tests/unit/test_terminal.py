@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beacon.http import bounded
-from beacon.services.reader.matrix import render
-from beacon.terminal import safe, safe_json
+from beacon.cli.matrix import render
+from beacon.infra.http import bounded
+from beacon.infra.terminal import safe, safe_json
 
 UNSAFE = {
     *map(chr, range(0x00, 0x20)),

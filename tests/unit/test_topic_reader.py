@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from aiokafka.structs import ConsumerRecord, OffsetAndTimestamp, TopicPartition
 
-from beacon import kafka
+from beacon.infra import kafka
 
 A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
 

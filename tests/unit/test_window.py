@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from aiokafka.structs import TopicPartition
 
-from beacon.services.runner.worker import Window
+from beacon.runner.worker import Window
 
 P0, P1, P2 = (TopicPartition("ns.work.us-east", p) for p in range(3))
 DONE, PENDING, DEAD_LETTERED = "done", "pending", "dead-lettered"

@@ -1,0 +1,556 @@
+"""The `beacon` command: every service's entrypoint and the user's tools, one subcommand each."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from aiokafka.errors import KafkaError
+
+from beacon.cli.show import UserError, counts_text, matrix_text, summary_of, watch, where_text
+from beacon.domain.catalogue import CatalogueError
+from beacon.domain.cells import question_token
+from beacon.infra import db, kafka, logs, redact
+from beacon.infra.settings import Settings, SettingsError
+from beacon.infra.terminal import safe, safe_json
+from beacon.providers.routing import RoutingError
+from beacon.schemas.ids import ID_DESCRIPTION, ID_PATTERN
+
+SERVICES = ("runner", "recorder", "reader", "submitter-api")
+API_HELP = (
+    "read through the reader's API at this URL (e.g. http://127.0.0.1:8080; default BEACON_API_URL)"
+    " instead of the database"
+)
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 3
+
+
+T = TypeVar("T")
+
+
+SHUTDOWN_GRACE_SECONDS = 15.0
+
+
+def run_service(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a long-lived service until SIGTERM/SIGINT, then stop its clients cleanly — within a grace
+    period. If clean-up hangs (a Kafka client leaving its group mid-rebalance can), exit anyway: every
+    service commits only after its effects are durable, so an abrupt exit is as safe as a crash."""
+
+    async def guarded() -> None:
+        task = asyncio.ensure_future(main())
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            task.cancel()
+            loop.call_later(SHUTDOWN_GRACE_SECONDS, hard_exit)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    def hard_exit() -> None:
+        print(
+            f"clean shutdown took over {SHUTDOWN_GRACE_SECONDS:.0f} s; exiting without it "
+            "(safe: uncommitted work is delivered again)",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(1)
+
+    # Objects alive after start-up (modules, settings, clients) never die: keep them out of the garbage
+    # collector's full passes, which otherwise stall a busy service for tens of milliseconds at a time.
+    gc.freeze()
+    asyncio.run(guarded())
+
+
+# --- subcommands ----------------------------------------------------------------------------------
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    applied = db.migrate(settings.database_url)
+    print(f"applied {', '.join(applied)}" if applied else "database is up to date")
+
+
+def cmd_catalogue(settings: Settings, args: argparse.Namespace) -> None:
+    """validate [FILE] | list | show ID — the catalogue in use (BEACON_CATALOGUE_FILE, or the default)."""
+    from beacon.infra import catalogues
+
+    if args.action == "validate":
+        path = Path(args.target) if args.target else settings.catalogue_file or catalogues.DEFAULT_FILE
+        c = catalogues.load(path)  # CatalogueError: every problem with its line, exit 2
+        print(
+            f"{path}: valid — {c.describe()}: {len(c.questions)} questions, {len(c.models)} models, "
+            f"{len(c.regions)} regions; languages {', '.join(c.languages())}"
+        )
+        return
+    c = settings.catalogue
+    if args.action == "list":
+        print(safe(f"catalogue {c.describe()} from {c.source}; default language {c.default_language}"))
+        print("questions:")
+        for q in c.questions.values():
+            print(safe(f"  {q.id:<22} {q.category:<22} [{', '.join(q.prompts)}]  {q.prompts[c.default_language]}"))
+        print("models:")
+        for m in c.models.values():
+            print(safe(f"  {m.id:<22} {m.name}"))
+        print("regions:")
+        for r in c.regions.values():
+            print(safe(f"  {r.id:<22} {r.display:<10} system prompt in [{', '.join(r.system_prompts)}]"))
+        return
+    ident = args.target
+    if not ident:
+        raise UserError("beacon catalogue show ID: give a question, model or region id (see `beacon catalogue list`)")
+    found = [
+        (kind, table[ident])
+        for kind, table in (("question", c.questions), ("model", c.models), ("region", c.regions))
+        if ident in table
+    ]
+    if not found:
+        raise UserError(f"{ident!r} is no question, model or region of catalogue {c.describe()}")
+    for kind, entry in found:
+        print(safe(f"{kind} {ident} (catalogue {c.describe()})"))
+        for name, value in entry.__dict__.items():
+            if isinstance(value, dict):
+                for lang, text in value.items():
+                    print(safe(f"  {name}.{lang}: {text}", newlines=True))
+            elif name != "id" and value is not None:
+                print(safe(f"  {name}: {value}"))
+
+
+def waiting_for_kafka(settings: Settings) -> Callable[[str, float], None]:
+    """Tells the person at the terminal what a command is waiting for while Kafka is unavailable."""
+
+    def say(error: str, seconds: float) -> None:
+        print(
+            f"waiting for Kafka at {settings.kafka_bootstrap_servers} ({safe(error)}); trying again in "
+            f"{seconds:.1f} s, for up to {settings.kafka_wait_seconds} s (BEACON_KAFKA_WAIT_SECONDS)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return say
+
+
+def with_kafka(settings: Settings, op: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a command's Kafka work, starting it again while the cluster is unavailable (each of these
+    commands is safe to repeat), for up to BEACON_KAFKA_WAIT_SECONDS, saying what it waits for."""
+    return asyncio.run(
+        kafka.retrying("Kafka", op, give_up_after_s=settings.kafka_wait_seconds, on_wait=waiting_for_kafka(settings))
+    )
+
+
+def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.submitter.decide import InvalidJob, parse_spec
+    from beacon.submitter.publish import JobConflict, submit_once
+
+    source = "stdin" if args.file == "-" else args.file
+    if args.file == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise UserError(f"{args.file}: no such file (give a JSON job spec; see examples/)")
+        raw = path.read_bytes()
+    try:
+        spec = parse_spec(raw, settings.catalogue)
+    except InvalidJob as exc:
+        from beacon.infra.http import bounded
+
+        problems = "\n".join(f"  {p}" for p in bounded(exc.problems))
+        raise UserError(f"{source}: invalid job spec:\n{problems}") from None
+    try:
+        submitted = asyncio.run(submit_once(settings, spec, on_wait=waiting_for_kafka(settings)))
+    except JobConflict as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(safe_json(submitted.as_json()))
+    elif submitted.already_submitted:
+        print(f"{submitted.job_id} was already submitted with this spec; nothing new will run")
+    else:
+        print(f"submitted {submitted.job_id}: {submitted.expected_executions} executions expected")
+        print(f"follow it with: beacon status {submitted.job_id} --watch")
+
+
+def cmd_submitter_api(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.infra import http
+    from beacon.submitter.http import create_app
+
+    settings.catalogue  # noqa: B018 - an invalid catalogue stops it here, with its problems, before it serves
+
+    # Head deadline, keep-alive, concurrency and head-size limits: beacon/http.py.
+    server = http.server(create_app(settings), args.host, args.port)
+    server.run()
+    if not server.started:
+        raise UserError(f"the submitter API did not start on {args.host}:{args.port} (the reason is above)")
+
+
+def cmd_runner(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.runner.main import run
+
+    if not re.fullmatch(ID_PATTERN, args.region):
+        raise UserError(f"--region {args.region!r} is not a region id ({ID_DESCRIPTION})")
+    try:  # a runner needs no catalogue, but a region nobody can submit to is likely a typo
+        known = settings.catalogue
+        if args.region not in known.regions:
+            print(
+                f"warning: region {args.region!r} is not in the catalogue {known.describe()};"
+                f" known: {', '.join(known.regions)}",
+                file=sys.stderr,
+            )
+    except CatalogueError:
+        pass
+    run_service(lambda: run(settings, args.region))
+
+
+def cmd_recorder(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.recorder.main import Recorder
+
+    run_service(Recorder(settings).run)
+
+
+def cmd_reader(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.reader.main import run
+
+    settings.catalogue  # noqa: B018 - an invalid catalogue stops it here, with its problems, before it serves
+    run_service(lambda: run(settings))
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
+    if args.watch:
+        summary = watch(settings, args.job_id, args.timeout, api=args.api or settings.api_url)
+    else:
+        summary = summary_of(settings, args.job_id, args.api or settings.api_url)
+    if args.json:
+        print(safe_json(summary.as_json()))
+    elif not args.watch:
+        print(safe(f"job {summary.job_id}: {summary.status or 'unknown (JobSubmitted not recorded yet)'}"))
+        print(safe(f"  expected {summary.expected}, recorded {summary.recorded}"))
+        print(safe(f"  by status: {counts_text(summary.by_status)}"))
+        print(safe(f"  by classification: {counts_text(summary.by_classification)}"))
+        for line in where_text(summary):
+            print(safe(line))
+    if summary.stray and not args.json:
+        print(
+            safe(f"  stray: {summary.stray} result(s) for cells that are not in the job's spec (not counted above;")
+            + " `beacon executions` lists them)"
+        )
+
+
+def cmd_executions(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.cli.reading import DatabaseSource
+
+    summary_of(settings, args.job_id)
+    _, rows = DatabaseSource(settings).grid(args.job_id)
+    if args.json:
+        print(safe_json(rows))
+        return
+    for r in rows:
+        # Every field is escaped: the answer is a model's reply, the ids and names come from events.
+        answer = safe((r["answer"] or "").replace("\n", " ")[:70])
+        stray = "" if r["in_spec"] else "  [stray: not a cell of the job's spec]"
+        print(
+            f"{safe(r['region']):<13} {safe(r['model_id']):<13} {safe(question_token(r['question_id'])):<19} "
+            f"{safe(r['status']):<9} {safe(r['classification']):<9} {safe(r['provider']):<9} {answer}{stray}"
+        )
+
+
+def cmd_matrix(settings: Settings, args: argparse.Namespace) -> None:
+    print(matrix_text(settings, args.job_id, args.api or settings.api_url))
+
+
+def cmd_dlq(settings: Settings, args: argparse.Namespace) -> None:
+    if args.action == "list":  # printed as it is read: a second try would print it twice, so it is not retried
+        asyncio.run(dlq_list(settings, args.json))
+    else:
+        with_kafka(settings, lambda: dlq_replay(settings, args.dry_run))
+
+
+async def dlq_list(settings: Settings, as_json: bool) -> None:
+    """Each dead letter is printed as it is read (a JSON array is streamed too): any number fits."""
+    from beacon.infra import dlq
+
+    count = 0
+    async for d in dlq.list_all(settings):
+        if as_json:
+            print("[" if count == 0 else ",", safe_json(d.as_json()), flush=False)
+        else:
+            row = d.as_json()
+            print(
+                safe(f"{row['dlq']}  from {row['source']}  by {d.consumer}")
+                + "\n    "
+                + safe(d.first_error_line[:160])
+                + f"\n    {row['bytes']} bytes: "
+                + safe(repr(row["preview"]))
+            )
+        count += 1
+    if as_json:
+        print("[]" if count == 0 else "]")
+    elif count == 0:
+        print("no dead letters")
+
+
+async def dlq_replay(settings: Settings, dry_run: bool) -> None:
+    from beacon.infra import dlq
+
+    counts = {"sent": 0, "would-send": 0, "duplicate": 0, "unreplayable": 0}
+    async for r in dlq.replay(settings, dry_run=dry_run):
+        counts[r.outcome] += 1
+        if r.outcome in ("sent", "would-send"):
+            note = f"; {r.why}" if r.why else ""
+            print(safe(f"  {r.letter.source_text}  ({r.letter.first_error_line[:100]}){note}"))
+        elif r.outcome == "unreplayable":
+            print(safe(f"  not re-sent: {r.letter.dlq_where}: {r.why}"))
+    verb = "would re-send" if dry_run else "re-sent"
+    print(f"{verb} {counts['would-send' if dry_run else 'sent']} message(s) to their source topics")
+    if counts["duplicate"]:
+        print(f"{counts['duplicate']} dead letter(s) were copies of a message already re-sent")
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
+    from datetime import datetime
+
+    from beacon.recorder.replay import ReplayRefused, rebuild, reproject
+
+    if args.since is None:
+        try:
+            report = with_kafka(settings, lambda: rebuild(settings, allow_fewer=args.allow_fewer))
+        except ReplayRefused as exc:
+            raise UserError(str(exc)) from None
+        print(f"replayed {report.events} events from the beginning into fresh tables, then swapped them in")
+        print(f"executions  before: {report.old_executions}\n            after:  {report.new_executions}")
+        print(f"jobs        before: {report.old_jobs}\n            after:  {report.new_jobs}")
+        print(
+            "identical: the rebuilt tables match the old ones"
+            if report.identical
+            else "DIFFERENT: the rebuilt tables (now live) differ from the old ones"
+        )
+        return
+    try:
+        since = datetime.fromisoformat(args.since)
+    except ValueError:
+        raise UserError(f"--since {args.since!r} is not an ISO time such as 2026-11-27T10:00:00+00:00") from None
+    if since.tzinfo is None:
+        raise UserError(f"--since {args.since!r} needs a time zone, e.g. {args.since}+00:00")
+    if args.allow_fewer:
+        raise UserError("--allow-fewer goes with a full rebuild; --since never removes rows")
+    done = with_kafka(settings, lambda: reproject(settings, since))
+    print(f"re-projected {done.events} events from {since.isoformat()} into the live tables (earlier rows kept)")
+    print(f"inserted: {done.executions_inserted} executions, {done.jobs_inserted} jobs; refused: {done.refused}")
+    print(f"executions  before: {done.before}\n            after:  {done.after}")
+
+
+def cmd_reclassify(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.recorder.reclassify import reclassify
+
+    if not args.judge:
+        report = with_kafka(settings, lambda: reclassify(settings))
+        calls = "model calls: 0"
+    else:
+        report, calls = with_kafka(settings, lambda: _reclassify_with_judge(settings))
+    print(
+        f"{report.version}: {report.examined} answers re-read from the log, {report.classified} newly labelled, "
+        f"{report.changed} differ from the recorded classification; {calls}"
+    )
+    if report.transitions:
+        print("recorded label → this version's label, cells:")
+        for (old, new), n in sorted(report.transitions.items()):
+            print(f"  {old:>8} → {new:<8} {n}{'' if old == new else '   changed'}")
+
+
+async def _reclassify_with_judge(settings: Settings) -> tuple[Any, str]:
+    import os
+
+    from beacon.providers import Endpoints
+    from beacon.providers.routing import Routing
+    from beacon.recorder.reclassify import reclassify
+
+    if settings.routing_file is None:
+        raise UserError("--judge needs BEACON_ROUTING_FILE naming a routing file with a [judge] route")
+    routing = Routing.from_file(settings.routing_file)
+    if routing.judge is None:
+        raise UserError(f"{settings.routing_file} has no [judge] route (see deploy/routing.example.toml)")
+    keys = routing.api_keys(None, os.environ)
+    for key in keys.values():
+        redact.remember(key)
+    endpoints = Endpoints(routing, "-", "-", keys)
+    judge = endpoints.judge()
+    assert judge is not None
+    calls = Counted(judge.provider)
+    try:
+        report = await reclassify(settings, judge=calls, judge_concurrency=routing.judge.concurrency)
+    finally:
+        await endpoints.close()
+    return report, f"judge calls: {calls.calls}, answering-model calls: 0"
+
+
+class Counted:
+    """A provider that counts its calls, so the command can say how many the judge was asked."""
+
+    def __init__(self, provider: Any) -> None:
+        self.provider = provider
+        self.name = provider.name
+        self.endpoint = provider.endpoint
+        self.max_answer_chars = provider.max_answer_chars
+        self.calls = 0
+
+    async def call(self, call: Any) -> Any:
+        self.calls += 1
+        return await self.provider.call(call)
+
+
+def cmd_example(settings: Settings, args: argparse.Namespace) -> None:
+    """The job specs and catalogue shipped with the CLI: list them, or print one to use or edit."""
+    from importlib import resources
+
+    folder = resources.files("beacon.cli").joinpath("examples")
+    names = sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith((".json", ".toml")))
+    if args.name is None:
+        for name in names:
+            print(name)
+        return
+    match = [p for p in folder.iterdir() if p.name in (args.name, f"{args.name}.json")]
+    if not match:
+        raise UserError(f"no example {args.name!r}; the examples: {', '.join(names)}")
+    sys.stdout.write(match[0].read_text(encoding="utf-8"))
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.cli.demo import demo
+
+    demo(settings, timeout=args.timeout)
+
+
+# --- wiring ---------------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="beacon", description="Questions × models × regions, one record per cell.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("migrate", help="apply database migrations (idempotent)").set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("catalogue", help="the questions, models and regions jobs may name: validate, list, show")
+    s.add_argument("action", choices=["validate", "list", "show"])
+    s.add_argument("target", nargs="?", help="validate: a catalogue file (default: the one in use); show: an id")
+    s.set_defaults(func=cmd_catalogue)
+
+    s = sub.add_parser("submit", help="validate a job spec (JSON file, or - for stdin) and emit JobSubmitted")
+    s.add_argument("file")
+    s.add_argument("--json", action="store_true", help='print {"job_id": …, "expected_executions": …}')
+    s.set_defaults(func=cmd_submit)
+
+    s = sub.add_parser("submitter-api", help="serve POST /jobs")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8081)
+    s.set_defaults(func=cmd_submitter_api)
+
+    s = sub.add_parser("runner", help="run the cells of jobs for one region")
+    s.add_argument("--region", required=True)
+    s.set_defaults(func=cmd_runner)
+
+    sub.add_parser("recorder", help="project events into PostgreSQL; the deadline clock").set_defaults(
+        func=cmd_recorder
+    )
+    sub.add_parser("reader", help="serve the read API and the portal from the projection").set_defaults(func=cmd_reader)
+
+    s = sub.add_parser("status", help="a job's expected vs recorded executions and its derived status")
+    s.add_argument("job_id")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--watch", action="store_true", help="show a progress bar until every cell is recorded")
+    s.add_argument("--timeout", type=float, default=600.0, help="with --watch: give up after this many seconds")
+    s.add_argument("--api", default=None, help=API_HELP)
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("executions", help="a job's recorded executions")
+    s.add_argument("job_id")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_executions)
+
+    s = sub.add_parser("matrix", help="a job's grid: questions × (model, region), answered/refused per cell")
+    s.add_argument("job_id")
+    s.add_argument("--api", default=None, help=API_HELP)
+    s.set_defaults(func=cmd_matrix)
+
+    s = sub.add_parser("dlq", help="dead letters: list them, or replay them to their source topic after a fix")
+    s.add_argument("action", choices=["list", "replay"])
+    s.add_argument("--json", action="store_true", help="with list: one JSON array")
+    s.add_argument("--dry-run", action="store_true", help="with replay: say what would be re-sent, send nothing")
+    s.set_defaults(func=cmd_dlq)
+
+    s = sub.add_parser("replay", help="rebuild a projection from the topics into fresh tables, then swap them in")
+    s.add_argument("projection", choices=["recorder"])
+    s.add_argument(
+        "--since",
+        help="ISO time with zone: re-project the events at or after it into the live tables, keeping every row",
+    )
+    s.add_argument(
+        "--allow-fewer",
+        action="store_true",
+        help="full rebuild only: swap in the rebuilt tables even if they hold fewer rows than the live ones",
+    )
+    s.set_defaults(func=cmd_replay)
+
+    s = sub.add_parser("reclassify", help="re-derive classifications of recorded answers with the current classifier")
+    s.add_argument(
+        "--judge", action="store_true", help="ask the routing file's [judge] model instead (answering models: never)"
+    )
+    s.set_defaults(func=cmd_reclassify)
+
+    s = sub.add_parser("example", help="list the example job specs, or print one (beacon example single > job.json)")
+    s.add_argument("name", nargs="?", help="an example's name, from `beacon example`")
+    s.set_defaults(func=cmd_example)
+
+    s = sub.add_parser("demo", help="start everything locally, run the 8 × 3 × 3 job, print its matrix")
+    s.add_argument("--timeout", type=float, default=300.0)
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command in SERVICES:
+            logs.configure(settings.log_format)
+        else:  # a person's command: show only what went wrong, not the services' chatter
+            logs.configure("console", level=logging.WARNING, library_level=logging.ERROR)
+        args.func(settings, args)
+    except (UserError, SettingsError, RoutingError, CatalogueError) as exc:
+        print(f"error: {safe(exc, newlines=True)}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        first = str(exc).strip().splitlines()[0]
+        print(
+            f"error: the database's tables are missing or older than this Beacon ({first}); run `beacon migrate`"
+            " (or start the recorder, which migrates)",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_UNAVAILABLE)
+    except (psycopg.OperationalError, KafkaError, TimeoutError, ConnectionError) as exc:
+        if isinstance(exc, KafkaError) and not kafka.is_transient(exc):
+            raise
+        hint = ""
+        if isinstance(exc, KafkaError):
+            hint = (
+                f"\nKafka at {settings.kafka_bootstrap_servers} was unavailable for longer than "
+                f"{settings.kafka_wait_seconds} s; start it with `make up`, set KAFKA_BOOTSTRAP_SERVERS, or "
+                "wait longer with BEACON_KAFKA_WAIT_SECONDS"
+            )
+        print(f"error: {safe(exc, newlines=True)}{hint}", file=sys.stderr)
+        sys.exit(EXIT_UNAVAILABLE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,1 +1,0 @@
-"""How Beacon's pieces start: locally (deploy/local) and, later, per region."""

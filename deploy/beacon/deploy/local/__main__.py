@@ -1,0 +1,111 @@
+"""`python -m beacon.deploy.local up|down|status|clean` — what `make up`, `make down` and `make clean` run.
+
+up starts PostgreSQL and Kafka (each only if not already running, and only if DATABASE_URL /
+KAFKA_BOOTSTRAP_SERVERS do not already name a server of yours), waits until both answer, and writes
+`.beacon/env` with the two sourceable lines the services and tests read. clean deletes what lives outside
+`.beacon/` (as root, PostgreSQL's cluster); `make clean` then deletes `.beacon/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from beacon.deploy.local import kafka, postgres, services
+from beacon.deploy.local.proc import StartError, read_pid
+from beacon.infra.settings import state_dir
+
+
+def up() -> None:
+    state = state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+
+    db_url = os.environ.get("DATABASE_URL")
+    if db_url:
+        print(f"PostgreSQL: using DATABASE_URL from the environment ({db_url.split('@')[-1]})")
+    else:
+        cluster = postgres.PostgresCluster(state)
+        was_running = cluster.running()
+        cluster.start()
+        db_url = postgres.url()
+        print(f"PostgreSQL: {'already running' if was_running else 'started'} on 127.0.0.1:{postgres.port()}")
+        if cluster.outside:
+            print(
+                f"  as root, it runs as postgres: data, sockets and log in {cluster.home} (owned by postgres; "
+                f"{cluster.link} points there, `make clean` deletes it)"
+            )
+
+    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    extra = ""
+    if servers:
+        print(f"Kafka: using KAFKA_BOOTSTRAP_SERVERS from the environment ({servers})")
+        if not kafka.metadata_ok(servers):
+            raise StartError(f"Kafka at {servers} does not answer a metadata request")
+    else:
+        cluster = kafka.KafkaCluster(state, kafka.brokers())
+        other = kafka.KafkaCluster(state, 4 - cluster.nodes)  # the 1-node and 3-node layouts share ports
+        if other.running_nodes():
+            raise StartError(f"a {other.nodes}-node Kafka from an earlier `make up` is running; `make down` first")
+        was_running = cluster.running()
+        seconds = cluster.start()
+        servers = cluster.bootstrap
+        how = "already running" if was_running else f"started in {seconds:.1f} s"
+        print(
+            f"Kafka {kafka.KAFKA_VERSION} (KRaft, {cluster.nodes} node{'s' * (cluster.nodes > 1)}): {how} on {servers}"
+        )
+        extra = f"BEACON_REPLICATION_FACTOR={cluster.replication_factor}\n"
+
+    (state / "env").write_text(f"KAFKA_BOOTSTRAP_SERVERS={servers}\nDATABASE_URL={db_url}\n{extra}")
+    print(f"Ready in {time.monotonic() - began:.1f} s; wrote {state / 'env'} (source it, or let `beacon` read it).")
+
+
+def down() -> None:
+    state = state_dir()
+    stopped = services.stop_all(state)
+    if stopped:
+        print(f"Stopped Beacon services: {', '.join(stopped)}")
+    stopped_kafka = [kafka.KafkaCluster(state, n).stop() for n in (1, 3)]
+    print("Kafka: stopped" if any(stopped_kafka) else "Kafka: was not running")
+    print("PostgreSQL: stopped" if postgres.PostgresCluster(state).stop() else "PostgreSQL: was not running")
+
+
+def status() -> None:
+    state = state_dir()
+    for cluster in (kafka.KafkaCluster(state, 1), kafka.KafkaCluster(state, 3)):
+        for node in range(1, cluster.nodes + 1):
+            pid = read_pid(cluster.pidfile(node))
+            if pid:
+                with open(f"/proc/{pid}/status") as f:
+                    rss_kib = next((int(line.split()[1]) for line in f if line.startswith("VmRSS")), 0)
+                print(
+                    f"Kafka node {node}/{cluster.nodes}: running on 127.0.0.1:{cluster.broker_port(node)}, "
+                    f"pid {pid}, resident memory {rss_kib / 1024:.0f} MiB"
+                )
+    print(f"PostgreSQL: {'running' if postgres.PostgresCluster(state).running() else 'not running'}")
+    for name in services.service_commands():
+        spid = read_pid(state / "run" / f"{name}.pid")
+        print(f"{name}: {'running, pid ' + str(spid) if spid else 'not running'}")
+
+
+def clean() -> None:
+    removed = postgres.PostgresCluster(state_dir()).remove_outside()
+    if removed:
+        print(f"PostgreSQL: deleted its cluster in {removed}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m beacon.deploy.local", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "clean"])
+    args = parser.parse_args()
+    try:
+        {"up": up, "down": down, "status": status, "clean": clean}[args.command]()
+    except StartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

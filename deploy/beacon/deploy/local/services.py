@@ -1,0 +1,42 @@
+"""Beacon's own services as background processes for the demo: a recorder, a reader and a runner per region."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from beacon.deploy.local.proc import read_pid, spawn, stop
+from beacon.infra.settings import Settings
+
+
+def _run_dir(state: Path) -> Path:
+    d = state / "run"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def service_commands() -> dict[str, list[str]]:
+    cli = [sys.executable, "-m", "beacon.cli"]
+    commands = {"recorder": [*cli, "recorder"], "reader": [*cli, "reader"]}
+    for region in Settings.from_env().catalogue.regions:  # one runner per region of the active catalogue
+        commands[f"runner-{region}"] = [*cli, "runner", "--region", region]
+    return commands
+
+
+def start_all(state: Path) -> dict[str, tuple[int, bool]]:
+    """Start each service that is not running yet; returns name → (pid, started_now)."""
+    result = {}
+    for name, argv in service_commands().items():
+        pidfile = _run_dir(state) / f"{name}.pid"
+        pid = read_pid(pidfile)
+        if pid is not None:
+            result[name] = (pid, False)
+            continue
+        env = {**os.environ, "BEACON_LOG_FORMAT": "json"}
+        result[name] = (spawn(argv, state / "logs" / f"{name}.log", pidfile, env=env), True)
+    return result
+
+
+def stop_all(state: Path) -> list[str]:
+    return [p.stem for p in sorted(_run_dir(state).glob("*.pid")) if stop(p)]

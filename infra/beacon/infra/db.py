@@ -1,0 +1,92 @@
+"""PostgreSQL: connections and migrations (`beacon migrate`)."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from importlib.resources.abc import Traversable
+
+import psycopg
+
+from beacon.infra import logs
+
+log = logs.get("beacon.infra.db")
+
+# The SQL ships as package data of beacon.migrations (the top-level migrations/ folder), so an installed wheel
+# migrates exactly as a checkout does.
+MIGRATIONS_PACKAGE = "beacon.migrations"
+# Any fixed number: every `beacon migrate` takes this lock, so two at once run one after the other.
+_MIGRATION_LOCK = 0x62656163
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def connect(url: str, **kwargs: object) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise psycopg.OperationalError(
+            f"cannot connect to PostgreSQL at {redact(url)}: {str(exc).strip()}\n"
+            "Start the local one with `make up`, or set DATABASE_URL to a server you run."
+        ) from exc
+
+
+async def connect_async(url: str, **kwargs: object) -> psycopg.AsyncConnection:
+    try:
+        return await psycopg.AsyncConnection.connect(url, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise psycopg.OperationalError(
+            f"cannot connect to PostgreSQL at {redact(url)}: {str(exc).strip()}\n"
+            "Start the local one with `make up`, or set DATABASE_URL to a server you run."
+        ) from exc
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+
+
+def migration_files(directory: Traversable | None = None) -> list[Traversable]:
+    """The migrations in file-name order; refuses an empty set, which would leave the tables missing."""
+    folder = directory if directory is not None else resources.files(MIGRATIONS_PACKAGE)
+    found = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
+    if not found:
+        raise MigrationError(f"no migrations found in {folder}: is the beacon-migrations package installed?")
+    return found
+
+
+def migrate(url: str, directory: Traversable | None = None) -> list[str]:
+    """Apply the migrations not applied yet, in file-name order; returns the ones it applied.
+
+    Idempotent, and safe when several processes run it at once (an advisory lock serialises them).
+    A migration that was applied and then edited is refused rather than silently ignored.
+    """
+    applied_now: list[str] = []
+    with connect(url) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = dict(conn.execute("SELECT version, sha256 FROM schema_migrations").fetchall())
+        for path in migration_files(directory):
+            sql = path.read_text(encoding="utf-8")
+            digest = hashlib.sha256(sql.encode()).hexdigest()
+            if path.name in done:
+                if done[path.name] != digest:
+                    raise MigrationError(
+                        f"{path.name} was applied already but its file has changed since; "
+                        "add a new migration instead of editing an applied one"
+                    )
+                continue
+            conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations (version, sha256) VALUES (%s, %s)", (path.name, digest))
+            applied_now.append(path.name)
+            log.info("migration_applied", version=path.name)
+    return applied_now

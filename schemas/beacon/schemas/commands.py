@@ -1,0 +1,208 @@
+"""The submit command: what a user asks for. `JobSpec` checks its shape; `problems_with` checks it against
+a catalogue (the active one is chosen by settings), so a spec means the same under any catalogue file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from beacon.domain.catalogue import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_TEXT_CHARS, Catalogue, is_language
+from beacon.domain.cells import cell_count
+from beacon.schemas.ids import ID_DESCRIPTION, ID_PATTERN
+
+JOB_ID_PATTERN = ID_PATTERN
+JobId = Annotated[str, Field(pattern=ID_PATTERN, description=ID_DESCRIPTION)]
+Language = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z]{2}(-([A-Z]{2}|[A-Z][a-z]{3}))?$",
+        description="An ISO 639-1 language code, optionally with a region or script: en, zh, zh-TW.",
+    ),
+]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+MAX_DEADLINE_SECONDS = 7 * 24 * 3600
+MAX_LANGUAGES_PER_REGION = 20
+
+
+class AdHocQuestion(BaseModel):
+    """A question that is not in the catalogue, asked by this job only (recorded as ad hoc)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: JobId
+    prompt: Text | None = Field(None, description="The text, in the catalogue's default language.")
+    prompts: dict[Language, Text] | None = Field(None, description='The text by language, e.g. {"zh": "…"}.')
+    category: JobId = "ad_hoc"
+
+    @model_validator(mode="after")
+    def _one_text(self) -> AdHocQuestion:
+        if (self.prompt is None) == (self.prompts is None):
+            raise ValueError("give either `prompt` (in the catalogue's default language) or `prompts` by language")
+        for text in [self.prompt, *(self.prompts or {}).values()]:
+            if text is not None and not text.strip():
+                raise ValueError("a prompt must not be blank")
+        return self
+
+
+Languages = Language | list[Language] | dict[JobId, Language | list[Language]]
+
+# A question is a catalogue id (any text: an unknown one is the catalogue check's to name) or an ad-hoc
+# question. Discriminated by its JSON type, so a bad item gets the one message of its own kind.
+_TAGS = ("catalogue_id", "ad_hoc_question")
+Question = Annotated[
+    Annotated[str, Tag(_TAGS[0])] | Annotated[AdHocQuestion, Tag(_TAGS[1])],
+    Discriminator(lambda v: _TAGS[0] if isinstance(v, str) else _TAGS[1]),
+]
+
+
+class JobSpec(BaseModel):
+    """`beacon submit FILE` / `POST /jobs` body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: JobId | None = Field(
+        None, description="Chosen by the client to make resubmission idempotent; generated when absent."
+    )
+    questions: list[Question] = Field(
+        description="Question ids from the catalogue, or ad-hoc questions ({id, prompt | prompts}). An empty "
+        "list means one execution per (region, model), asked the catalogue's probe prompt."
+    )
+    models: list[str] = Field(min_length=1, description="Model ids from the catalogue.")
+    regions: list[str] = Field(min_length=1, description="Region ids from the catalogue.")
+    languages: Languages | None = Field(
+        None,
+        description='The language(s) the questions are asked in: one for every region ("zh"), several for '
+        'every region (each its own cell: ["en", "zh"]), or per region ({"asia-pacific": "zh"}; regions '
+        "left out use the catalogue's default language). Absent: the catalogue's default language.",
+    )
+    temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=2.0)
+    max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, le=32768)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1, description="Sent to the model; a 64-bit integer.")
+    deadline_seconds: int | None = Field(
+        None, ge=1, le=MAX_DEADLINE_SECONDS, description="Time the job may take; the settings' default when absent."
+    )
+
+    @field_validator("questions", "models", "regions")
+    @classmethod
+    def _listed_once(cls, v: list[str | AdHocQuestion], info: ValidationInfo) -> list[str | AdHocQuestion]:
+        seen: set[str] = set()
+        for i, item in enumerate(v):
+            ident = item if isinstance(item, str) else item.id
+            if ident in seen:
+                raise ValueError(f"[{i}] {str(info.field_name)[:-1]} id {ident!r} is listed twice")
+            seen.add(ident)
+        return v
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, v: Languages | None) -> Languages | None:
+        lists = v.values() if isinstance(v, dict) else [v]
+        for item in lists:
+            codes = item if isinstance(item, list) else [item]
+            if not codes:
+                raise ValueError("an empty list of languages asks nothing; leave it out for the default")
+            if len(codes) > MAX_LANGUAGES_PER_REGION:
+                raise ValueError(f"at most {MAX_LANGUAGES_PER_REGION} languages per region")
+            if len(set(codes)) != len(codes):
+                raise ValueError(f"a language is listed twice in {codes}")
+            for code in codes:
+                if code is not None and not is_language(code):
+                    raise ValueError(f"unknown language code {code!r} (ISO 639-1, like en, zh, zh-TW)")
+        return v
+
+    @model_validator(mode="after")
+    def _languages_name_job_regions(self) -> JobSpec:
+        if isinstance(self.languages, dict):
+            for region in self.languages:
+                if region not in self.regions:
+                    raise ValueError(f"languages: {region!r} is not one of this job's regions {self.regions}")
+        return self
+
+    def question_ids(self) -> list[str]:
+        return [q if isinstance(q, str) else q.id for q in self.questions]
+
+    def languages_of(self, region: str, default: str) -> list[str]:
+        """The languages a region's cells are asked in (each its own cell)."""
+        chosen = self.languages.get(region) if isinstance(self.languages, dict) else self.languages
+        if chosen is None:
+            return [default]
+        return list(chosen) if isinstance(chosen, list) else [chosen]
+
+    @property
+    def expected_executions(self) -> int:
+        # How many languages each region asks does not depend on which language is the default.
+        slots = sum(len(self.languages_of(r, "en")) for r in self.regions)
+        return cell_count(slots, len(self.models), len(self.questions))
+
+
+def unknown_ids(kind: str, items: object, catalogue: Catalogue) -> list[str]:
+    """`questions`, `models` or `regions` of a spec (parsed or not) naming ids the catalogue does not have."""
+    table = {"questions": catalogue.questions, "models": catalogue.models, "regions": catalogue.regions}[kind]
+    return [
+        f"{kind}[{i}]: unknown {kind[:-1]} id {ident!r}; known: {', '.join(table)}"
+        for i, ident in enumerate(items if isinstance(items, list) else [])
+        if isinstance(ident, str) and ident not in table  # an ad-hoc question is a table, not an id
+    ]
+
+
+def problems_with(spec: JobSpec, catalogue: Catalogue) -> list[str]:
+    """What the catalogue cannot give this spec, one line per problem, each naming the field."""
+    problems = [
+        line
+        for kind in ("questions", "models", "regions")
+        for line in unknown_ids(kind, getattr(spec, kind), catalogue)
+    ]
+    for i, q in enumerate(spec.questions):
+        if isinstance(q, AdHocQuestion) and q.id in catalogue.questions:
+            problems.append(f"questions[{i}]: ad-hoc id {q.id!r} is a catalogue question; choose another id")
+    if problems:
+        return problems
+    missing: dict[tuple[int, str], list[str]] = {}  # (question index, language) → regions asking it so
+    for region in spec.regions:
+        for lang in spec.languages_of(region, catalogue.default_language):
+            if lang not in catalogue.regions[region].system_prompts:
+                problems.append(f"languages: region {region!r} has no system prompt in {lang!r} in the catalogue")
+            if not spec.questions and lang not in catalogue.probe_prompts:
+                problems.append(f"languages: the catalogue's probe prompt has no {lang!r} text")
+            for i, q in enumerate(spec.questions):
+                texts = catalogue.questions[q].prompts if isinstance(q, str) else ad_hoc_prompts(q, catalogue)
+                if lang not in texts:
+                    missing.setdefault((i, lang), []).append(region)
+    for (i, lang), regions in missing.items():
+        problems.append(
+            f"questions[{i}]: {spec.question_ids()[i]!r} has no {lang!r} prompt (asked in {lang!r} by "
+            f"{', '.join(regions)})"
+        )
+    return sorted(set(problems), key=problems.index)
+
+
+def ad_hoc_prompts(q: AdHocQuestion, catalogue: Catalogue) -> dict[str, str]:
+    return dict(q.prompts) if q.prompts is not None else {catalogue.default_language: q.prompt or ""}
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One line per problem, each naming the field, e.g. "questions[2]: id 'x' is listed twice"."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        parts = [p for p in err["loc"] if p not in _TAGS]
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".") or "body"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "json_invalid":
+            field, msg = "body", f"not valid JSON ({err.get('ctx', {}).get('error', msg)})"
+        if msg.startswith("["):  # our own validators put the list index first
+            index, _, msg = msg.partition("] ")
+            field = f"{field}{index}]"
+        lines.append(f"{field}: {msg}")
+    return lines

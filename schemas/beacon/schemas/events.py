@@ -1,0 +1,330 @@
+"""Event contracts. These pydantic models are the source of truth; schemas/json/ is generated from them.
+
+Versions are additive; a breaking change is a new schema_version. The accepted versions are the
+`schema_version` Literals below: an event of any other version fails parsing and is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal, get_args
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from beacon.domain.cells import cell_count, language_slots
+from beacon.schemas.commands import JobId, Language
+from beacon.schemas.ids import ID_PATTERN
+
+# Bounds on what an event may carry. Events are read by every region and replayed for years, so the
+# limits are fixed numbers here, not the size of today's catalogue (a shrunken catalogue must not turn
+# old jobs into poison); they keep a hostile or buggy event from making a consumer build 10^8 cells or
+# write a value the database refuses (`integer` columns, index rows).
+Id = Annotated[str, Field(pattern=ID_PATTERN, description="A catalogue id: letters, digits, '.', '_', '-'.")]
+MAX_QUESTIONS_PER_JOB = 1000
+MAX_MODELS_PER_JOB = 100
+MAX_REGIONS_PER_JOB = 100
+MAX_CELLS_PER_JOB = 100_000
+MAX_PROMPT_CHARS = 20_000
+MAX_LANGUAGES_PER_JOB = 20
+# Largest answer an event may carry. Runners cap answers lower while reading (Route.max_answer_chars) and
+# shrink an event until it fits the broker's message limit, so a valid event is never refused there.
+MAX_ANSWER_CHARS = 200_000
+MAX_MESSAGE_CHARS = 2_000
+MAX_ATTEMPTS = 50
+Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+# The status and classification names, once: the API's filters, the SQL CHECKs (tested against these) and
+# the job-status derivation (status.py) all read them from here.
+ExecutionStatus = Literal["completed", "failed", "timeout"]
+ClassificationLabel = Literal["answered", "refused", "empty", "error"]
+EXECUTION_STATUSES: tuple[str, ...] = get_args(ExecutionStatus)
+CLASSIFICATIONS: tuple[str, ...] = get_args(ClassificationLabel)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProducerInfo(_Frozen):
+    service: str
+    region: str | None = None
+    instance: str
+
+
+class _Envelope(_Frozen):
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    occurred_at: AwareDatetime = Field(default_factory=now)
+    producer: ProducerInfo
+
+
+# --- JobSubmitted -------------------------------------------------------------------------------
+
+
+Texts = Annotated[
+    dict[Language, Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]],
+    Field(max_length=MAX_LANGUAGES_PER_JOB, description="Text by language, for the languages the job asks in."),
+]
+
+
+class QuestionText(_Frozen):
+    id: Id
+    category: str = Field(max_length=100)
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description="In a JobSubmitted: the text in the job's first language (and the one asked by events from "
+        "before languages); in a CellScheduled: the text in the cell's language.",
+    )
+    prompts: Texts = Field(default_factory=dict)
+    ad_hoc: bool = Field(False, description="Given inline by the job, not taken from the catalogue.")
+
+
+class ModelRef(_Frozen):
+    id: Id
+    name: str = Field(max_length=200)
+
+
+class RegionRef(_Frozen):
+    id: Id
+    display: str = Field(max_length=100)
+    system_prompt: str = Field(max_length=MAX_PROMPT_CHARS, description="As QuestionText.prompt.")
+    system_prompts: Texts = Field(default_factory=dict)
+    languages: list[Language] = Field(
+        default_factory=list,
+        max_length=MAX_LANGUAGES_PER_JOB,
+        description="The languages this region's cells are asked in, each its own cell. Empty only in events "
+        "from before languages: one cell, no language.",
+    )
+
+
+class CatalogueRef(_Frozen):
+    """Which catalogue the job's texts were taken from (schemas/catalogue.py: a hash of its content)."""
+
+    version: str = Field(pattern=r"^sha256:[0-9a-f]{16}$")
+    label: str | None = Field(None, max_length=100)
+
+
+class GenerationParams(_Frozen):
+    temperature: float = Field(ge=0.0, le=2.0)
+    max_tokens: int = Field(ge=1, le=1_000_000)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
+
+
+def _unique_ids(items: list[QuestionText] | list[ModelRef] | list[RegionRef], what: str) -> None:
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{what} ids must be unique")
+
+
+class JobSubmitted(_Envelope):
+    """A validated job, self-contained: a runner anywhere can act on it without the catalogue."""
+
+    event_type: Literal["JobSubmitted"] = "JobSubmitted"
+    schema_version: Literal[1] = 1
+    job_id: JobId
+    questions: list[QuestionText] = Field(max_length=MAX_QUESTIONS_PER_JOB)
+    # Set only when `questions` is empty: the prompt of the one call per (region, model).
+    probe_prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    probe_prompts: Texts = Field(default_factory=dict)
+    catalogue: CatalogueRef | None = Field(None, description="None only in events from before catalogue versions.")
+    models: list[ModelRef] = Field(min_length=1, max_length=MAX_MODELS_PER_JOB)
+    regions: list[RegionRef] = Field(min_length=1, max_length=MAX_REGIONS_PER_JOB)
+    params: GenerationParams
+    submitted_at: AwareDatetime
+    deadline: AwareDatetime
+    expected_executions: int = Field(ge=1, le=MAX_CELLS_PER_JOB)
+    # SHA-256 of the canonical spec: tells an identical resubmission from a conflicting one.
+    spec_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobSubmitted:
+        """The event must mean what it says: consumers build cells from it and trust the count."""
+        _unique_ids(self.questions, "question")
+        _unique_ids(self.models, "model")
+        _unique_ids(self.regions, "region")
+        if not self.questions and self.probe_prompt is None:
+            raise ValueError("a job without questions needs a probe_prompt")
+        for region in self.regions:
+            if len(set(region.languages)) != len(region.languages):
+                raise ValueError(f"region {region.id}: a language is listed twice")
+            for lang in region.languages:  # every cell's words are in the event: runners need no catalogue
+                if lang not in region.system_prompts:
+                    raise ValueError(f"region {region.id} asks in {lang!r} but has no system prompt in it")
+                if not self.questions and lang not in self.probe_prompts:
+                    raise ValueError(f"region {region.id} asks in {lang!r} but the probe prompt has no text in it")
+                for q in self.questions:
+                    if lang not in q.prompts:
+                        raise ValueError(f"region {region.id} asks in {lang!r} but question {q.id} has no text in it")
+        slots = sum(len(language_slots(r.languages)) for r in self.regions)
+        cells = cell_count(slots, len(self.models), len(self.questions))
+        if self.expected_executions != cells:
+            raise ValueError(f"expected_executions is {self.expected_executions}, but the job has {cells} cells")
+        return self
+
+
+# --- the per-region work log -------------------------------------------------------------------
+
+
+class CellScheduled(_Envelope):
+    """One cell to run, on its region's work topic; self-contained like the job it came from."""
+
+    event_type: Literal["CellScheduled"] = "CellScheduled"
+    schema_version: Literal[1] = 1
+    job_id: JobId
+    region: RegionRef
+    model: ModelRef
+    question: QuestionText | None = Field(description="None for a job without questions: ask probe_prompt.")
+    probe_prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    language: Language | None = Field(None, description="The language the texts are in; None: from before languages.")
+    params: GenerationParams
+    deadline: AwareDatetime
+
+    @model_validator(mode="after")
+    def _has_prompt(self) -> CellScheduled:
+        if self.question is None and self.probe_prompt is None:
+            raise ValueError("a cell without a question needs a probe_prompt")
+        return self
+
+    @property
+    def key(self) -> str:
+        question = self.question.id if self.question else None
+        return execution_key(self.job_id, self.region.id, self.model.id, question, self.language)
+
+
+class JobExpanded(_Envelope):
+    """A region has turned a job into CellScheduled records (compacted by job_id: one per job and region)."""
+
+    event_type: Literal["JobExpanded"] = "JobExpanded"
+    schema_version: Literal[1] = 1
+    job_id: JobId
+    region: Id
+    spec_sha256: str
+    cells: Count
+    providers: dict[Id, str] = Field(
+        default_factory=dict, description="Model id → the provider this region's runner sends it to."
+    )
+    unrouted: list[Id] = Field(
+        default_factory=list,
+        description="Models of the job with no route of their own in this region's routing file (they go to its "
+        "default route).",
+    )
+
+
+# --- ExecutionCompleted -------------------------------------------------------------------------
+
+
+class Classification(_Frozen):
+    label: ClassificationLabel
+    classifier_version: str = Field(max_length=100)
+    evidence: str | None = Field(None, max_length=MAX_MESSAGE_CHARS, description="The rule or phrase that decided.")
+    language: str | None = Field(None, description="ISO 639-1 code of the answer's detected language, if known.")
+
+
+HttpStatus = Annotated[int, Field(ge=100, le=999)]
+
+
+class Failure(_Frozen):
+    code: str = Field(max_length=100)
+    stage: str = Field(max_length=100)
+    transient: bool
+    http_status: HttpStatus | None = None
+    message: str = Field(max_length=MAX_MESSAGE_CHARS, description="Bounded, with secrets redacted.")
+
+
+class Attempt(_Frozen):
+    number: int = Field(ge=1, le=MAX_ATTEMPTS)
+    started_at: AwareDatetime
+    completed_at: AwareDatetime
+    outcome: Literal["ok", "error", "timeout"]
+    http_status: HttpStatus | None = None
+    failure: Failure | None = None
+
+
+class TokenCounts(_Frozen):
+    prompt: Count | None = None
+    completion: Count | None = None
+
+
+class AnswerEdits(_Frozen):
+    """What the runner changed in a model's answer before recording it, so the original stays provable."""
+
+    truncated: bool = Field(description="The answer was cut at the route's max_answer_chars (or to fit an event).")
+    replaced_characters: Count = Field(description="NUL bytes and lone surrogates replaced by U+FFFD.")
+    original_chars: Count = Field(description="Length of the answer as received (up to where reading stopped).")
+    original_sha256: str = Field(description="SHA-256 of the answer as received (UTF-8, surrogates passed through).")
+
+
+class Judgement(_Frozen):
+    """A judge model's verdict on an answer, recorded beside the rules' classification, never instead."""
+
+    label: ClassificationLabel
+    judge_version: str = Field(max_length=100, description="The rubric's version.")
+    judge_model: str | None = Field(None, max_length=200)
+    reason: str = Field(max_length=MAX_MESSAGE_CHARS, description="The judge's one-line reason, or why it failed.")
+
+
+class Receipt(_Frozen):
+    provider: str = Field(max_length=100)
+    endpoint_region: Id
+    endpoint: str | None = Field(
+        None, max_length=2000, description="The URL called, without user-info or query; None for simulated."
+    )
+    prompt_sha256: str
+    system_prompt_sha256: str
+    params_sha256: str
+    answer_sha256: str | None
+
+
+class ExecutionCompleted(_Envelope):
+    """The outcome of one cell: (job_id, region, model_id, question_id, language)."""
+
+    event_type: Literal["ExecutionCompleted"] = "ExecutionCompleted"
+    schema_version: Literal[1] = 1
+    job_id: JobId
+    region: Id
+    model_id: Id
+    question_id: Id | None = Field(description="None for a job without questions.")
+    language: Language | None = Field(None, description="The language asked in; None in events from before languages.")
+    provider: str = Field(max_length=100, description="Adapter that answered, e.g. 'simulated', 'ollama', 'openai'.")
+    provider_model: str | None = Field(None, max_length=200)
+    status: ExecutionStatus
+    answer: str | None = Field(max_length=MAX_ANSWER_CHARS)
+    answer_edits: AnswerEdits | None = Field(None, description="Set when the answer was truncated or cleaned.")
+    classification: Classification
+    judgement: Judgement | None = Field(None, description="Set when a judge route is configured.")
+    attempts: list[Attempt] = Field(max_length=MAX_ATTEMPTS)
+    tokens: TokenCounts | None = None
+    started_at: AwareDatetime
+    completed_at: AwareDatetime
+    receipt: Receipt
+
+    @property
+    def key(self) -> str:
+        return execution_key(self.job_id, self.region, self.model_id, self.question_id, self.language)
+
+
+def execution_key(job_id: str, region: str, model_id: str, question_id: str | None, language: str | None) -> str:
+    """The Kafka key of a cell: same cell → same partition → same order. No question → an empty fourth part;
+    the language is a fifth part (events from before languages have none, so their keys are unchanged)."""
+    key = f"{job_id}|{region}|{model_id}|{question_id or ''}"
+    return f"{key}|{language}" if language else key
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+Event = Annotated[JobSubmitted | ExecutionCompleted | CellScheduled | JobExpanded, Field(discriminator="event_type")]
+_EVENT = TypeAdapter(Event)
+
+
+def parse_event(raw: bytes) -> JobSubmitted | ExecutionCompleted | CellScheduled | JobExpanded:
+    """Bytes from Kafka → event. Raises pydantic.ValidationError on anything it cannot accept."""
+    return _EVENT.validate_json(raw)
+
+
+def encode(event: BaseModel) -> bytes:
+    return event.model_dump_json().encode()

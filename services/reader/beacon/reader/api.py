@@ -1,0 +1,351 @@
+"""The read API and the portal, served by the recorder (the service that owns the projection).
+
+Every endpoint reads the one read model (queries.py). Bad parameters get a 400 naming the parameter,
+an unknown job a 404; input never causes a 500. Every parameter is checked for its exact shape before it
+reaches the database: a job id must be one (`JOB_ID_PATTERN`, which also keeps NUL bytes and megabyte
+strings away from PostgreSQL), a filter one of its allowed values, a cursor exactly the shape the endpoint
+gave out. tests/integration/test_http_hostile.py drives every endpoint with schemathesis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from psycopg_pool import AsyncConnectionPool
+
+from beacon.domain.cells import NO_QUESTION_TOKEN, question_from_token, question_token
+from beacon.infra import http, metrics
+from beacon.infra.http import READY_CHECK_SECONDS, bounded
+from beacon.infra.settings import Settings
+from beacon.reader import analysis, queries
+from beacon.reader.queries import JobSummary
+from beacon.schemas.commands import JOB_ID_PATTERN
+from beacon.schemas.events import CLASSIFICATIONS, EXECUTION_STATUSES
+
+PORTAL = Path(__file__).parent / "portal" / "index.html"
+
+MAX_CURSOR_CHARS = 256  # the longest cursor this API gives out is about 150 characters
+MAX_ROW_ID = 2**63 - 1  # executions.id is a bigint
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
+Cursor = Annotated[
+    str | None, Query(max_length=MAX_CURSOR_CHARS, description="`next_cursor` of the previous page, as it was.")
+]
+JobId = Annotated[
+    str, PathParam(pattern=JOB_ID_PATTERN, description="A job id: letters, digits, '.', '_' or '-'; 1-64.")
+]
+
+
+def _one_of(allowed: Any, description: str) -> Any:
+    """A string parameter with a fixed set of values: documented as an enum (so clients and schemathesis
+    know them), checked by `_check` (so a wrong one gets a message that lists the right ones)."""
+    return {"description": description, "json_schema_extra": {"enum": list(allowed)}}
+
+
+def _shown(value: str, most: int = 60) -> str:
+    """A client's value, quoted, in an error message: bounded, whatever the client sent."""
+    return repr(value if len(value) <= most else value[:most] + "…")
+
+
+def _check(name: str, value: str | None, allowed: Any) -> None:
+    if value is not None and value not in allowed:
+        raise HTTPException(400, f"{name}: unknown value {_shown(value)}; allowed: {', '.join(allowed)}")
+
+
+class BadCursor(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(400, "cursor: not a cursor this API gave out; use next_cursor from a previous page")
+
+
+def _encode_cursor(value: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> Any:
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise BadCursor
+    try:
+        return json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, binascii.Error, RecursionError):  # not ASCII, not base64, not UTF-8, not JSON
+        raise BadCursor from None
+
+
+def _jobs_cursor(cursor: str) -> tuple[datetime, str]:
+    """`/jobs` cursors are exactly [submitted_at as ISO time with its zone, job id]."""
+    match _decode_cursor(cursor):
+        case [str() as at, str() as job_id] if _JOB_ID.fullmatch(job_id) and len(at) <= 40:
+            try:
+                when = datetime.fromisoformat(at)
+            except ValueError:
+                raise BadCursor from None
+            if when.tzinfo is not None:
+                return when, job_id
+    raise BadCursor
+
+
+def _executions_cursor(cursor: str) -> int:
+    """`/jobs/{id}/executions` cursors are exactly [the last row's id], a bigint (JSON true is no id)."""
+    match _decode_cursor(cursor):
+        case [int() as after] if not isinstance(after, bool) and 0 <= after <= MAX_ROW_ID:
+            return after
+    raise BadCursor
+
+
+def _summary_json(s: JobSummary) -> dict[str, Any]:
+    out = s.as_json()
+    if s.spec:
+        out["spec"] = {
+            "questions": [q["id"] for q in s.spec["questions"]],
+            "models": [m["id"] for m in s.spec["models"]],
+            "regions": [r["id"] for r in s.spec["regions"]],
+            "params": s.spec["params"],
+        }
+    return out
+
+
+def _known(summary: JobSummary, kind: str, catalogue_ids: Any) -> list[str]:
+    """Values a filter may take: the active catalogue's ids and the job's own (ad-hoc questions, or ids a
+    catalogue of its day had)."""
+    own = [x["id"] for x in (summary.spec or {}).get(kind) or [] if isinstance(x, dict)]
+    return list(dict.fromkeys([*catalogue_ids, *own]))
+
+
+def create_app(settings: Settings) -> FastAPI:
+    catalogue = settings.catalogue
+    QUESTION_IDS = [*catalogue.questions, NO_QUESTION_TOKEN]
+    REGIONS, MODELS = list(catalogue.regions), list(catalogue.models)
+    LANGUAGES = catalogue.languages()
+    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await pool.open()
+        yield
+        await pool.close()
+
+    app = FastAPI(
+        title="Beacon read API",
+        version="1",
+        description="Jobs, executions, the per-question matrix and the cross-region analysis.",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def measured(request: Request, call_next: Any) -> Any:
+        began = time.perf_counter()
+        response = await call_next(request)
+        # The route's template (/jobs/{job_id}), not the path: one series per endpoint, not per job.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.READ_SECONDS.labels(route).observe(time.perf_counter() - began)
+        metrics.READ_REQUESTS.labels(route, str(response.status_code)).inc()
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"error": "bad request", "problems": bounded(problems)}, status_code=400)
+
+    async def summary_or_404(job_id: str) -> JobSummary:
+        async with pool.connection() as conn:
+            summary = await queries.job_summary(conn, job_id)
+        if summary is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return summary
+
+    # --- jobs ----------------------------------------------------------------------------------------
+
+    @app.get("/jobs", tags=["jobs"])
+    async def list_jobs(limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
+        """Jobs, newest first."""
+        before = _jobs_cursor(cursor) if cursor else None
+        async with pool.connection() as conn:
+            page = await queries.jobs_page(conn, limit, before)
+        last = page[-1] if len(page) == limit else None
+        next_cursor = None
+        if last is not None and last.submitted_at is not None:
+            next_cursor = _encode_cursor([last.submitted_at.isoformat(), last.job_id])
+        return {"jobs": [_summary_json(s) for s in page], "next_cursor": next_cursor}
+
+    @app.get("/jobs/{job_id}", tags=["jobs"])
+    async def get_job(job_id: JobId) -> dict[str, Any]:
+        """Expected vs recorded, counts per status and classification, derived status, deadline. `recorded`
+        and the counts are of the spec's own cells; `stray` counts results for cells the job does not have
+        (shown so that they are seen, never counted towards the job's status)."""
+        return _summary_json(await summary_or_404(job_id))
+
+    @app.get("/jobs/{job_id}/executions", tags=["executions"])
+    async def list_executions(
+        job_id: JobId,
+        # Defaults, not Annotated[...]: the allowed values are this app's catalogue's, known only here.
+        question_id: str | None = Query(None, **_one_of(QUESTION_IDS, "`-`: the cell of a job without questions.")),
+        region: str | None = Query(None, **_one_of(REGIONS, "A region id.")),
+        model_id: str | None = Query(None, **_one_of(MODELS, "A model id.")),
+        language: str | None = Query(None, **_one_of(LANGUAGES, "The language asked in.")),
+        status: Annotated[str | None, Query(**_one_of(EXECUTION_STATUSES, "The execution's status."))] = None,
+        classification: Annotated[str | None, Query(**_one_of(CLASSIFICATIONS, "The answer's class."))] = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> dict[str, Any]:
+        """A job's executions with answers and receipts, filtered, in recording order. Results for cells the
+        job does not have (its summary's `stray`) are listed too: the log recorded them."""
+        _check("status", status, EXECUTION_STATUSES)
+        _check("classification", classification, CLASSIFICATIONS)
+        after = _executions_cursor(cursor) if cursor else None
+        summary = await summary_or_404(job_id)
+        _check("question_id", question_id, [*_known(summary, "questions", QUESTION_IDS)])
+        _check("region", region, _known(summary, "regions", REGIONS))
+        _check("model_id", model_id, _known(summary, "models", MODELS))
+        _check("language", language, list(dict.fromkeys([*LANGUAGES, *summary.languages])))
+        filters = {
+            k: v
+            for k, v in {
+                "question_id": question_id,
+                "region": region,
+                "model_id": model_id,
+                "language": language,
+                "status": status,
+                "classification": classification,
+            }.items()
+            if v is not None
+        }
+        async with pool.connection() as conn:
+            rows = await queries.executions_page(conn, job_id, filters, limit, after)
+        next_cursor = _encode_cursor([rows[-1]["id"]]) if len(rows) == limit else None
+        return {"executions": rows, "next_cursor": next_cursor}
+
+    @app.get("/jobs/{job_id}/executions/{region}/{model_id}/{question_id}", tags=["executions"])
+    async def get_execution(
+        job_id: JobId,
+        region: str = PathParam(**_one_of(REGIONS, "A region id.")),
+        model_id: str = PathParam(**_one_of(MODELS, "A model id.")),
+        question_id: str = PathParam(**_one_of(QUESTION_IDS, "`-`: the cell of a job without questions.")),
+        language: str | None = Query(
+            None, **_one_of(LANGUAGES, "Which language's cell, when the job asks in several.")
+        ),
+    ) -> dict[str, Any]:
+        """One cell. For a job without questions the question_id is `-`."""
+        summary = await summary_or_404(job_id)
+        _check("region", region, _known(summary, "regions", REGIONS))
+        _check("model_id", model_id, _known(summary, "models", MODELS))
+        _check("question_id", question_id, _known(summary, "questions", QUESTION_IDS))
+        _check("language", language, list(dict.fromkeys([*LANGUAGES, *summary.languages])))
+        async with pool.connection() as conn:
+            rows = await queries.one_execution(
+                conn, job_id, region, model_id, question_from_token(question_id), language
+            )
+        if not rows:
+            raise HTTPException(404, f"cell {region}/{model_id}/{question_id} of {job_id!r} is not recorded (yet)")
+        if len(rows) > 1:
+            asked = ", ".join(str(r["language"]) for r in rows)
+            raise HTTPException(400, f"language: this cell was asked in {asked}; choose one with ?language=")
+        return rows[0]
+
+    @app.get("/jobs/{job_id}/matrix", tags=["analysis"])
+    async def get_matrix(job_id: JobId) -> dict[str, Any]:
+        """Questions × models × regions with the classification of each recorded cell of the job's spec."""
+        summary = await summary_or_404(job_id)
+        async with pool.connection() as conn:
+            rows = await queries.cells(conn, summary)
+        spec = summary.spec or {"questions": [], "models": [], "regions": []}
+        return {
+            "job": _summary_json(summary),
+            "questions": [q["id"] for q in spec["questions"]] or [NO_QUESTION_TOKEN],
+            "models": [m["id"] for m in spec["models"]],
+            "regions": [{"id": r["id"], "display": r["display"]} for r in spec["regions"]],
+            "languages": summary.languages,
+            "cells": [
+                {
+                    "question_id": question_token(r["question_id"]),
+                    "model_id": r["model_id"],
+                    "region": r["region"],
+                    "language": r["language"],
+                    "status": r["status"],
+                    "classification": r["classification"],
+                    "judge": r["judge_label"],
+                }
+                for r in rows
+            ],
+        }
+
+    @app.get("/jobs/{job_id}/analysis", tags=["analysis"])
+    async def get_analysis(job_id: JobId) -> dict[str, Any]:
+        """Refusal rates per region, model and question; cross-region divergence; refused-vs-answered splits
+        (over the cells of the job's spec)."""
+        summary = await summary_or_404(job_id)
+        async with pool.connection() as conn:
+            rows = await queries.cells(conn, summary, answers=True)
+        cells = [
+            analysis.Cell(
+                r["region"],
+                r["model_id"],
+                r["question_id"],
+                r["classification"],
+                r["answer"],
+                r["judge_label"],
+                r["language"],
+            )
+            for r in rows
+        ]
+        # CPU-bound (pairwise distances): in a worker thread, so other requests are not held up behind it.
+        return await asyncio.to_thread(analysis.analyse, cells)
+
+    # --- catalogue, health, metrics, portal -----------------------------------------------------------
+
+    @app.get("/questions", tags=["catalogue"])
+    async def list_questions() -> list[dict[str, Any]]:
+        """The active catalogue's questions: `prompt` in its default language, `prompts` in every language."""
+        return [
+            {
+                "id": q.id,
+                "category": q.category,
+                "prompt": q.prompts[catalogue.default_language],
+                "prompts": q.prompts,
+                "notes": q.notes,
+            }
+            for q in catalogue.questions.values()
+        ]
+
+    @app.get("/catalogue", tags=["catalogue"])
+    async def get_catalogue() -> dict[str, Any]:
+        """The active catalogue: its version, languages, questions, models and regions."""
+        return {
+            "version": catalogue.version,
+            "label": catalogue.label,
+            "default_language": catalogue.default_language,
+            "languages": catalogue.languages(),
+            "questions": await list_questions(),
+            "models": [{"id": m.id, "name": m.name} for m in catalogue.models.values()],
+            "regions": [
+                {"id": r.id, "display": r.display, "system_prompts": r.system_prompts}
+                for r in catalogue.regions.values()
+            ],
+        }
+
+    async def database() -> None:
+        async with pool.connection(timeout=READY_CHECK_SECONDS) as conn:
+            await conn.execute("SELECT 1")
+
+    # The reader needs only the database: it reads the projection the recorder writes, never a topic.
+    http.add_ops_routes(app, {"database": database})
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/ui/jobs/{job_id}", include_in_schema=False)
+    async def portal() -> FileResponse:
+        return FileResponse(PORTAL, media_type="text/html")
+
+    return app

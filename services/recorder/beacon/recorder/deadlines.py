@@ -1,0 +1,77 @@
+"""Every job ends: cells still unrecorded at the job's deadline are recorded once, as `timeout`.
+
+read overdue jobs (store) → decide the missing cells (schemas.cells) → emit ExecutionCompleted(timeout)
+(schemas.results) to the executions topic.
+
+The recorder owns this clock because it is the one service that knows which cells are recorded; a
+runner cannot know about cells of a region whose runner never came up. It does not write the rows
+itself: it emits the results like any other, so the log stays the whole truth and a replay rebuilds the
+same table. If a late real result and the timeout race, the first event for the cell on its partition
+wins, in the live table and in any replay. Runners stop calling a model once the deadline has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psycopg
+from aiokafka import AIOKafkaProducer
+
+from beacon.domain import results
+from beacon.domain.cells import missing_cells
+from beacon.infra import kafka, logs, metrics
+from beacon.infra.settings import Settings
+from beacon.recorder import store
+from beacon.schemas.events import ProducerInfo, encode, now
+
+log = logs.get("beacon.recorder.deadlines")
+
+RE_EMIT_AFTER_SECONDS = 30.0
+
+
+async def sweep(settings: Settings) -> None:
+    """Every few seconds: emit `timeout` results for the missing cells of jobs past their deadline.
+    The database or the broker being away skips a sweep, never ends the clock."""
+    info = ProducerInfo(service="recorder", instance=kafka.instance_id("recorder-deadlines"))
+    topic = settings.topics.executions_completed
+    emitted_at: dict[str, float] = {}  # job_id → when we last emitted, so one outage is not spammed
+    conn: psycopg.AsyncConnection | None = None  # one connection for every sweep, remade after an outage
+    producer: AIOKafkaProducer | None = None  # likewise
+    try:
+        while True:
+            await asyncio.sleep(settings.deadline_sweep_seconds)
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+                overdue = await store.overdue_jobs(conn)
+                if overdue and producer is None:
+                    producer = kafka.producer(settings)
+                    await producer.start()
+                for job in overdue:
+                    if time.monotonic() - emitted_at.get(job.job_id, -1e9) < RE_EMIT_AFTER_SECONDS:
+                        continue
+                    assert producer is not None
+                    missing = missing_cells(job, await store.recorded_cells(conn, job.job_id))
+                    at = now()
+                    events = [results.timeout(job, cell, at, info) for cell in missing]
+                    acks = [await producer.send(topic, encode(e), key=e.key.encode()) for e in events]
+                    await asyncio.gather(*acks)
+                    metrics.EVENTS_PRODUCED.labels(topic).inc(len(acks))
+                    emitted_at[job.job_id] = time.monotonic()
+                    log.info("deadline_passed", job_id=job.job_id, timeouts_emitted=len(missing))
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                log.warning("deadline_sweep_skipped", error=str(exc).strip()[:300])
+                conn = None if conn is None or conn.closed or conn.broken else conn
+            except Exception as exc:
+                if not kafka.is_transient(exc):
+                    raise
+                log.warning("deadline_sweep_skipped", error=kafka.describe(exc))
+                if producer is not None:  # a fresh producer next time
+                    await producer.stop()
+                    producer = None
+    finally:
+        if producer is not None:
+            await producer.stop()
+        if conn is not None:
+            await conn.close()

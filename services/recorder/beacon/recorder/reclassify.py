@@ -1,0 +1,129 @@
+"""`beacon reclassify [--judge]`: label every recorded answer again, from the executions topic, into the
+`classifications` table beside the recorded label — with the current rules (schemas/classify.py), or with
+a judge model (the runner's judge.py). A tool on top: it combines the classifier, the judge and the
+projection, so no service has to import another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from beacon.domain.classify import CLASSIFIER_VERSION, classify
+from beacon.infra import kafka
+from beacon.infra.projection import CLASSIFICATION_COLUMNS, columns, copy_rows
+from beacon.infra.settings import Settings
+from beacon.providers.base import Provider
+from beacon.providers.judge import JUDGE_VERSION, verdict
+from beacon.schemas.events import ExecutionCompleted
+
+
+@dataclass(frozen=True)
+class ReclassifyReport:
+    version: str
+    examined: int
+    classified: int
+    changed: int
+    # (label recorded with the execution, label of this version) → cells, for every cell of this version
+    transitions: dict[tuple[str, str], int]
+
+
+Labeller = Callable[[ExecutionCompleted], Awaitable[tuple[str, str | None] | None]]
+
+
+async def reclassify(settings: Settings, judge: Provider | None = None, judge_concurrency: int = 4) -> ReclassifyReport:
+    """Label every recorded answer again, from the executions topic, into `classifications` beside the
+    recorded label: with the current rules (a pure function), or with `judge` — a model asked the rubric
+    about each recorded, completed answer it has not judged yet. The answering models are never called."""
+    names = settings.topics
+    reader = kafka.TopicReader(settings, [names.executions_completed])
+    await reader.start()
+    version = JUDGE_VERSION if judge is not None else CLASSIFIER_VERSION
+    examined = classified = 0
+    try:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            label = await _judge_labeller(conn, judge, judge_concurrency) if judge is not None else _rules_labeller
+            async for records in reader.to_end():
+                events = []
+                for record in records:
+                    try:
+                        events.append(kafka.read_event(record, ExecutionCompleted))
+                    except kafka.Poison:
+                        continue
+                labels = await asyncio.gather(*(label(e) for e in events))
+                rows = [
+                    (e.job_id, e.region, e.model_id, e.question_id, e.language, version, got[0], got[1], e.event_id)
+                    for e, got in zip(events, labels, strict=True)
+                    if got is not None
+                ]
+                examined += len(events)
+                classified += await _insert_classifications(conn, rows)
+            cur = await conn.execute(
+                "SELECT e.classification, c.classification, count(*) FROM classifications c"
+                " JOIN executions e ON e.event_id = c.event_id WHERE c.classifier_version = %s GROUP BY 1, 2",
+                (version,),
+            )
+            transitions = {(old, new): n for old, new, n in await cur.fetchall()}
+    finally:
+        await reader.stop()
+    changed = sum(n for (old, new), n in transitions.items() if old != new)
+    return ReclassifyReport(version, examined, classified, changed, transitions)
+
+
+async def _rules_labeller(event: ExecutionCompleted) -> tuple[str, str | None]:
+    c = classify(event.status, event.answer)  # a pure function: no model is called
+    return c.label, c.evidence
+
+
+async def _judge_labeller(conn: psycopg.AsyncConnection, judge: Provider, concurrency: int) -> Labeller:
+    """Label the answers that are recorded (the event the row came from), completed and not blank, and not
+    labelled by this rubric before. A verdict the runner's judge already recorded with the answer is
+    copied, not asked again; a second run asks nothing."""
+    cur = await conn.execute(
+        "SELECT e.event_id, coalesce(q.prompt, j.spec->>'probe_prompt', ''),"
+        " CASE WHEN e.output->'judgement'->>'judge_version' = %(v)s THEN e.output->'judgement' END"
+        " FROM executions e LEFT JOIN jobs j ON j.job_id = e.job_id"
+        " LEFT JOIN LATERAL (SELECT x->>'prompt' AS prompt FROM jsonb_array_elements(j.spec->'questions') x"
+        "   WHERE x->>'id' = e.question_id) q ON true"
+        " WHERE e.status = 'completed' AND btrim(coalesce(e.answer, '')) <> ''"
+        " AND NOT EXISTS (SELECT 1 FROM classifications c WHERE c.event_id = e.event_id"
+        "   AND c.classifier_version = %(v)s)",
+        {"v": JUDGE_VERSION},
+    )
+    todo = {event_id: (prompt, recorded) for event_id, prompt, recorded in await cur.fetchall()}
+    slots = asyncio.Semaphore(concurrency)
+
+    async def label(event: ExecutionCompleted) -> tuple[str, str | None] | None:
+        question, recorded = todo.pop(event.event_id, (None, None))  # pop: a duplicate event is not judged twice
+        if question is None or event.answer is None:
+            return None
+        if recorded is not None:
+            return recorded["label"], recorded["reason"]
+        async with slots:
+            got = await verdict(judge, question, event.answer)
+        return got.label, got.reason
+
+    return label
+
+
+async def _insert_classifications(conn: psycopg.AsyncConnection, rows: list[tuple[Any, ...]]) -> int:
+    if not rows:
+        return 0
+    cols = columns(CLASSIFICATION_COLUMNS)
+    picked = ", ".join(f"i.{c}" for c in CLASSIFICATION_COLUMNS)
+    async with conn.transaction(), conn.cursor() as cur:
+        await cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS incoming_classifications ON COMMIT DELETE ROWS AS"
+            f" SELECT {cols} FROM classifications WITH NO DATA"
+        )
+        await copy_rows(cur, "incoming_classifications", CLASSIFICATION_COLUMNS, rows)
+        # Only the recorded answer of each cell counts: the event the executions row was projected from.
+        await cur.execute(
+            f"INSERT INTO classifications ({cols}) SELECT {picked} FROM incoming_classifications i"
+            " JOIN executions e ON e.event_id = i.event_id ON CONFLICT DO NOTHING"
+        )
+        return cur.rowcount

@@ -1,0 +1,214 @@
+"""Rebuilding the projection from the log (`beacon replay recorder`), re-projecting part of it
+(`--since`), and re-deriving classifications without any model call (`beacon reclassify`).
+
+Rebuild: project the jobs and executions topics from the beginning into fresh tables; then, holding an
+exclusive lock on the live tables, project what arrived meanwhile, compare checksums and swap the fresh
+tables in, in one transaction. Readers see the old tables or the new ones, never a half-built one. The
+live recorder may keep running: its writes wait for the lock and then go to the new tables, and any
+event it wrote to the old ones is in the log, so in the new ones too. A rebuild that would leave fewer
+rows than the live tables hold (the topics' retention dropped old events, or the wrong cluster) is
+refused unless asked for: a replay must never lose what was recorded.
+
+Re-projection (`--since T`): the events from T onward are projected into the live tables, with the
+same ON CONFLICT DO NOTHING as the recorder, so every earlier row stays and missing ones are filled in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from beacon.infra import kafka, logs
+from beacon.infra.settings import Settings
+from beacon.recorder import project, store
+
+log = logs.get("beacon.recorder.replay")
+
+# Row fingerprints: every projected column except the surrogate id and the time the row was written.
+_EXEC_ROW = (
+    "concat_ws('|', job_id, region, model_id, quote_nullable(question_id), quote_nullable(language), provider,"
+    " provider_model, status,"
+    " classification, classifier_version, answer, output::text, receipt::text, started_at, completed_at, event_id)"
+)
+_EXEC_ORDER = "job_id, region, model_id, question_id NULLS FIRST, language NULLS FIRST"  # the cell: a total order
+_JOB_ROW = (
+    "concat_ws('|', job_id, spec_sha256, expected_executions, submitted_at, deadline, spec::text, event_id,"
+    " quote_nullable(catalogue_version))"
+)
+
+
+@dataclass(frozen=True)
+class Checksum:
+    rows: int
+    md5: str | None
+
+    def __str__(self) -> str:
+        return f"{self.rows} rows, md5 {self.md5 or '-'}"
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    events: int
+    old_executions: Checksum
+    new_executions: Checksum
+    old_jobs: Checksum
+    new_jobs: Checksum
+
+    @property
+    def identical(self) -> bool:
+        return self.old_executions == self.new_executions and self.old_jobs == self.new_jobs
+
+
+class ReplayRefused(RuntimeError):
+    """A rebuild that would lose rows: nothing was swapped."""
+
+
+async def checksum(conn: psycopg.AsyncConnection, table: str, row: str, order: str) -> Checksum:
+    """MD5 of the table's row fingerprints joined by newlines, streamed through a server-side cursor so
+    a table of any size is hashed in constant memory (one string of the whole table would hit
+    PostgreSQL's 1 GB limit, inside the exclusive lock). Same value as md5(string_agg(row, E'\\n'))."""
+    digest = hashlib.md5(usedforsecurity=False)
+    rows = 0
+    async with conn.cursor(name=f"checksum_{table}") as cur:
+        await cur.execute(f"SELECT {row} FROM {table} ORDER BY {order}")
+        async for (text,) in cur:
+            if rows:
+                digest.update(b"\n")
+            digest.update(text.encode())
+            rows += 1
+    return Checksum(rows, digest.hexdigest() if rows else None)
+
+
+@dataclass
+class Projected:
+    events: int = 0
+    executions_inserted: int = 0
+    jobs_inserted: int = 0
+    refused: int = 0
+
+
+async def _project(conn: psycopg.AsyncConnection, reader: kafka.TopicReader, into: store.Tables) -> Projected:
+    """Project up to the current end. Poison and rows the database refuses were dead-lettered by the live
+    recorder already; here they are counted and passed over."""
+    out = Projected()
+    async for records in reader.to_end():
+        rows = project.rows_of(records)
+        written, refused = await store.write_or_isolate(conn, rows.executions, rows.jobs, into=into)
+        out.events += len(records)
+        out.executions_inserted += written.executions_inserted
+        out.jobs_inserted += written.jobs_inserted
+        out.refused += len(refused)
+    return out
+
+
+def _shape(indexdef: str) -> str:
+    """An index definition without its own name and its table's name, to pair old and new indexes."""
+    return re.sub(r"INDEX \S+ ON \S+", "INDEX ON", indexdef)
+
+
+async def _swap(conn: psycopg.AsyncConnection, live: str, fresh: str) -> None:
+    """Put `fresh` in the place of `live` under the live table's own index and sequence names."""
+    cur = await conn.execute(
+        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE tablename IN (%s, %s)", (live, fresh)
+    )
+    rows = await cur.fetchall()
+    old_names = {_shape(d): name for t, name, d in rows if t == live}
+    renames = [(name, old_names[_shape(d)]) for t, name, d in rows if t == fresh and _shape(d) in old_names]
+    owned = (
+        "SELECT s.relname FROM pg_class s JOIN pg_depend d ON d.objid = s.oid JOIN pg_class t ON t.oid = d.refobjid"
+        " WHERE s.relkind = 'S' AND t.relname = %s"
+    )
+    old_seq = await (await conn.execute(owned, (live,))).fetchone()
+    new_seq = await (await conn.execute(owned, (fresh,))).fetchone()
+    await conn.execute(f"DROP TABLE {live}")
+    await conn.execute(f"ALTER TABLE {fresh} RENAME TO {live}")
+    for new, old in renames:
+        await conn.execute(f'ALTER INDEX "{new}" RENAME TO "{old}"')
+    if old_seq and new_seq:  # the identity sequence behind executions.id
+        await conn.execute(f'ALTER SEQUENCE "{new_seq[0]}" RENAME TO "{old_seq[0]}"')
+
+
+async def rebuild(settings: Settings, allow_fewer: bool = False) -> RebuildReport:
+    names = settings.topics
+    topics = [names.jobs_submitted, names.executions_completed]
+    # prepare_threshold=None: no server-side prepared statements that could outlive the swapped tables.
+    conn = await psycopg.AsyncConnection.connect(settings.database_url, prepare_threshold=None)
+    reader = kafka.TopicReader(settings, topics)
+    await reader.start()
+    try:
+        await store.prepare(conn)
+        async with conn.transaction():
+            for live, fresh in (("executions", store.REBUILD.executions), ("jobs", store.REBUILD.jobs)):
+                await conn.execute(f"DROP TABLE IF EXISTS {fresh}")
+                await conn.execute(f"CREATE TABLE {fresh} (LIKE {live} INCLUDING ALL)")
+        events = (await _project(conn, reader, store.REBUILD)).events
+        log.info("rebuild_caught_up", events=events)
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE executions, jobs IN ACCESS EXCLUSIVE MODE")
+            events += (await _project(conn, reader, store.REBUILD)).events  # what arrived meanwhile
+            report = RebuildReport(
+                events=events,
+                old_executions=await checksum(conn, "executions", _EXEC_ROW, _EXEC_ORDER),
+                new_executions=await checksum(conn, store.REBUILD.executions, _EXEC_ROW, _EXEC_ORDER),
+                old_jobs=await checksum(conn, "jobs", _JOB_ROW, "job_id"),
+                new_jobs=await checksum(conn, store.REBUILD.jobs, _JOB_ROW, "job_id"),
+            )
+            fewer = (
+                report.new_executions.rows < report.old_executions.rows or report.new_jobs.rows < report.old_jobs.rows
+            )
+            if fewer and not allow_fewer:
+                raise ReplayRefused(
+                    f"the rebuilt tables would hold fewer rows than the live ones (executions "
+                    f"{report.old_executions.rows} → {report.new_executions.rows}, jobs {report.old_jobs.rows} → "
+                    f"{report.new_jobs.rows}): the topics no longer hold every event (retention?) or this is not "
+                    "the cluster the tables came from. Nothing was changed. Use --since to re-project part of "
+                    "the log into the live tables, or --allow-fewer to replace them anyway."
+                )
+            await _swap(conn, "executions", store.REBUILD.executions)
+            await _swap(conn, "jobs", store.REBUILD.jobs)
+        log.info("rebuild_swapped", identical=report.identical, events=events)
+        return report
+    finally:
+        await reader.stop()
+        if not conn.closed:
+            await conn.execute("DROP TABLE IF EXISTS executions_rebuild, jobs_rebuild")
+            await conn.commit()
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class ReprojectReport:
+    events: int
+    executions_inserted: int
+    jobs_inserted: int
+    refused: int  # rows the database refused (dead-lettered by the live recorder already)
+    before: Checksum
+    after: Checksum
+
+
+async def reproject(settings: Settings, since: datetime) -> ReprojectReport:
+    """Project the events from `since` onward into the live tables; rows already there stay as they are."""
+    names = settings.topics
+    topics = [names.jobs_submitted, names.executions_completed]
+    conn = await psycopg.AsyncConnection.connect(settings.database_url)
+    reader = kafka.TopicReader(settings, topics, since=since)
+    await reader.start()
+    try:
+        await store.prepare(conn)
+        before = await _executions_checksum(conn)
+        done = await _project(conn, reader, store.LIVE)
+        after = await _executions_checksum(conn)
+        log.info("reprojected", since=since.isoformat(), events=done.events, inserted=done.executions_inserted)
+        return ReprojectReport(done.events, done.executions_inserted, done.jobs_inserted, done.refused, before, after)
+    finally:
+        await reader.stop()
+        await conn.close()
+
+
+async def _executions_checksum(conn: psycopg.AsyncConnection) -> Checksum:
+    async with conn.transaction():
+        return await checksum(conn, "executions", _EXEC_ROW, _EXEC_ORDER)

@@ -1,0 +1,129 @@
+"""Pure decisions of the submitter: parse and validate a spec, turn it into a self-contained JobSubmitted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+
+from beacon.domain.catalogue import Catalogue
+from beacon.schemas.commands import JobSpec, ad_hoc_prompts, describe_errors, problems_with, unknown_ids
+from beacon.schemas.events import (
+    CatalogueRef,
+    GenerationParams,
+    JobSubmitted,
+    ModelRef,
+    ProducerInfo,
+    QuestionText,
+    RegionRef,
+)
+
+
+class InvalidJob(ValueError):
+    """The spec cannot be accepted; `problems` holds one line per bad field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid job spec:\n" + "\n".join(f"  {p}" for p in problems))
+        self.problems = problems
+
+
+def parse_spec(raw: bytes | str, catalogue: Catalogue) -> JobSpec:
+    """Bytes → a spec the catalogue can answer, or InvalidJob with one line per problem."""
+    try:
+        spec = JobSpec.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidJob(_with_unknown_ids(describe_errors(exc), raw, catalogue)) from None
+    problems = problems_with(spec, catalogue)
+    if problems:
+        raise InvalidJob(problems)
+    return spec
+
+
+def _with_unknown_ids(problems: list[str], raw: bytes | str, catalogue: Catalogue) -> list[str]:
+    """A spec that is wrong in shape is also checked for unknown ids, so one attempt shows every problem."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep: the shape's problems say enough
+        return problems
+    if not isinstance(data, dict):
+        return problems
+    order = list(JobSpec.model_fields)
+    found = problems + [
+        line for kind in ("questions", "models", "regions") for line in unknown_ids(kind, data.get(kind), catalogue)
+    ]
+
+    def field_rank(line: str) -> int:
+        name = line.split("[", 1)[0].split(":", 1)[0].split(".", 1)[0]
+        return order.index(name) if name in order else len(order)
+
+    return sorted(found, key=field_rank)
+
+
+def new_job_id() -> str:
+    return f"job-{uuid.uuid4().hex[:12]}"
+
+
+def spec_sha256(spec: JobSpec, catalogue: Catalogue) -> str:
+    """Fingerprint of what the job asks for (job_id included) and of the words it asks it with, to tell a
+    resubmission from a conflict: the same spec under a changed catalogue is a different job."""
+    return hashlib.sha256(f"{spec.model_dump_json()}|{catalogue.version}".encode()).hexdigest()
+
+
+def job_submitted(
+    spec: JobSpec, catalogue: Catalogue, *, now: datetime, default_deadline_seconds: int, producer: ProducerInfo
+) -> JobSubmitted:
+    """Resolve every id against the catalogue so the event means the same thing anywhere, any year later:
+    it carries the texts of every language it asks, and the catalogue's version."""
+    if spec.job_id is None:
+        spec = spec.model_copy(update={"job_id": new_job_id()})
+    assert spec.job_id is not None
+    deadline = now + timedelta(seconds=spec.deadline_seconds or default_deadline_seconds)
+    languages = {r: spec.languages_of(r, catalogue.default_language) for r in spec.regions}
+    asked = list(dict.fromkeys(lang for langs in languages.values() for lang in langs))  # in order, once each
+
+    def texts(by_language: dict[str, str]) -> dict[str, str]:
+        return {lang: by_language[lang] for lang in asked if lang in by_language}
+
+    questions = []
+    for q in spec.questions:
+        if isinstance(q, str):
+            entry = catalogue.questions[q]
+            prompts, category, ad_hoc = texts(entry.prompts), entry.category, False
+        else:
+            prompts, category, ad_hoc = texts(ad_hoc_prompts(q, catalogue)), q.category, True
+        ident = q if isinstance(q, str) else q.id
+        questions.append(
+            QuestionText(id=ident, category=category, prompt=prompts[asked[0]], prompts=prompts, ad_hoc=ad_hoc)
+        )
+    regions = []
+    for r in spec.regions:
+        system = texts(catalogue.regions[r].system_prompts)
+        regions.append(
+            RegionRef(
+                id=r,
+                display=catalogue.regions[r].display,
+                system_prompt=system[languages[r][0]],
+                system_prompts=system,
+                languages=languages[r],
+            )
+        )
+    probe = texts(catalogue.probe_prompts) if not spec.questions else {}
+    return JobSubmitted(
+        producer=producer,
+        occurred_at=now,
+        job_id=spec.job_id,
+        questions=questions,
+        probe_prompt=probe[asked[0]] if probe else None,
+        probe_prompts=probe,
+        catalogue=CatalogueRef(version=catalogue.version, label=catalogue.label),
+        models=[ModelRef(id=m, name=catalogue.models[m].name) for m in spec.models],
+        regions=regions,
+        params=GenerationParams(temperature=spec.temperature, max_tokens=spec.max_tokens, seed=spec.seed),
+        submitted_at=now,
+        deadline=deadline,
+        expected_executions=spec.expected_executions,
+        spec_sha256=spec_sha256(spec, catalogue),
+    )

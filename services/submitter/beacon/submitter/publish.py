@@ -1,0 +1,154 @@
+"""The submitter's only effect: JobSubmitted on the jobs topic, keyed by job_id, acknowledged by all replicas."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from aiokafka import AIOKafkaProducer
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from beacon.infra import db, kafka, logs, topics
+from beacon.infra.settings import Settings
+from beacon.schemas.commands import JobSpec
+from beacon.schemas.events import JobSubmitted, ProducerInfo, encode, now
+from beacon.submitter.decide import job_submitted
+
+log = logs.get("beacon.submitter")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    expected_executions: int
+    already_submitted: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"job_id": self.job_id, "expected_executions": self.expected_executions}
+        if self.already_submitted:
+            out["already_submitted"] = True
+        return out
+
+
+class JobConflict(ValueError):
+    """The job id is taken by a job with a different spec."""
+
+
+# Connections to the registry: a POST borrows one for two statements, so a few serve many clients; a POST
+# that finds none free within POOL_WAIT_SECONDS is answered 503 (the pool's PoolTimeout is an
+# OperationalError) rather than queued for ever.
+POOL_MAX_SIZE = 4
+POOL_WAIT_SECONDS = 10.0
+
+
+T = TypeVar("T")
+
+
+class Publisher:
+    """Holds one producer and one pool of database connections for the life of the HTTP service; the CLI
+    uses it for a single job."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        kafka_wait_s: float = 10.0,
+        on_wait: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        # How long to wait out an unavailable broker (a node restarting, a leader moving) before giving up;
+        # on_wait(error, seconds) tells the person waiting what for.
+        self.kafka_wait_s = kafka_wait_s
+        self.on_wait = on_wait
+        self.topic = settings.topics.jobs_submitted
+        self.producer: AIOKafkaProducer | None = None  # made in start(): aiokafka needs the running loop
+        self.pool: AsyncConnectionPool | None = None
+        self.info = ProducerInfo(service="submitter", instance=kafka.instance_id("submitter"))
+
+    async def start(self) -> None:
+        db.migrate(self.settings.database_url)  # the registry table; idempotent and quick
+        await self._waiting("Kafka", self._start_kafka)
+        self.pool = AsyncConnectionPool(
+            self.settings.database_url,
+            min_size=1,
+            max_size=POOL_MAX_SIZE,
+            timeout=POOL_WAIT_SECONDS,
+            kwargs={"application_name": "beacon-submitter"},
+            open=False,
+        )
+        await self.pool.open(wait=True, timeout=POOL_WAIT_SECONDS)
+
+    async def _start_kafka(self) -> None:
+        await topics.ensure(self.settings)
+        producer = kafka.producer(self.settings)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self.producer = producer
+
+    async def _waiting(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        return await kafka.retrying(what, op, give_up_after_s=self.kafka_wait_s, on_wait=self.on_wait)
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def register(self, event: JobSubmitted) -> tuple[JobSubmitted, bool]:
+        """Claim the job id in the database (atomic: no check-then-insert). Returns the event to emit and
+        whether the id was already registered with the same spec; raises JobConflict otherwise."""
+        assert self.pool is not None, "Publisher.start() first"
+        async with self.pool.connection() as conn:  # one transaction: committed when the block ends
+            claimed = await (
+                await conn.execute(
+                    "INSERT INTO submissions (job_id, spec_sha256, event) VALUES (%s, %s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING job_id",
+                    (event.job_id, event.spec_sha256, Jsonb(event.model_dump(mode="json"))),
+                )
+            ).fetchone()
+            if claimed:
+                return event, False
+            row = await (
+                await conn.execute("SELECT spec_sha256, event FROM submissions WHERE job_id = %s", (event.job_id,))
+            ).fetchone()
+        assert row is not None
+        if row[0] != event.spec_sha256:
+            raise JobConflict(
+                f"job {event.job_id!r} was already submitted with a different spec; "
+                "choose another job_id, or submit exactly the same spec to re-run nothing"
+            )
+        return JobSubmitted.model_validate(row[1]), True
+
+    async def submit(self, spec: JobSpec) -> Submitted:
+        fresh: JobSubmitted = job_submitted(
+            spec,
+            self.settings.catalogue,
+            now=now(),
+            default_deadline_seconds=self.settings.default_deadline_seconds,
+            producer=self.info,
+        )
+        event, repeat = await self.register(fresh)
+        assert self.producer is not None, "Publisher.start() first"
+        # A repeat re-sends the original event: harmless downstream (the regions have expanded it already,
+        # or will once), and it heals a crash between registering the id and emitting the event.
+        producer = self.producer
+        await self._waiting(
+            "Kafka", lambda: producer.send_and_wait(self.topic, encode(event), key=event.job_id.encode())
+        )
+        log.info("job_submitted", job_id=event.job_id, expected_executions=event.expected_executions, repeat=repeat)
+        return Submitted(event.job_id, event.expected_executions, already_submitted=repeat)
+
+
+async def submit_once(
+    settings: Settings, spec: JobSpec, on_wait: Callable[[str, float], None] | None = None
+) -> Submitted:
+    publisher = Publisher(settings, kafka_wait_s=settings.kafka_wait_seconds, on_wait=on_wait)
+    await publisher.start()
+    try:
+        return await publisher.submit(spec)
+    finally:
+        await publisher.stop()
