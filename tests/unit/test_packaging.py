@@ -1,77 +1,121 @@
-"""The installed distribution claims one import name, `beacon` (issue 13): schemas/, services/ and deploy/
-are mapped under it, so a wheel of Beacon installs next to an unrelated package called `schemas`."""
+"""Each part of Beacon is its own distribution with only its own dependencies (issue 18): a runner deployed in
+a region installs no PostgreSQL driver and no web framework; no service's closure holds another service; and
+every third-party module a member imports is one its declared dependencies bring. From the one lock file,
+and (test_a_service_installs_alone) by really installing each service by itself from it."""
 
 from __future__ import annotations
 
-import shutil
+import ast
+import importlib.metadata
+import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-IGNORED = (
-    ".git",
-    ".venv",
-    ".beacon",
-    "build",
-    "*.egg-info",
-    "test-artifacts",
-    "__pycache__",
-    ".*_cache",
-    "node_modules",
+import pytest
+
+from tests.workspace import ROOT, closure, members
+
+SERVICES = ("beacon-submitter", "beacon-runner", "beacon-recorder", "beacon-reader")
+DATABASE = {"psycopg", "psycopg-binary", "psycopg-pool", "beacon-migrations"}
+WEB = {"fastapi", "uvicorn", "starlette"}
+
+
+def test_a_runner_brings_no_database_driver_and_no_web_framework() -> None:
+    runner = closure("beacon-runner")
+    assert {"aiokafka", "httpx", "beacon-providers", "beacon-infra", "beacon-schemas"} <= runner
+    assert runner & (DATABASE | WEB) == set()
+
+
+@pytest.mark.parametrize("service", ["beacon-submitter", "beacon-recorder", "beacon-reader"])
+def test_the_database_services_bring_the_driver_and_the_migrations(service: str) -> None:
+    assert DATABASE | {"fastapi", "uvicorn"} <= closure(service)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_service_brings_another(service: str) -> None:
+    others = set(SERVICES) - {service}
+    assert closure(service) & (others | {"beacon-cli", "beacon-deploy"}) == set()
+
+
+def test_only_the_runner_brings_the_model_adapters() -> None:
+    assert {s for s in SERVICES if "beacon-providers" in closure(s)} == {"beacon-runner"}
+
+
+def _third_party_imports(folder: Path) -> dict[str, Path]:
+    stdlib = sys.stdlib_module_names
+    found: dict[str, Path] = {}
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top not in stdlib and top not in ("beacon", "__future__"):
+                    found.setdefault(top, path)
+    return found
+
+
+@pytest.mark.parametrize("member", sorted({m.name for m in members()}))
+def test_every_import_is_a_declared_dependency(member: str) -> None:
+    """A module may import a third-party package only if its member's closure (from uv.lock) installs it."""
+    import tomllib
+
+    folder = next(m.folder for m in members() if m.name == member)
+    declared = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+    extras = tuple(declared.get("optional-dependencies", {}))
+    have = closure(member, extras)
+    providers = importlib.metadata.packages_distributions()
+    missing = []
+    for module, path in sorted(_third_party_imports(folder / "beacon").items()):
+        dists = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
+        if not dists & have:
+            missing.append(f"{path.relative_to(ROOT)} imports {module} ({', '.join(sorted(dists))}), not in {member}")
+    assert missing == []
+
+
+PROBE = """
+import importlib, importlib.util, sys
+importlib.import_module(sys.argv[1])
+print(" ".join(m for m in ("psycopg", "fastapi", "uvicorn", "httpx") if importlib.util.find_spec(m)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("service", "entrypoint", "brings"),
+    [
+        ("beacon-runner", "beacon.runner.main", {"httpx"}),
+        ("beacon-recorder", "beacon.recorder.main", {"psycopg", "fastapi", "uvicorn"}),
+        ("beacon-reader", "beacon.reader.main", {"psycopg", "fastapi", "uvicorn"}),
+        ("beacon-submitter", "beacon.submitter.http", {"psycopg", "fastapi", "uvicorn"}),
+    ],
 )
-SOURCE_FOLDERS = {
-    "beacon": "beacon",
-    "schemas": "beacon/schemas",
-    "services": "beacon/services",
-    "deploy": "beacon/deploy",
-}
-
-
-def test_the_wheel_holds_only_beacon_and_every_source_file(tmp_path: Path) -> None:
-    # Built from a copy: pip builds in the source tree and would leave build/ and *.egg-info behind.
-    source = tmp_path / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*IGNORED))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
-        check=True,
-        capture_output=True,
-        timeout=240,
-    )
-    (wheel,) = tmp_path.glob("beacon-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert {n.split("/")[0] for n in names} == {"beacon", next(n.split("/")[0] for n in names if ".dist-info/" in n)}
-    expected = {
-        f"{installed}/{path.relative_to(ROOT / folder).as_posix()}"
-        for folder, installed in SOURCE_FOLDERS.items()
-        for path in (ROOT / folder).rglob("*")
-        if path.suffix in (".py", ".json", ".yaml", ".html")
-        or (path.name == "catalogue.toml" and "__pycache__" not in path.parts)
+def test_a_service_installs_alone(service: str, entrypoint: str, brings: set[str], tmp_path: Path) -> None:
+    """`uv sync --package` from the lock into an empty environment, not editable: the service's entrypoint
+    imports, and exactly the heavy packages it needs are there."""
+    env = {
+        **os.environ,
+        "UV_PROJECT_ENVIRONMENT": str(tmp_path / "env"),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "VIRTUAL_ENV": "",
     }
-    assert expected - set(names) == set()  # a new module or data file is never left out of the wheel
-
-    # Installed beside a package that really is called `schemas`, both import, each its own.
-    site = tmp_path / "site"
+    uv = Path(sys.executable).with_name("uv")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
-        check=True,
-        capture_output=True,
-        timeout=240,
-    )
-    (site / "schemas").mkdir()
-    (site / "schemas" / "__init__.py").write_text("WHO = 'somebody else'\n")
-    probe = (
-        "import schemas, beacon.schemas.events, beacon.reader.api, beacon.cli.main;"
-        "print(schemas.WHO, beacon.schemas.events.__file__)"
-    )
+        [str(uv), "sync", "--quiet", "--locked", "--no-dev", "--no-editable", "--package", service,
+         "--python", sys.executable],
+        cwd=ROOT, env=env, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    python = tmp_path / "env" / "bin" / "python"
     out = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tmp_path,  # not the repository: the import must come from the installed wheel
-        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        [str(python), "-c", PROBE, entrypoint],
+        cwd=tmp_path,  # not the checkout: imports come from the installed wheels
+        env={"PATH": "/usr/bin:/bin"},
         check=True,
         capture_output=True,
         text=True,
         timeout=60,
     ).stdout
-    assert out.startswith("somebody else ") and str(site / "beacon" / "schemas" / "events.py") in out
+    assert set(out.split()) == brings

@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
+from beacon.providers.answers import clean_message
 from beacon.providers.base import ProviderResult
 from beacon.providers.routing import Route
-from beacon.runner.answers import clean_message
 from beacon.schemas.events import Attempt, Failure, TokenCounts, now
 
 MAX_ERROR_TEXT = 500  # of a provider's error body, kept in the failure message

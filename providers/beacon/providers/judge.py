@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import re
 
+from beacon.providers.answers import clean_message
 from beacon.providers.base import ModelCall, Provider
-from beacon.runner.answers import clean_message
 from beacon.schemas.events import GenerationParams, Judgement
 
 JUDGE_VERSION = "judge-rubric-1"

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from beacon.infra.redact import public_url
+from beacon.providers.answers import clean_label
 from beacon.providers.base import ModelCall, ProviderResult
 from beacon.providers.http import (
     Reply,
@@ -26,7 +27,6 @@ from beacon.providers.http import (
     with_retries,
 )
 from beacon.providers.routing import Route
-from beacon.runner.answers import clean_label
 
 
 class OpenAIProvider:

@@ -14,8 +14,8 @@ from datetime import datetime
 
 from beacon.domain import results
 from beacon.infra.kafka import MAX_EVENT_BYTES
+from beacon.providers.answers import clean_answer, clean_message
 from beacon.providers.base import ModelCall, Provider, ProviderResult
-from beacon.runner.answers import clean_answer, clean_message
 from beacon.schemas.events import (
     AnswerEdits,
     Attempt,
