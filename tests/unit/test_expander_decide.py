@@ -1,20 +1,21 @@
-"""Expander.decide (services/runner/expander.py): what one region emits for one JobSubmitted.
+"""expand.decide (services/runner/beacon/runner/expand.py): what one region emits for one JobSubmitted.
 
-decide() reads only the in-memory set of jobs already expanded (`expanded.known`, job_id → spec hash)
-and never writes it (handle() does, once the transaction is committed); no Kafka client is started here.
+A pure function of (job, region, the jobs already expanded: job_id → spec hash, routing): it never writes
+that set (Expander.handle does, once the transaction is committed); no Kafka client exists here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from beacon.domain.cells import cell_count
-from beacon.infra.settings import Settings
-from beacon.runner.expander import Expander
+from beacon.providers.routing import Routing
+from beacon.runner import expand
+from beacon.runner.expand import Record
 from beacon.schemas.events import (
     CellScheduled,
     GenerationParams,
@@ -26,8 +27,9 @@ from beacon.schemas.events import (
     RegionRef,
     parse_event,
 )
+from beacon.schemas.topics import Topics
 
-SETTINGS = Settings.from_env({"BEACON_TOPIC_NAMESPACE": "unit"})
+TOPICS = Topics("unit")
 WORK = "unit.work.eu-west"
 EXPANDED = "unit.jobs.expanded.eu-west"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -60,16 +62,25 @@ def job(
     )
 
 
+@dataclass
+class Region:
+    """One region's expander state: its id and the jobs it has expanded (job_id → spec hash)."""
+
+    region: str = "eu-west"
+    known: dict[str, str] = field(default_factory=dict)
+
+
 @pytest.fixture
-def expander() -> Expander:
-    return Expander(SETTINGS, "eu-west")
+def expander() -> Region:
+    return Region()
 
 
-def decide(expander: Expander, j: JobSubmitted) -> list[tuple[str, bytes, bytes]]:
-    return asyncio.run(expander.decide(j))
+def decide(state: Region, j: JobSubmitted) -> list[Record]:
+    info = ProducerInfo(service="runner", region=state.region, instance="test")
+    return expand.decide(j, state.region, state.known, Routing.simulated(), info, TOPICS).records
 
 
-def test_a_new_job_gives_one_cell_per_model_and_question_then_the_expansion(expander: Expander) -> None:
+def test_a_new_job_gives_one_cell_per_model_and_question_then_the_expansion(expander: Region) -> None:
     j = job()
     out = decide(expander, j)
     assert [(topic, key) for topic, key, _ in out] == [
@@ -92,15 +103,15 @@ def test_a_new_job_gives_one_cell_per_model_and_question_then_the_expansion(expa
     assert (done.job_id, done.region, done.spec_sha256, done.cells) == ("j1", "eu-west", j.spec_sha256, 4)
 
 
-def test_decide_does_not_mark_the_job_expanded_itself(expander: Expander) -> None:
+def test_decide_does_not_mark_the_job_expanded_itself(expander: Region) -> None:
     """Only a committed transaction makes it a fact (handle()); an aborted one must leave the job to redo."""
     j = job()
     assert decide(expander, j)
-    assert expander.expanded.known == {}
+    assert expander.known == {}
     assert len(decide(expander, j)) == 5  # still undecided: the same records again
 
 
-def test_a_job_without_questions_gives_one_probe_cell_per_model(expander: Expander) -> None:
+def test_a_job_without_questions_gives_one_probe_cell_per_model(expander: Region) -> None:
     j = job("probe", questions=())
     out = decide(expander, j)
     assert [key for _, key, _ in out] == [b"probe|eu-west|mistral-7b|", b"probe|eu-west|qwen2.5-1.5b|", b"probe"]
@@ -119,37 +130,37 @@ def test_a_job_without_questions_gives_one_probe_cell_per_model(expander: Expand
     ids=["same-spec", "changed-spec", "changed-regions"],
 )
 def test_a_job_already_expanded_by_this_region_emits_nothing(
-    expander: Expander, known: dict[str, str], resubmitted: JobSubmitted, why: str
+    expander: Region, known: dict[str, str], resubmitted: JobSubmitted, why: str
 ) -> None:
     assert (known["j1"] == resubmitted.spec_sha256) is why.startswith("same")  # the case is what it says
-    expander.expanded.known.update(known)
+    expander.known.update(known)
     assert decide(expander, resubmitted) == [], why
-    assert expander.expanded.known == known  # nothing rewritten: the first expansion stands
+    assert expander.known == known  # nothing rewritten: the first expansion stands
 
 
-def test_another_job_id_is_not_affected_by_what_is_known(expander: Expander) -> None:
-    expander.expanded.known["j1"] = job().spec_sha256
+def test_another_job_id_is_not_affected_by_what_is_known(expander: Region) -> None:
+    expander.known["j1"] = job().spec_sha256
     out = decide(expander, job("j2"))
     assert len(out) == 5 and out[-1][:2] == (EXPANDED, b"j2")
 
 
 @pytest.mark.parametrize("regions", [("us-east",), ("us-east", "asia-pacific")])
-def test_a_job_without_this_region_emits_nothing(expander: Expander, regions: tuple[str, ...]) -> None:
+def test_a_job_without_this_region_emits_nothing(expander: Region, regions: tuple[str, ...]) -> None:
     j = job(regions=regions)
     assert decide(expander, j) == []
-    assert decide(Expander(SETTINGS, "us-east"), j) != []  # the region it does name expands it
+    assert decide(Region("us-east"), j) != []  # the region it does name expands it
 
 
 def test_each_region_expands_only_its_own_cells() -> None:
     j = job(regions=("us-east", "eu-west", "asia-pacific"))
     for region in ("us-east", "eu-west", "asia-pacific"):
-        out = decide(Expander(SETTINGS, region), j)
+        out = decide(Region(region), j)
         assert {topic for topic, _, _ in out} == {f"unit.work.{region}", f"unit.jobs.expanded.{region}"}
         assert all(key.split(b"|")[1] == region.encode() for _, key, _ in out[:-1])
         assert len(out) == 4 + 1
 
 
-def test_a_region_asking_in_two_languages_gets_a_cell_per_language_with_its_texts(expander: Expander) -> None:
+def test_a_region_asking_in_two_languages_gets_a_cell_per_language_with_its_texts(expander: Region) -> None:
     fr = {"math_basic": "Combien font 2+2 ?"}
     j = JobSubmitted(
         producer=ProducerInfo(service="submitter", instance="test"),

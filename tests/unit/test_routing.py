@@ -40,3 +40,22 @@ def test_bad_routing_is_refused_with_where_and_why(text: str, message: str) -> N
         Routing.from_toml(text, "r.toml")
     assert message in str(info.value)
     assert str(info.value).startswith("r.toml: ")
+
+
+def test_every_provider_name_has_a_builder_and_no_other() -> None:
+    from typing import get_args
+
+    from beacon.providers import BUILDERS
+    from beacon.providers.routing import ProviderName
+
+    assert set(BUILDERS) == set(get_args(ProviderName))
+
+
+def test_an_unknown_provider_is_an_error_naming_the_known_ones_never_simulated() -> None:
+    from beacon.providers import Endpoints
+    from beacon.providers.routing import Route
+
+    route = Route.model_construct(**{**Route().model_dump(), "provider": "bard"})  # past validation, as a bug would
+    endpoints = Endpoints(Routing({}, route), "us-east", "US")
+    with pytest.raises(RoutingError, match=r"unknown provider 'bard'; the known providers: simulated, ollama, openai"):
+        endpoints.for_model("mistral-7b")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from beacon.providers.base import Provider
-from beacon.providers.routing import Route, Routing
+from beacon.providers.routing import Route, Routing, RoutingError
 
 
 @dataclass
@@ -17,18 +17,38 @@ class Endpoint:
     slots: asyncio.Semaphore
 
 
-def _build(route: Route, region_display: str, api_keys: Mapping[str, str]) -> Provider:
-    if route.provider == "ollama":
-        from beacon.providers.ollama import OllamaProvider
-
-        return OllamaProvider(route)
-    if route.provider == "openai":
-        from beacon.providers.openai import OpenAIProvider
-
-        return OpenAIProvider(route, api_keys[route.api_key_env] if route.api_key_env else None)
+def _simulated(route: Route, region_display: str, api_keys: Mapping[str, str]) -> Provider:
     from beacon.providers.simulated import SimulatedProvider
 
     return SimulatedProvider(region_display, route.latency_ms, route.max_answer_chars)
+
+
+def _ollama(route: Route, region_display: str, api_keys: Mapping[str, str]) -> Provider:
+    from beacon.providers.ollama import OllamaProvider
+
+    return OllamaProvider(route)
+
+
+def _openai(route: Route, region_display: str, api_keys: Mapping[str, str]) -> Provider:
+    from beacon.providers.openai import OpenAIProvider
+
+    return OpenAIProvider(route, api_keys[route.api_key_env] if route.api_key_env else None)
+
+
+# Every provider name the routing accepts has its builder here (tests/unit/test_routing.py checks both ways):
+# a name without one is an error, never a silent fallback to `simulated` — that would record invented answers.
+BUILDERS: dict[str, Callable[[Route, str, Mapping[str, str]], Provider]] = {
+    "simulated": _simulated,
+    "ollama": _ollama,
+    "openai": _openai,
+}
+
+
+def _build(route: Route, region_display: str, api_keys: Mapping[str, str]) -> Provider:
+    builder = BUILDERS.get(route.provider)
+    if builder is None:
+        raise RoutingError(f"unknown provider {route.provider!r}; the known providers: {', '.join(BUILDERS)}")
+    return builder(route, region_display, api_keys)
 
 
 class Endpoints:

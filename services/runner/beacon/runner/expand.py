@@ -1,11 +1,61 @@
 """Pure: a job → the cells one region must run, as self-contained CellScheduled records, each carrying
-only the texts of its own language (schemas/cells.py says which cells a job has)."""
+only the texts of its own language (beacon.domain.cells says which cells a job has); and the expander's
+whole decision for one JobSubmitted (`decide`): what to emit, given the jobs this region expanded already."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from beacon.domain.cells import cells_of
 from beacon.domain.results import Asked
-from beacon.schemas.events import CellScheduled, JobSubmitted, ProducerInfo, RegionRef
+from beacon.providers.routing import Routing
+from beacon.schemas.events import CellScheduled, JobExpanded, JobSubmitted, ProducerInfo, RegionRef, encode
+from beacon.schemas.topics import Topics
+
+# (topic, key, value): one record to produce.
+Record = tuple[str, bytes, bytes]
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """What to emit for one job: its cells on the region's work topic, then the JobExpanded that marks it
+    done (both in one transaction); `records` is empty when there is nothing to do, and `skipped` says why."""
+
+    records: list[Record]
+    cells: int = 0
+    skipped: str | None = None  # "not this region's" | "already expanded" | "already expanded, other spec"
+
+
+def decide(
+    job: JobSubmitted,
+    region: str,
+    expanded: Mapping[str, str],
+    routing: Routing,
+    producer: ProducerInfo,
+    names: Topics,
+) -> Expansion:
+    """`expanded`: job_id → spec hash of every job this region has expanded (read from its compacted topic)."""
+    if region_of(job, region) is None:
+        return Expansion([], skipped="not this region's")
+    if job.job_id in expanded:
+        same = expanded[job.job_id] == job.spec_sha256
+        return Expansion([], skipped="already expanded" if same else "already expanded, other spec")
+    scheduled = cells(job, region, producer)
+    # Which provider each model goes to here, and which have no route of their own: the recorder projects
+    # this, so `beacon status` shows it while the job runs, not only at its deadline.
+    done = JobExpanded(
+        producer=producer,
+        job_id=job.job_id,
+        region=region,
+        spec_sha256=job.spec_sha256,
+        cells=len(scheduled),
+        providers={m.id: routing.route(region, m.id).provider for m in job.models},
+        unrouted=[m.id for m in job.models if not routing.has_own_route(region, m.id)],
+    )
+    out = [(names.work(region), c.key.encode(), encode(c)) for c in scheduled]
+    out.append((names.expanded(region), job.job_id.encode(), encode(done)))
+    return Expansion(out, cells=len(scheduled))
 
 
 def region_of(job: JobSubmitted, region_id: str) -> RegionRef | None:

@@ -1,5 +1,6 @@
-"""Expander (one per region, inside `beacon runner`): consume JobSubmitted → decide → in ONE Kafka
-transaction emit this region's CellScheduled records, a JobExpanded record and the consumed offset.
+"""Expander (one per region, inside `beacon runner`): consume JobSubmitted → decide (expand.decide, pure) →
+in ONE Kafka transaction emit this region's CellScheduled records, a JobExpanded record and the consumed
+offset. Its clients are made in bootstrap.py and handed in, so a test can hand it fakes.
 
 Why this is the "no duplicate work" mechanism:
 - The transaction makes "job expanded" and "job consumed" one fact: a crash either leaves neither (the
@@ -14,27 +15,28 @@ Why this is the "no duplicate work" mechanism:
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
 from beacon.infra import kafka, logs
-from beacon.infra.settings import Settings
 from beacon.providers.routing import Routing
 from beacon.runner import expand
-from beacon.schemas.events import JobExpanded, JobSubmitted, ProducerInfo, encode
+from beacon.schemas.events import JobExpanded, JobSubmitted, ProducerInfo
+from beacon.schemas.topics import Topics
 
 log = logs.get("beacon.runner.expander")
 
 
 class ExpandedJobs:
-    """Which jobs this region has expanded (job_id → spec hash), read from the compacted topic."""
+    """Which jobs this region has expanded (job_id → spec hash), read from the compacted topic by a
+    kafka.TopicReader (no group: every instance reads it all)."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
-        self.settings = settings
-        self.topic = topic
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
         self.known: dict[str, str] = {}
-        # No group: every instance reads it all. A short fetch wait: catching up must not idle on markers.
-        self.reader = kafka.TopicReader(settings, [topic], fetch_max_wait_ms=10)
 
     async def start(self) -> None:
         await self.reader.start()
@@ -54,41 +56,19 @@ class ExpandedJobs:
         await self.reader.stop()
 
 
+@dataclass
 class Expander:
-    def __init__(self, settings: Settings, region: str, routing: Routing | None = None) -> None:
-        self.settings = settings
-        self.region = region
-        self.routing = routing or Routing.simulated()
-        self.names = settings.topics
-        self.group = settings.groups.expander(region)
-        self.info = ProducerInfo(service="runner", region=region, instance=kafka.instance_id(f"expander-{region}"))
-        self.expanded = ExpandedJobs(settings, self.names.expanded(region))
+    region: str
+    routing: Routing
+    names: Topics
+    group: str
+    info: ProducerInfo
+    consumer: Any  # AIOKafkaConsumer (read_committed, this region's expander group)
+    producer: Any  # AIOKafkaProducer with a transactional id
+    expanded: ExpandedJobs
 
-    async def decide(self, job: JobSubmitted) -> list[tuple[str, bytes, bytes]]:
-        """What to emit for one job: (topic, key, value) records, none when there is nothing to do."""
-        if expand.region_of(job, self.region) is None:
-            return []
-        if job.job_id in self.expanded.known:
-            same = self.expanded.known[job.job_id] == job.spec_sha256
-            log.info("job_already_expanded", job_id=job.job_id, same_spec=same)
-            return []
-        cells = expand.cells(job, self.region, self.info)
-        # Which provider each model goes to here, and which have no route of their own: the recorder
-        # projects this, so `beacon status` shows it while the job runs, not only at its deadline.
-        routes = {m.id: self.routing.route(self.region, m.id).provider for m in job.models}
-        unrouted = [m.id for m in job.models if not self.routing.has_own_route(self.region, m.id)]
-        done = JobExpanded(
-            producer=self.info,
-            job_id=job.job_id,
-            region=self.region,
-            spec_sha256=job.spec_sha256,
-            cells=len(cells),
-            providers=routes,
-            unrouted=unrouted,
-        )
-        out = [(self.names.work(self.region), c.key.encode(), encode(c)) for c in cells]
-        out.append((self.names.expanded(self.region), job.job_id.encode(), encode(done)))
-        return out
+    def decide(self, job: JobSubmitted) -> expand.Expansion:
+        return expand.decide(job, self.region, self.expanded.known, self.routing, self.info, self.names)
 
     async def run(self) -> None:
         expanded = self.expanded
@@ -104,45 +84,45 @@ class Expander:
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
                 pass
 
-        consumer = kafka.consumer(self.settings, group_id=self.group)
-        consumer.subscribe([self.names.jobs_submitted], listener=CatchUpOnAssign())
-        # A unique transactional id per process: a restarted expander never has to wait for the previous
-        # one's transaction to time out. The price is no zombie fencing across instances; a stalled zombie
-        # could at worst schedule cells twice, and the recorder's unique index keeps the rows exact.
-        txn_id = f"{self.group}.{self.info.instance}"
-        producer: AIOKafkaProducer = kafka.producer(self.settings, transactional_id=txn_id)
+        self.consumer.subscribe([self.names.jobs_submitted], listener=CatchUpOnAssign())
         await self.expanded.start()
-        await producer.start()
-        await consumer.start()
+        await self.producer.start()
+        await self.consumer.start()
         log.info("expander_started", group=self.group, known_jobs=len(self.expanded.known))
         try:
             while True:
-                batch = await consumer.getmany(timeout_ms=1000, max_records=50)
+                batch = await self.consumer.getmany(timeout_ms=1000, max_records=50)
                 if batch:
-                    await self.handle(batch, producer)
+                    await self.handle(batch)
         finally:
-            await consumer.stop()
-            await producer.stop()
+            await self.consumer.stop()
+            await self.producer.stop()
             await self.expanded.stop()
 
-    async def handle(self, batch: dict, producer: AIOKafkaProducer) -> None:
+    async def handle(self, batch: dict) -> None:
         expanded_now: dict[str, str] = {}
-        async with producer.transaction():
+        async with self.producer.transaction():
             for records in batch.values():
                 for record in records:
                     try:
                         job = kafka.read_event(record, JobSubmitted)
                     except kafka.Poison as exc:
-                        await kafka.dead_letter(producer, record, str(exc), consumer=self.group, in_transaction=True)
+                        await kafka.dead_letter(
+                            self.producer, record, str(exc), consumer=self.group, in_transaction=True
+                        )
                         continue
                     if job.job_id in expanded_now:
                         continue  # the same job twice in one batch
-                    out = await self.decide(job)
-                    for topic, key, value in out:
-                        await producer.send(topic, value, key=key)
-                    if out:
+                    decision = self.decide(job)
+                    if decision.skipped and decision.skipped != "not this region's":
+                        log.info(
+                            "job_already_expanded", job_id=job.job_id, same_spec=decision.skipped == "already expanded"
+                        )
+                    for topic, key, value in decision.records:
+                        await self.producer.send(topic, value, key=key)
+                    if decision.records:
                         expanded_now[job.job_id] = job.spec_sha256
-                        log.info("job_expanded", job_id=job.job_id, cells=len(out) - 1)
+                        log.info("job_expanded", job_id=job.job_id, cells=decision.cells)
             offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-            await producer.send_offsets_to_transaction(offsets, self.group)
+            await self.producer.send_offsets_to_transaction(offsets, self.group)
         self.expanded.known.update(expanded_now)  # committed: now it is a fact

@@ -11,20 +11,20 @@ partitions it gives up before letting them go, so in normal operation no cell ru
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from beacon.infra import kafka, logs, metrics
-from beacon.infra.settings import Settings
 from beacon.providers import Endpoints
 from beacon.providers.judge import verdict
-from beacon.providers.routing import Routing
 from beacon.runner.execute import run_cell
 from beacon.schemas.events import CellScheduled, ProducerInfo, encode
+from beacon.schemas.topics import Topics
 
 log = logs.get("beacon.runner.worker")
 
@@ -68,24 +68,32 @@ class Window:
 
 
 class Worker:
+    """Its clients (a consumer of the region's work topic, a producer, the model endpoints) are made in
+    bootstrap.py and handed in, so a test can hand it fakes."""
+
     def __init__(
-        self, settings: Settings, region: str, routing: Routing, api_keys: Mapping[str, str] | None = None
+        self,
+        region: str,
+        names: Topics,
+        group: str,
+        window_size: int,
+        info: ProducerInfo,
+        consumer: Any,
+        producer: Any,
+        endpoints: Endpoints,
     ) -> None:
-        self.settings = settings
         self.region = region
-        self.names = settings.topics
-        self.group = settings.groups.runner(region)
-        self.window_size = settings.runner_concurrency
-        self.info = ProducerInfo(service="runner", region=region, instance=kafka.instance_id(f"runner-{region}"))
-        # The runner needs no catalogue: a cell carries its region's display name for the simulated model.
-        self.endpoints = Endpoints(routing, region, region, api_keys)
+        self.names = names
+        self.group = group
+        self.window_size = window_size
+        self.info = info
+        self.consumer = consumer  # AIOKafkaConsumer (read_committed, the region's runner group)
+        self.producer = producer  # AIOKafkaProducer (acks=all, idempotent)
+        self.endpoints = endpoints
         self.window = Window()
         self.to_commit: dict[TopicPartition, int] = {}  # finished, not yet committed (a commit can fail)
-        self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
 
     async def run_one(self, cell: CellScheduled) -> None:
-        assert self.producer is not None
         endpoint = self.endpoints.for_model(cell.model.id)
         question_id = cell.question.id if cell.question else None
         bound = {"job_id": cell.job_id, "model_id": cell.model.id, "question_id": question_id}
@@ -108,14 +116,12 @@ class Worker:
         try:
             cell = kafka.read_event(record, CellScheduled)
         except kafka.Poison as exc:
-            assert self.producer is not None
             await kafka.dead_letter(self.producer, record, str(exc), consumer=self.group)
             self.window.add(tp, record.offset, None)
             return
         self.window.add(tp, record.offset, asyncio.ensure_future(self.run_one(cell)))
 
     async def commit(self) -> None:
-        assert self.consumer is not None
         self.to_commit.update(self.window.committable())
         if not self.to_commit:
             return
@@ -145,13 +151,7 @@ class Worker:
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
                 pass
 
-        # fetch_max_wait_ms: cells are written in transactions, and a broker may hold a read_committed fetch
-        # for its whole wait even once the commit marker lands; a short wait keeps cells moving.
-        self.consumer = kafka.consumer(
-            self.settings, group_id=self.group, max_poll_interval_ms=3_600_000, fetch_max_wait_ms=50
-        )
         self.consumer.subscribe([self.names.work(self.region)], listener=FinishBeforeHandingOver())
-        self.producer = kafka.producer(self.settings)
         await self.producer.start()
         await self.consumer.start()
         log.info("worker_started", group=self.group, window=self.window_size)

@@ -1,0 +1,124 @@
+"""The runner's two loops driven through their seam (bootstrap.py hands them their clients): fakes of the
+Kafka clients, the simulated model. What each sends, in which transaction, and which offsets it commits.
+The same loops on a real broker, killed mid-job, are tests/faults."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from beacon.infra.catalogues import DEFAULT
+from beacon.providers import Endpoints
+from beacon.providers.routing import Routing
+from beacon.runner import expand
+from beacon.runner.expander import ExpandedJobs, Expander
+from beacon.runner.worker import Worker
+from beacon.schemas.events import ExecutionCompleted, JobExpanded, JobSubmitted, ProducerInfo, encode, parse_event
+from beacon.schemas.topics import Topics, dead_letter_topic
+from beacon.submitter.decide import job_submitted, parse_spec
+from tests.fakes import FakeConsumer, FakeProducer, FakeReader, Stop, record
+
+NAMES = Topics("unit")
+REGION = "eu-west"
+INFO = ProducerInfo(service="runner", region=REGION, instance="test")
+
+
+def a_job(job_id: str = "j1") -> JobSubmitted:
+    spec = parse_spec(
+        f'{{"job_id": "{job_id}", "questions": ["math_basic", "taiwan_status"], "models": ["mistral-7b"],'
+        ' "regions": ["us-east", "eu-west"]}'.encode(),
+        DEFAULT,
+    )
+    producer = ProducerInfo(service="submitter", instance="test")
+    return job_submitted(
+        spec, DEFAULT, now=datetime(2026, 1, 1, tzinfo=UTC), default_deadline_seconds=60, producer=producer
+    )
+
+
+def an_expander(consumer: FakeConsumer, producer: FakeProducer, already: list | None = None) -> Expander:
+    return Expander(
+        region=REGION,
+        routing=Routing.simulated(),
+        names=NAMES,
+        group="unit.expander.eu-west",
+        info=INFO,
+        consumer=consumer,
+        producer=producer,
+        expanded=ExpandedJobs(FakeReader(already or [])),
+    )
+
+
+def test_the_expander_emits_cells_and_the_expansion_with_the_offsets_in_one_transaction() -> None:
+    j = a_job()
+    jobs = NAMES.jobs_submitted
+    consumer = FakeConsumer([[record(jobs, 0, encode(j)), record(jobs, 1, b"{not json"), record(jobs, 2, encode(j))]])
+    producer = FakeProducer()
+    expander = an_expander(consumer, producer)
+    with pytest.raises(Stop):
+        asyncio.run(expander.run())
+    (txn,) = producer.committed
+    keys = [(e[0], e[1]) for e in txn if e[0] != "offsets"]
+    cells = [c.key.encode() for c in expand.cells(j, REGION, INFO)]
+    assert len(cells) == 2
+    assert keys == [
+        *((NAMES.work(REGION), key) for key in cells),
+        (NAMES.expanded(REGION), b"j1"),
+        (dead_letter_topic(jobs), None),  # the poison, parked inside the same transaction
+    ]  # and the second copy of j1 in the batch adds nothing
+    assert txn[-1][0] == "offsets" and list(txn[-1][1].values()) == [3] and txn[-1][2] == "unit.expander.eu-west"
+    assert expander.expanded.known == {"j1": j.spec_sha256}
+    assert consumer.topics == [jobs] and consumer.stopped and producer.stopped
+
+
+def test_a_job_this_region_expanded_before_emits_nothing_but_its_offset() -> None:
+    j = a_job()
+    done = JobExpanded(producer=INFO, job_id="j1", region=REGION, spec_sha256=j.spec_sha256, cells=2)
+    already = [record(NAMES.expanded(REGION), 0, encode(done), key=b"j1")]
+    producer = FakeProducer()
+    with pytest.raises(Stop):
+        asyncio.run(an_expander(FakeConsumer([[record(NAMES.jobs_submitted, 7, encode(j))]]), producer, already).run())
+    (txn,) = producer.committed
+    assert [e[0] for e in txn] == ["offsets"] and list(txn[0][1].values()) == [8]
+
+
+def test_an_aborted_transaction_leaves_the_job_to_do_again() -> None:
+    producer = FakeProducer(fail_on=lambda topic, value: topic == NAMES.expanded(REGION))
+    expander = an_expander(FakeConsumer([[record(NAMES.jobs_submitted, 0, encode(a_job()))]]), producer)
+    with pytest.raises(ConnectionError):
+        asyncio.run(expander.run())
+    assert producer.committed == [] and len(producer.aborted) == 1
+    assert expander.expanded.known == {}  # not a fact: the job is consumed again after the restart
+
+
+def test_the_worker_runs_each_cell_once_emits_its_result_and_commits_after_the_ack() -> None:
+    cells = expand.cells(a_job(), REGION, INFO)
+    work = NAMES.work(REGION)
+    records = [record(work, i, encode(c), key=c.key.encode()) for i, c in enumerate(cells)]
+    records.insert(1, record(work, len(cells), b"\xff garbage"))
+    for i, r in enumerate(records):
+        records[i] = record(work, i, r.value, key=r.key)
+    producer = FakeProducer()
+    consumer = FakeConsumer(
+        [records], done=lambda: bool(consumer.committed) and max(consumer.committed[-1].values()) == 3
+    )
+    worker = Worker(
+        region=REGION,
+        names=NAMES,
+        group="unit.runner.eu-west",
+        window_size=8,
+        info=INFO,
+        consumer=consumer,
+        producer=producer,
+        endpoints=Endpoints(Routing.simulated(), REGION, REGION),
+    )
+    with pytest.raises(Stop):
+        asyncio.run(worker.run())
+    results = [parse_event(value) for topic, _, value, _ in producer.sent if topic == NAMES.executions_completed]
+    assert all(isinstance(r, ExecutionCompleted) for r in results)
+    assert sorted(r.key for r in results) == sorted(c.key for c in cells)  # each cell exactly once
+    assert all(r.producer.service == "runner" and r.region == REGION for r in results)
+    dead = [entry for entry in producer.sent if entry[0] == dead_letter_topic(work)]
+    assert len(dead) == 1 and dict(dead[0][3])["beacon.source.offset"] == b"1"
+    assert list(consumer.committed[-1].values()) == [3]  # all three records, only once every result was sent
