@@ -58,6 +58,9 @@ class FakeConsumer:
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.committed.append(dict(offsets))
 
+    def assignment(self) -> set[TopicPartition]:
+        return set()  # the lag gauge then reports nothing
+
 
 class FakeProducer:
     """Records what is sent: outside a transaction into `sent`, inside one into that transaction, which lands

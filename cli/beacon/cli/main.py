@@ -215,9 +215,9 @@ def cmd_runner(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_recorder(settings: Settings, args: argparse.Namespace) -> None:
-    from beacon.recorder.main import Recorder
+    from beacon.recorder import bootstrap
 
-    run_service(Recorder(settings).run)
+    run_service(bootstrap.recorder(settings).run)
 
 
 def cmd_reader(settings: Settings, args: argparse.Namespace) -> None:
@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> None:
         else:  # a person's command: show only what went wrong, not the services' chatter
             logs.configure("console", level=logging.WARNING, library_level=logging.ERROR)
         args.func(settings, args)
-    except (UserError, SettingsError, RoutingError, CatalogueError) as exc:
+    except (UserError, SettingsError, RoutingError, CatalogueError, db.MigrationError) as exc:
         print(f"error: {safe(exc, newlines=True)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:

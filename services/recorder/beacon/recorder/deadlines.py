@@ -14,25 +14,38 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaProducer
 
 from beacon.domain import results
-from beacon.domain.cells import missing_cells
+from beacon.domain.cells import CellKey, missing_cells
 from beacon.infra import kafka, logs, metrics
 from beacon.infra.settings import Settings
 from beacon.recorder import store
-from beacon.schemas.events import ProducerInfo, encode, now
+from beacon.schemas.events import ExecutionCompleted, JobSubmitted, ProducerInfo, encode, now
 
 log = logs.get("beacon.recorder.deadlines")
 
 RE_EMIT_AFTER_SECONDS = 30.0
 
 
-async def sweep(settings: Settings) -> None:
+def timeouts(job: JobSubmitted, recorded: set[CellKey], at: datetime, info: ProducerInfo) -> list[ExecutionCompleted]:
+    """Pure: the `timeout` result of each cell of an overdue job that has no result yet."""
+    return [results.timeout(job, cell, at, info) for cell in missing_cells(job, recorded)]
+
+
+async def sweep(
+    settings: Settings,
+    new_producer: Callable[[], Any],
+    connect: Callable[[], Awaitable[psycopg.AsyncConnection]],
+) -> None:
     """Every few seconds: emit `timeout` results for the missing cells of jobs past their deadline.
-    The database or the broker being away skips a sweep, never ends the clock."""
+    The database or the broker being away skips a sweep, never ends the clock. `new_producer()` and
+    `connect()` make fresh clients (bootstrap.py), after an outage too."""
     info = ProducerInfo(service="recorder", instance=kafka.instance_id("recorder-deadlines"))
     topic = settings.topics.executions_completed
     emitted_at: dict[str, float] = {}  # job_id → when we last emitted, so one outage is not spammed
@@ -43,23 +56,21 @@ async def sweep(settings: Settings) -> None:
             await asyncio.sleep(settings.deadline_sweep_seconds)
             try:
                 if conn is None or conn.closed or conn.broken:
-                    conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+                    conn = await connect()
                 overdue = await store.overdue_jobs(conn)
                 if overdue and producer is None:
-                    producer = kafka.producer(settings)
+                    producer = new_producer()
                     await producer.start()
                 for job in overdue:
                     if time.monotonic() - emitted_at.get(job.job_id, -1e9) < RE_EMIT_AFTER_SECONDS:
                         continue
                     assert producer is not None
-                    missing = missing_cells(job, await store.recorded_cells(conn, job.job_id))
-                    at = now()
-                    events = [results.timeout(job, cell, at, info) for cell in missing]
+                    events = timeouts(job, await store.recorded_cells(conn, job.job_id), now(), info)
                     acks = [await producer.send(topic, encode(e), key=e.key.encode()) for e in events]
                     await asyncio.gather(*acks)
                     metrics.EVENTS_PRODUCED.labels(topic).inc(len(acks))
                     emitted_at[job.job_id] = time.monotonic()
-                    log.info("deadline_passed", job_id=job.job_id, timeouts_emitted=len(missing))
+                    log.info("deadline_passed", job_id=job.job_id, timeouts_emitted=len(events))
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 log.warning("deadline_sweep_skipped", error=str(exc).strip()[:300])
                 conn = None if conn is None or conn.closed or conn.broken else conn

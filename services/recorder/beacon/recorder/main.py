@@ -1,5 +1,6 @@
-"""`beacon recorder`: batch-consume events → decode them into rows (project.py) → write one Postgres
-transaction per batch (store.py) → commit offsets. Beside it, the deadline clock (deadlines.py).
+"""`beacon recorder`: batch-consume events → decode them into rows (project.py, pure) → write one Postgres
+transaction per batch (store.py) → commit offsets. Beside it, the deadline clock (deadlines.py). Its clients
+are made in bootstrap.py and handed in as factories (a restart after a Kafka failure makes fresh ones).
 
 Offsets are committed only after the database commit (invariant 2). A crash in between means the batch
 is delivered again, and the unique index turns the repeat into a no-op (invariant 3). When PostgreSQL
@@ -9,17 +10,19 @@ is unreachable the recorder waits and retries the same batch; it never dead-lett
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
 from beacon.infra import db, http, kafka, logs, metrics, topics
 from beacon.infra.settings import Settings
-from beacon.recorder import deadlines, project, store
+from beacon.recorder import project, store
 
 log = logs.get("beacon.recorder")
 
@@ -47,15 +50,30 @@ async def record_lag(consumer: AIOKafkaConsumer, partitions: list[TopicPartition
         metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, lag))
 
 
+@dataclass(frozen=True)
+class Clients:
+    consumer: Any  # AIOKafkaConsumer of the recorder's group, subscribed by the recorder (a pattern)
+    producer: Any  # AIOKafkaProducer, for dead letters
+
+
 class Recorder:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        kafka_clients: Callable[[], Clients],
+        connect: Callable[[], Awaitable[psycopg.AsyncConnection]],
+        deadline_clock: Callable[[], Awaitable[None]],
+    ) -> None:
         self.settings = settings
         self.names = settings.topics
+        self.kafka_clients = kafka_clients
+        self.connect = connect
+        self.deadline_clock = deadline_clock
         self.conn: psycopg.AsyncConnection | None = None
 
     async def connection(self) -> psycopg.AsyncConnection:
         if self.conn is None or self.conn.closed or self.conn.broken:
-            self.conn = await psycopg.AsyncConnection.connect(self.settings.database_url)
+            self.conn = await self.connect()
             await store.prepare(self.conn)
         return self.conn
 
@@ -74,7 +92,7 @@ class Recorder:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
 
-    async def decode(self, batch: dict[TopicPartition, list[ConsumerRecord]], producer: AIOKafkaProducer) -> Batch:
+    async def decode(self, batch: dict[TopicPartition, list[ConsumerRecord]], producer: Any) -> Batch:
         """Events → rows (pure Python work); poison is dead-lettered here, before anything is written."""
         out = Batch()
         for tp, records in batch.items():
@@ -88,7 +106,7 @@ class Recorder:
         metrics.BATCH_SIZE.observe(sum(len(r) for r in batch.values()))
         return out
 
-    async def store(self, batch: Batch, producer: AIOKafkaProducer) -> dict[TopicPartition, int]:
+    async def store(self, batch: Batch, producer: Any) -> dict[TopicPartition, int]:
         with metrics.WRITE_SECONDS.time():
             written, refused = await self.write(batch.rows)
         for row in refused:  # acknowledged before the offsets are committed: a crash re-sends, never loses
@@ -128,20 +146,14 @@ class Recorder:
         # The read API is another process (`beacon reader`): reads never share this event loop.
         async with asyncio.TaskGroup() as group:
             group.create_task(kafka.supervised("recorder", self.consume))
-            group.create_task(deadlines.sweep(self.settings))
+            group.create_task(self.deadline_clock())
             if self.settings.recorder_port:
                 group.create_task(self.serve_ops())
 
     async def consume(self) -> None:
-        consumer: AIOKafkaConsumer = kafka.consumer(
-            self.settings,
-            group_id=self.settings.groups.recorder,
-            max_poll_records=self.settings.recorder_batch_size,
-            # A new region's expansion topic (its runner creates it) is found by the pattern within this.
-            metadata_max_age_ms=10_000,
-        )
+        clients = self.kafka_clients()
+        consumer, producer = clients.consumer, clients.producer
         consumer.subscribe(pattern=self.names.projected())
-        producer = kafka.producer(self.settings)
         writing: asyncio.Future[dict[TopicPartition, int]] | None = None
         try:
             await producer.start()

@@ -1,0 +1,63 @@
+"""The recorder's consume loop driven through its seam (bootstrap.py hands it its clients): fake Kafka
+clients and a fake write in place of PostgreSQL. Offsets are committed only after the batch's write has
+finished; poison is dead-lettered, never written. The same loop on real servers, killed between the
+database commit and the offset commit, is tests/faults/test_crashes.py."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from beacon.infra.settings import Settings
+from beacon.recorder import project, store
+from beacon.recorder.main import Clients, Recorder
+from beacon.schemas.events import encode
+from beacon.schemas.topics import dead_letter_topic
+from tests.fakes import FakeConsumer, FakeProducer, Stop, record
+from tests.unit.test_runner_loops import INFO, a_job
+
+SETTINGS = Settings.from_env({"BEACON_TOPIC_NAMESPACE": "unit", "BEACON_RECORDER_PORT": "0"})
+
+
+def test_offsets_are_committed_only_after_the_write_and_poison_is_dead_lettered() -> None:
+    from beacon.domain import results
+    from beacon.domain.cells import cells_of
+
+    names = SETTINGS.topics
+    j = a_job()
+    done = results.timeout(j, cells_of(j)[0], datetime(2026, 1, 1, tzinfo=UTC), INFO)
+    topic = names.executions_completed
+    batch = [record(topic, 0, encode(done), key=done.key.encode()), record(topic, 1, b"[]")]
+    producer = FakeProducer()
+    consumer = FakeConsumer([batch], done=lambda: bool(consumer.committed))
+    written: list[project.Rows] = []
+    release = asyncio.Event()
+    commits_before_release: list[int] = []
+
+    async def write(rows: project.Rows) -> tuple[store.Written, list[store.Refused]]:
+        await asyncio.sleep(0.05)
+        commits_before_release.append(len(consumer.committed))
+        written.append(rows)
+        release.set()
+        return store.Written(len(rows.executions), 0, 0), []
+
+    async def no_connection() -> None:
+        raise AssertionError("the fake write needs no database")
+
+    recorder = Recorder(
+        SETTINGS,
+        kafka_clients=lambda: Clients(consumer=consumer, producer=producer),
+        connect=no_connection,  # type: ignore[arg-type]
+        deadline_clock=lambda: asyncio.sleep(0),
+    )
+    recorder.write = write  # type: ignore[method-assign]
+    with pytest.raises(Stop):
+        asyncio.run(recorder.consume())
+    assert commits_before_release == [0]  # nothing was committed while the write was under way
+    assert [len(rows.executions) for rows in written] == [1] and written[0].poison == []
+    assert [list(c.values()) for c in consumer.committed] == [[2]]  # the poison's offset too: it is parked
+    (dead,) = producer.sent
+    assert dead[0] == dead_letter_topic(topic) and dead[2] == b"[]"
+    assert consumer.topics == [names.projected()] and consumer.stopped and producer.stopped
