@@ -33,7 +33,7 @@ from beacon.infra.settings import Settings
 from beacon.recorder import project
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import encode
-from beacon.submitter.publish import Publisher
+from beacon.submitter import bootstrap
 from bench.workload import events
 
 HERE = Path(__file__).parent
@@ -250,7 +250,7 @@ def duplicates_seen(port: int) -> int:
 
 
 async def submit_jobs(s: Settings, specs: list[JobSpec]) -> float:
-    publisher = Publisher(s)
+    publisher = bootstrap.publisher(s)
     await publisher.start()
     try:
         began = time.monotonic()

@@ -134,3 +134,15 @@ def test_matrix_render_marks_missing_cells_pending() -> None:
         "math_basic     answered         ·",
         "taiwan_status  ·                REFUSED",
     ]
+
+
+def test_a_registered_job_id_is_a_repeat_for_the_same_spec_and_a_conflict_for_another() -> None:
+    from beacon.submitter.decide import JobConflict, registered
+    from tests.unit.test_runner_loops import a_job
+
+    first, other = a_job("j1"), a_job("j1").model_copy(update={"spec_sha256": "f" * 64})
+    assert registered(first, None) == (first, False)  # claimed now: the fresh event goes out
+    again, repeat = registered(a_job("j1"), first.spec_sha256, first.model_dump(mode="json"))
+    assert repeat and again.event_id == first.event_id  # the original event, re-sent as it was
+    with pytest.raises(JobConflict, match="already submitted with a different spec; choose another job_id"):
+        registered(other, first.spec_sha256, first.model_dump(mode="json"))

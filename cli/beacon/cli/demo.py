@@ -10,8 +10,8 @@ from beacon.cli.show import matrix_text, watch
 from beacon.deploy.local import services
 from beacon.infra import db
 from beacon.infra.settings import Settings, state_dir
+from beacon.submitter.bootstrap import submit_once
 from beacon.submitter.decide import parse_spec
-from beacon.submitter.publish import submit_once
 
 # The seed's 8 × 3 × 3 job, shipped with the CLI (`beacon example full-matrix` prints it).
 DEMO_JOB = resources.files("beacon.cli").joinpath("examples", "full-matrix.json")

@@ -152,8 +152,8 @@ def with_kafka(settings: Settings, op: Callable[[], Coroutine[Any, Any, T]]) -> 
 
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
-    from beacon.submitter.decide import InvalidJob, parse_spec
-    from beacon.submitter.publish import JobConflict, submit_once
+    from beacon.submitter.bootstrap import submit_once
+    from beacon.submitter.decide import InvalidJob, JobConflict, parse_spec
 
     source = "stdin" if args.file == "-" else args.file
     if args.file == "-":

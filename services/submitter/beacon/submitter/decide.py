@@ -1,4 +1,5 @@
-"""Pure decisions of the submitter: parse and validate a spec, turn it into a self-contained JobSubmitted."""
+"""Pure decisions of the submitter: parse and validate a spec, turn it into a self-contained JobSubmitted,
+and what a job id already registered means for a new submission (a repeat, or a conflict)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,26 @@ from beacon.schemas.events import (
     QuestionText,
     RegionRef,
 )
+
+
+class JobConflict(ValueError):
+    """The job id is taken by a job with a different spec."""
+
+
+def registered(
+    fresh: JobSubmitted, existing_sha256: str | None, existing_event: object = None
+) -> tuple[JobSubmitted, bool]:
+    """The event to emit and whether it is a repeat, given what `submissions` holds for the job id (nothing:
+    this submission claimed it). The same spec again re-sends the original event, so a resubmission is
+    harmless downstream and heals a crash between claiming the id and emitting; another spec is a conflict."""
+    if existing_sha256 is None:
+        return fresh, False
+    if existing_sha256 != fresh.spec_sha256:
+        raise JobConflict(
+            f"job {fresh.job_id!r} was already submitted with a different spec; "
+            "choose another job_id, or submit exactly the same spec to re-run nothing"
+        )
+    return JobSubmitted.model_validate(existing_event), True
 
 
 class InvalidJob(ValueError):

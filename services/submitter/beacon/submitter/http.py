@@ -25,8 +25,8 @@ from beacon.infra import logs
 from beacon.infra.http import bounded
 from beacon.infra.settings import Settings
 from beacon.schemas.commands import JobSpec
-from beacon.submitter.decide import InvalidJob, parse_spec
-from beacon.submitter.publish import JobConflict, Publisher
+from beacon.submitter.decide import InvalidJob, JobConflict, parse_spec
+from beacon.submitter.publish import Publisher
 
 log = logs.get("beacon.submitter")
 
@@ -92,8 +92,12 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return bytes(body)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    publisher = Publisher(settings)
+def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAPI:
+    """The HTTP API around a publisher (made by bootstrap.py unless a test hands one in)."""
+    if publisher is None:
+        from beacon.submitter import bootstrap
+
+        publisher = bootstrap.publisher(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

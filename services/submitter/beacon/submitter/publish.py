@@ -1,4 +1,6 @@
-"""The submitter's only effect: JobSubmitted on the jobs topic, keyed by job_id, acknowledged by all replicas."""
+"""The submitter's effects, in order: claim the job id in `submissions` (atomic, so a resubmission never
+makes a second job), then JobSubmitted on the jobs topic, keyed by job_id, acknowledged by all replicas. The
+decisions are decide.py's (pure); the producer and the connection pool come from bootstrap.py."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from beacon.infra import db, kafka, logs, topics
 from beacon.infra.settings import Settings
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import JobSubmitted, ProducerInfo, encode, now
-from beacon.submitter.decide import job_submitted
+from beacon.submitter.decide import job_submitted, registered
 
 log = logs.get("beacon.submitter")
 
@@ -32,17 +34,6 @@ class Submitted:
         return out
 
 
-class JobConflict(ValueError):
-    """The job id is taken by a job with a different spec."""
-
-
-# Connections to the registry: a POST borrows one for two statements, so a few serve many clients; a POST
-# that finds none free within POOL_WAIT_SECONDS is answered 503 (the pool's PoolTimeout is an
-# OperationalError) rather than queued for ever.
-POOL_MAX_SIZE = 4
-POOL_WAIT_SECONDS = 10.0
-
-
 T = TypeVar("T")
 
 
@@ -53,10 +44,14 @@ class Publisher:
     def __init__(
         self,
         settings: Settings,
+        new_producer: Callable[[], AIOKafkaProducer],
+        new_pool: Callable[[], AsyncConnectionPool],
         kafka_wait_s: float = 10.0,
         on_wait: Callable[[str, float], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.new_producer = new_producer
+        self.new_pool = new_pool
         # How long to wait out an unavailable broker (a node restarting, a leader moving) before giving up;
         # on_wait(error, seconds) tells the person waiting what for.
         self.kafka_wait_s = kafka_wait_s
@@ -69,19 +64,12 @@ class Publisher:
     async def start(self) -> None:
         db.migrate(self.settings.database_url)  # the registry table; idempotent and quick
         await self._waiting("Kafka", self._start_kafka)
-        self.pool = AsyncConnectionPool(
-            self.settings.database_url,
-            min_size=1,
-            max_size=POOL_MAX_SIZE,
-            timeout=POOL_WAIT_SECONDS,
-            kwargs={"application_name": "beacon-submitter"},
-            open=False,
-        )
-        await self.pool.open(wait=True, timeout=POOL_WAIT_SECONDS)
+        self.pool = self.new_pool()
+        await self.pool.open(wait=True, timeout=self.pool.timeout)
 
     async def _start_kafka(self) -> None:
         await topics.ensure(self.settings)
-        producer = kafka.producer(self.settings)
+        producer = self.new_producer()
         try:
             await producer.start()
         except BaseException:
@@ -100,7 +88,7 @@ class Publisher:
 
     async def register(self, event: JobSubmitted) -> tuple[JobSubmitted, bool]:
         """Claim the job id in the database (atomic: no check-then-insert). Returns the event to emit and
-        whether the id was already registered with the same spec; raises JobConflict otherwise."""
+        whether the id was already registered with the same spec; raises JobConflict otherwise (decide.py)."""
         assert self.pool is not None, "Publisher.start() first"
         async with self.pool.connection() as conn:  # one transaction: committed when the block ends
             claimed = await (
@@ -111,17 +99,12 @@ class Publisher:
                 )
             ).fetchone()
             if claimed:
-                return event, False
+                return registered(event, None)
             row = await (
                 await conn.execute("SELECT spec_sha256, event FROM submissions WHERE job_id = %s", (event.job_id,))
             ).fetchone()
-        assert row is not None
-        if row[0] != event.spec_sha256:
-            raise JobConflict(
-                f"job {event.job_id!r} was already submitted with a different spec; "
-                "choose another job_id, or submit exactly the same spec to re-run nothing"
-            )
-        return JobSubmitted.model_validate(row[1]), True
+        assert row is not None  # claimed by someone else, and rows are never deleted
+        return registered(event, row[0], row[1])
 
     async def submit(self, spec: JobSpec) -> Submitted:
         fresh: JobSubmitted = job_submitted(
@@ -143,10 +126,8 @@ class Publisher:
         return Submitted(event.job_id, event.expected_executions, already_submitted=repeat)
 
 
-async def submit_once(
-    settings: Settings, spec: JobSpec, on_wait: Callable[[str, float], None] | None = None
-) -> Submitted:
-    publisher = Publisher(settings, kafka_wait_s=settings.kafka_wait_seconds, on_wait=on_wait)
+async def submit_with(publisher: Publisher, spec: JobSpec) -> Submitted:
+    """One job through a publisher of its own (`beacon submit`, the demo): start, submit, stop."""
     await publisher.start()
     try:
         return await publisher.submit(spec)
