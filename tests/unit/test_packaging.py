@@ -42,7 +42,8 @@ def test_only_the_runner_brings_the_model_adapters() -> None:
     assert {s for s in SERVICES if "beacon-providers" in closure(s)} == {"beacon-runner"}
 
 
-def _third_party_imports(folder: Path) -> dict[str, Path]:
+def _imports(folder: Path) -> dict[str, Path]:
+    """Top-level third-party modules, and `beacon.<package>` for Beacon's own, that `folder` imports."""
     stdlib = sys.stdlib_module_names
     found: dict[str, Path] = {}
     for path in folder.rglob("*.py"):
@@ -53,15 +54,17 @@ def _third_party_imports(folder: Path) -> dict[str, Path]:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
             for name in names:
-                top = name.split(".")[0]
-                if top not in stdlib and top not in ("beacon", "__future__"):
+                parts = name.split(".")
+                top = ".".join(parts[:2]) if parts[0] == "beacon" else parts[0]
+                if parts[0] not in stdlib and top not in ("beacon", "__future__"):
                     found.setdefault(top, path)
     return found
 
 
 @pytest.mark.parametrize("member", sorted({m.name for m in members()}))
 def test_every_import_is_a_declared_dependency(member: str) -> None:
-    """A module may import a third-party package only if its member's closure (from uv.lock) installs it."""
+    """A module may import a package (third-party, or another member's part of `beacon`) only if its member's
+    closure (from uv.lock) installs it."""
     import tomllib
 
     folder = next(m.folder for m in members() if m.name == member)
@@ -69,9 +72,13 @@ def test_every_import_is_a_declared_dependency(member: str) -> None:
     extras = tuple(declared.get("optional-dependencies", {}))
     have = closure(member, extras)
     providers = importlib.metadata.packages_distributions()
+    owners = {m.package: m.name for m in members()}
     missing = []
-    for module, path in sorted(_third_party_imports(folder / "beacon").items()):
-        dists = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
+    for module, path in sorted(_imports(folder / "beacon").items()):
+        if module.startswith("beacon."):
+            dists = {owners[module]}
+        else:
+            dists = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
         if not dists & have:
             missing.append(f"{path.relative_to(ROOT)} imports {module} ({', '.join(sorted(dists))}), not in {member}")
     assert missing == []

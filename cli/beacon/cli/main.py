@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 from beacon.cli.show import UserError, counts_text, matrix_text, summary_of, watch, where_text
 from beacon.domain.catalogue import CatalogueError
 from beacon.domain.cells import question_token
-from beacon.infra import db, kafka, logs, redact
+from beacon.infra import db, kafka, logs
 from beacon.infra.settings import Settings, SettingsError
 from beacon.infra.terminal import safe, safe_json
 from beacon.providers.routing import RoutingError
@@ -370,44 +370,12 @@ def cmd_reclassify(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _reclassify_with_judge(settings: Settings) -> tuple[Any, str]:
-    import os
-
-    from beacon.providers import Endpoints
-    from beacon.providers.routing import Routing
+    from beacon.providers.judge import from_routing
     from beacon.recorder.reclassify import reclassify
 
-    if settings.routing_file is None:
-        raise UserError("--judge needs BEACON_ROUTING_FILE naming a routing file with a [judge] route")
-    routing = Routing.from_file(settings.routing_file)
-    if routing.judge is None:
-        raise UserError(f"{settings.routing_file} has no [judge] route (see deploy/routing.example.toml)")
-    keys = routing.api_keys(None, os.environ)
-    for key in keys.values():
-        redact.remember(key)
-    endpoints = Endpoints(routing, "-", "-", keys)
-    judge = endpoints.judge()
-    assert judge is not None
-    calls = Counted(judge.provider)
-    try:
-        report = await reclassify(settings, judge=calls, judge_concurrency=routing.judge.concurrency)
-    finally:
-        await endpoints.close()
-    return report, f"judge calls: {calls.calls}, answering-model calls: 0"
-
-
-class Counted:
-    """A provider that counts its calls, so the command can say how many the judge was asked."""
-
-    def __init__(self, provider: Any) -> None:
-        self.provider = provider
-        self.name = provider.name
-        self.endpoint = provider.endpoint
-        self.max_answer_chars = provider.max_answer_chars
-        self.calls = 0
-
-    async def call(self, call: Any) -> Any:
-        self.calls += 1
-        return await self.provider.call(call)
+    async with from_routing(settings.routing_file, os.environ) as judge:
+        report = await reclassify(settings, judge=judge)
+    return report, f"judge calls: {judge.calls}, answering-model calls: 0"
 
 
 def cmd_example(settings: Settings, args: argparse.Namespace) -> None:

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+from beacon.infra import redact
 from beacon.providers.answers import clean_message
 from beacon.providers.base import ModelCall, Provider
 from beacon.schemas.events import GenerationParams, Judgement
@@ -80,3 +84,43 @@ async def verdict(provider: Provider, question: str, answer: str) -> Judgement:
         judge_model=model,
         reason=clean_message(reason, 500),
     )
+
+
+class Judge:
+    """The judge as `beacon reclassify --judge` uses it (beacon.recorder.reclassify.Judge): the routing's
+    judge endpoint behind the rubric, counting the calls so the command can say how many it made."""
+
+    version = JUDGE_VERSION
+
+    def __init__(self, provider: Provider, concurrency: int) -> None:
+        self.provider = provider
+        self.concurrency = concurrency
+        self.calls = 0
+
+    async def verdict(self, question: str, answer: str) -> Judgement:
+        self.calls += 1
+        return await verdict(self.provider, question, answer)
+
+
+@asynccontextmanager
+async def from_routing(routing_file: Path | None, environ: Mapping[str, str]) -> AsyncIterator[Judge]:
+    """The judge the routing file names, its API key checked and masked in logs; closed on exit.
+    RoutingError, saying what to do, when there is no routing file or it has no [judge] route."""
+    from beacon.providers import Endpoints
+    from beacon.providers.routing import Routing, RoutingError
+
+    if routing_file is None:
+        raise RoutingError("--judge needs BEACON_ROUTING_FILE naming a routing file with a [judge] route")
+    routing = Routing.from_file(routing_file)
+    if routing.judge is None:
+        raise RoutingError(f"{routing_file} has no [judge] route (see deploy/routing.example.toml)")
+    keys = routing.api_keys(None, environ)
+    for key in keys.values():
+        redact.remember(key)
+    endpoints = Endpoints(routing, "-", "-", keys)
+    endpoint = endpoints.judge()
+    assert endpoint is not None
+    try:
+        yield Judge(endpoint.provider, routing.judge.concurrency)
+    finally:
+        await endpoints.close()

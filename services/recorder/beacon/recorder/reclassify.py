@@ -1,7 +1,7 @@
 """`beacon reclassify [--judge]`: label every recorded answer again, from the executions topic, into the
-`classifications` table beside the recorded label — with the current rules (schemas/classify.py), or with
-a judge model (the runner's judge.py). A tool on top: it combines the classifier, the judge and the
-projection, so no service has to import another.
+`classifications` table beside the recorded label — with the current rules (beacon.domain.classify), or with
+a judge: any object with a rubric version and a `verdict(question, answer)` (the CLI hands in
+beacon.providers.judge's, built from the routing file), so the recorder itself never calls a model.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
@@ -17,9 +17,7 @@ from beacon.domain.classify import CLASSIFIER_VERSION, classify
 from beacon.infra import kafka
 from beacon.infra.projection import CLASSIFICATION_COLUMNS, columns, copy_rows
 from beacon.infra.settings import Settings
-from beacon.providers.base import Provider
-from beacon.providers.judge import JUDGE_VERSION, verdict
-from beacon.schemas.events import ExecutionCompleted
+from beacon.schemas.events import ExecutionCompleted, Judgement
 
 
 @dataclass(frozen=True)
@@ -32,21 +30,30 @@ class ReclassifyReport:
     transitions: dict[tuple[str, str], int]
 
 
+class Judge(Protocol):
+    """A second opinion on recorded answers, from a model asked a versioned rubric."""
+
+    version: str  # the rubric's version: each label is stored under it
+    concurrency: int  # questions in flight at once
+
+    async def verdict(self, question: str, answer: str) -> Judgement: ...
+
+
 Labeller = Callable[[ExecutionCompleted], Awaitable[tuple[str, str | None] | None]]
 
 
-async def reclassify(settings: Settings, judge: Provider | None = None, judge_concurrency: int = 4) -> ReclassifyReport:
+async def reclassify(settings: Settings, judge: Judge | None = None) -> ReclassifyReport:
     """Label every recorded answer again, from the executions topic, into `classifications` beside the
     recorded label: with the current rules (a pure function), or with `judge` — a model asked the rubric
     about each recorded, completed answer it has not judged yet. The answering models are never called."""
     names = settings.topics
     reader = kafka.TopicReader(settings, [names.executions_completed])
     await reader.start()
-    version = JUDGE_VERSION if judge is not None else CLASSIFIER_VERSION
+    version = judge.version if judge is not None else CLASSIFIER_VERSION
     examined = classified = 0
     try:
         async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
-            label = await _judge_labeller(conn, judge, judge_concurrency) if judge is not None else _rules_labeller
+            label = await _judge_labeller(conn, judge) if judge is not None else _rules_labeller
             async for records in reader.to_end():
                 events = []
                 for record in records:
@@ -79,7 +86,7 @@ async def _rules_labeller(event: ExecutionCompleted) -> tuple[str, str | None]:
     return c.label, c.evidence
 
 
-async def _judge_labeller(conn: psycopg.AsyncConnection, judge: Provider, concurrency: int) -> Labeller:
+async def _judge_labeller(conn: psycopg.AsyncConnection, judge: Judge) -> Labeller:
     """Label the answers that are recorded (the event the row came from), completed and not blank, and not
     labelled by this rubric before. A verdict the runner's judge already recorded with the answer is
     copied, not asked again; a second run asks nothing."""
@@ -92,10 +99,10 @@ async def _judge_labeller(conn: psycopg.AsyncConnection, judge: Provider, concur
         " WHERE e.status = 'completed' AND btrim(coalesce(e.answer, '')) <> ''"
         " AND NOT EXISTS (SELECT 1 FROM classifications c WHERE c.event_id = e.event_id"
         "   AND c.classifier_version = %(v)s)",
-        {"v": JUDGE_VERSION},
+        {"v": judge.version},
     )
     todo = {event_id: (prompt, recorded) for event_id, prompt, recorded in await cur.fetchall()}
-    slots = asyncio.Semaphore(concurrency)
+    slots = asyncio.Semaphore(judge.concurrency)
 
     async def label(event: ExecutionCompleted) -> tuple[str, str | None] | None:
         question, recorded = todo.pop(event.event_id, (None, None))  # pop: a duplicate event is not judged twice
@@ -104,7 +111,7 @@ async def _judge_labeller(conn: psycopg.AsyncConnection, judge: Provider, concur
         if recorded is not None:
             return recorded["label"], recorded["reason"]
         async with slots:
-            got = await verdict(judge, question, event.answer)
+            got = await judge.verdict(question, event.answer)
         return got.label, got.reason
 
     return label
