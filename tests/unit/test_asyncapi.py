@@ -219,6 +219,25 @@ def test_every_event_is_a_message_on_its_channel() -> None:
         assert len(carriers) == 1, f"{name} is carried by {carriers}"
 
 
+def test_the_recorder_projects_exactly_what_the_document_says_it_receives() -> None:
+    """One list of projected event types (project.PROJECTED): the document's recorder operations receive
+    exactly those messages, and the recorder's subscription pattern matches exactly their topics."""
+    import re
+
+    from beacon.recorder.project import PROJECTED
+
+    received = [
+        op for oid, op in OPERATIONS.items() if oid.startswith("recorder.projection.") and op["action"] == "receive"
+    ]
+    messages = {m["$ref"].rsplit("/", 1)[1] for op in received for m in op["messages"]}
+    assert messages == {t.__name__ for t in PROJECTED}
+    pattern = re.compile(Topics("beacon").projected())
+    for cid, channel in CHANNELS.items():
+        topic = channel["address"].replace("{namespace}", "beacon").replace("{region}", "us-east")
+        carries_projected = any(m.rsplit("/", 1)[-1] in messages for m in (channel["messages"] or {}))
+        assert bool(pattern.fullmatch(topic)) == (carries_projected and not cid.endswith("Dlq")), (cid, topic)
+
+
 def test_every_ref_resolves() -> None:
     all_refs = list(refs(DOC))
     assert len(all_refs) > 50

@@ -70,7 +70,6 @@ class ApiSource:
             when = {k: datetime.fromisoformat(body[k]) if body.get(k) else None for k in ("submitted_at", "deadline")}
             return JobSummary(
                 job_id=body["job_id"],
-                known=body["expected"] is not None,
                 expected=body["expected"],
                 recorded=body["recorded"],
                 by_status=body["by_status"],

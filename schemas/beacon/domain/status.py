@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 JobStatus = Literal["pending", "running", "completed", "partial", "failed"]
-JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
 
 # A cell succeeded when the model answered or refused (either is a measurement); empty and error did not.
 SUCCESS = frozenset({"answered", "refused"})

@@ -17,7 +17,6 @@ from beacon.infra.projection import EXECUTION_READ_COLUMNS, columns
 @dataclass
 class JobSummary:
     job_id: str
-    known: bool  # False: executions exist but JobSubmitted is not projected (yet)
     expected: int | None
     recorded: int  # results for cells of the job's spec; strays are counted apart
     by_status: dict[str, int] = field(default_factory=dict)
@@ -135,9 +134,7 @@ ROW_COLUMNS = columns(EXECUTION_READ_COLUMNS)
 
 
 def _summary_from(job: dict[str, Any] | None, job_id: str, counts: list[tuple[str, str, bool, int]]) -> JobSummary:
-    summary = JobSummary(
-        job_id=job_id, known=job is not None, expected=job["expected_executions"] if job else None, recorded=0
-    )
+    summary = JobSummary(job_id=job_id, expected=job["expected_executions"] if job else None, recorded=0)
     if job:
         summary.submitted_at, summary.deadline, summary.spec = job["submitted_at"], job["deadline"], job["spec"]
     for status, label, in_spec, n in counts:

@@ -1,8 +1,13 @@
-"""Pure: events → the rows of the read model, in the column order of beacon/projection.py."""
+"""Pure: events → the rows of the read model, in the column order of beacon.infra.projection.
+
+A new projected event type goes into PROJECTED (with its row function and table) and nowhere else here;
+tests/unit/test_asyncapi.py checks that the AsyncAPI document's recorder operations and the topics the
+recorder subscribes to say the same."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +97,17 @@ class Rows:
         self.job_region_sources += other.job_region_sources
 
     def sources(self, table: str) -> list[ConsumerRecord]:
-        return {"executions": self.execution_sources, "jobs": self.job_sources}.get(table, self.job_region_sources)
+        return {"executions": self.execution_sources, "jobs": self.job_sources, "job_regions": self.job_region_sources}[
+            table
+        ]
+
+
+# Each event type the recorder projects: its table (a list of Rows) and the function making its row.
+PROJECTED: dict[type, tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
+    ExecutionCompleted: ("executions", execution_row),
+    JobSubmitted: ("jobs", job_row),
+    JobExpanded: ("job_regions", job_region_row),
+}
 
 
 def rows_of(records: list[ConsumerRecord]) -> Rows:
@@ -101,17 +116,11 @@ def rows_of(records: list[ConsumerRecord]) -> Rows:
     out = Rows()
     for record in records:
         try:
-            event = kafka.read_event(record, ExecutionCompleted, JobSubmitted, JobExpanded)
+            event = kafka.read_event(record, *PROJECTED)
         except kafka.Poison as exc:
             out.poison.append((record, str(exc)))
             continue
-        if isinstance(event, ExecutionCompleted):
-            out.executions.append(execution_row(event))
-            out.execution_sources.append(record)
-        elif isinstance(event, JobSubmitted):
-            out.jobs.append(job_row(event))
-            out.job_sources.append(record)
-        else:
-            out.job_regions.append(job_region_row(event))
-            out.job_region_sources.append(record)
+        table, row = PROJECTED[type(event)]
+        getattr(out, table).append(row(event))
+        out.sources(table).append(record)
     return out
