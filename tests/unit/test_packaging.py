@@ -92,17 +92,20 @@ print(" ".join(m for m in ("psycopg", "fastapi", "uvicorn", "httpx") if importli
 
 
 @pytest.mark.parametrize(
-    ("service", "entrypoint", "brings"),
+    ("service", "entrypoint", "brings", "command"),
     [
-        ("beacon-runner", "beacon.runner.main", {"httpx"}),
-        ("beacon-recorder", "beacon.recorder.main", {"psycopg", "fastapi", "uvicorn"}),
-        ("beacon-reader", "beacon.reader.main", {"psycopg", "fastapi", "uvicorn"}),
-        ("beacon-submitter", "beacon.submitter.http", {"psycopg", "fastapi", "uvicorn"}),
+        ("beacon-runner", "beacon.runner.__main__", {"httpx"}, "beacon-runner"),
+        ("beacon-recorder", "beacon.recorder.__main__", {"psycopg", "fastapi", "uvicorn"}, "beacon-recorder"),
+        ("beacon-reader", "beacon.reader.__main__", {"psycopg", "fastapi", "uvicorn"}, "beacon-reader"),
+        ("beacon-submitter", "beacon.submitter.__main__", {"psycopg", "fastapi", "uvicorn"}, "beacon-submitter-api"),
     ],
 )
-def test_a_service_installs_alone(service: str, entrypoint: str, brings: set[str], tmp_path: Path) -> None:
+def test_a_service_installs_alone(
+    service: str, entrypoint: str, brings: set[str], command: str, tmp_path: Path
+) -> None:
     """`uv sync --package` from the lock into an empty environment, not editable: the service's entrypoint
-    imports, and exactly the heavy packages it needs are there."""
+    imports, exactly the heavy packages it needs are there, and its own command starts and checks its
+    settings before it touches anything (no Kafka or database here: a bad setting must be the error)."""
     env = {
         **os.environ,
         "UV_PROJECT_ENVIRONMENT": str(tmp_path / "env"),
@@ -126,3 +129,20 @@ def test_a_service_installs_alone(service: str, entrypoint: str, brings: set[str
         timeout=60,
     ).stdout
     assert set(out.split()) == brings
+    started = subprocess.run(
+        [str(tmp_path / "env" / "bin" / command), *(["--region", "us-east"] if command == "beacon-runner" else [])],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "BEACON_LOG_FORMAT": "xml", "BEACON_STATE_DIR": str(tmp_path / "state")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (started.returncode, started.stderr) == (2, "error: BEACON_LOG_FORMAT='xml': use 'json' or 'console'\n")
+
+
+def test_a_runner_alone_refuses_a_region_that_is_no_id_before_it_connects() -> None:
+    from beacon.infra.settings import Settings
+    from beacon.runner.__main__ import BadRegion, serve
+
+    with pytest.raises(BadRegion, match=r"--region 'us east' is not a region id"):
+        serve(Settings.from_env({}), "us east")

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
-import re
-import signal
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -24,7 +21,6 @@ from beacon.infra import db, kafka, logs
 from beacon.infra.settings import Settings, SettingsError
 from beacon.infra.terminal import safe, safe_json
 from beacon.providers.routing import RoutingError
-from beacon.schemas.ids import ID_DESCRIPTION, ID_PATTERN
 
 SERVICES = ("runner", "recorder", "reader", "submitter-api")
 API_HELP = (
@@ -36,44 +32,6 @@ EXIT_UNAVAILABLE = 3
 
 
 T = TypeVar("T")
-
-
-SHUTDOWN_GRACE_SECONDS = 15.0
-
-
-def run_service(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run a long-lived service until SIGTERM/SIGINT, then stop its clients cleanly — within a grace
-    period. If clean-up hangs (a Kafka client leaving its group mid-rebalance can), exit anyway: every
-    service commits only after its effects are durable, so an abrupt exit is as safe as a crash."""
-
-    async def guarded() -> None:
-        task = asyncio.ensure_future(main())
-        loop = asyncio.get_running_loop()
-
-        def stop() -> None:
-            task.cancel()
-            loop.call_later(SHUTDOWN_GRACE_SECONDS, hard_exit)
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop)
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-
-    def hard_exit() -> None:
-        print(
-            f"clean shutdown took over {SHUTDOWN_GRACE_SECONDS:.0f} s; exiting without it "
-            "(safe: uncommitted work is delivered again)",
-            file=sys.stderr,
-            flush=True,
-        )
-        os._exit(1)
-
-    # Objects alive after start-up (modules, settings, clients) never die: keep them out of the garbage
-    # collector's full passes, which otherwise stall a busy service for tens of milliseconds at a time.
-    gc.freeze()
-    asyncio.run(guarded())
 
 
 # --- subcommands ----------------------------------------------------------------------------------
@@ -184,47 +142,33 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_submitter_api(settings: Settings, args: argparse.Namespace) -> None:
-    from beacon.infra import http
-    from beacon.submitter.http import create_app
+    from beacon.submitter.__main__ import DidNotStart, serve
 
-    settings.catalogue  # noqa: B018 - an invalid catalogue stops it here, with its problems, before it serves
-
-    # Head deadline, keep-alive, concurrency and head-size limits: beacon/http.py.
-    server = http.server(create_app(settings), args.host, args.port)
-    server.run()
-    if not server.started:
-        raise UserError(f"the submitter API did not start on {args.host}:{args.port} (the reason is above)")
+    try:
+        serve(settings, args.host, args.port)
+    except DidNotStart as exc:
+        raise UserError(str(exc)) from None
 
 
 def cmd_runner(settings: Settings, args: argparse.Namespace) -> None:
-    from beacon.runner.main import run
+    from beacon.runner.__main__ import BadRegion, serve
 
-    if not re.fullmatch(ID_PATTERN, args.region):
-        raise UserError(f"--region {args.region!r} is not a region id ({ID_DESCRIPTION})")
-    try:  # a runner needs no catalogue, but a region nobody can submit to is likely a typo
-        known = settings.catalogue
-        if args.region not in known.regions:
-            print(
-                f"warning: region {args.region!r} is not in the catalogue {known.describe()};"
-                f" known: {', '.join(known.regions)}",
-                file=sys.stderr,
-            )
-    except CatalogueError:
-        pass
-    run_service(lambda: run(settings, args.region))
+    try:
+        serve(settings, args.region)
+    except BadRegion as exc:
+        raise UserError(str(exc)) from None
 
 
 def cmd_recorder(settings: Settings, args: argparse.Namespace) -> None:
-    from beacon.recorder import bootstrap
+    from beacon.recorder.__main__ import serve
 
-    run_service(bootstrap.recorder(settings).run)
+    serve(settings)
 
 
 def cmd_reader(settings: Settings, args: argparse.Namespace) -> None:
-    from beacon.reader.main import run
+    from beacon.reader.__main__ import serve
 
-    settings.catalogue  # noqa: B018 - an invalid catalogue stops it here, with its problems, before it serves
-    run_service(lambda: run(settings))
+    serve(settings)
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
