@@ -50,7 +50,7 @@ DEAD_LETTER = "DeadLetter"
 EVENT_HEADERS = "EventHeaders"
 DEAD_LETTER_HEADERS = "DeadLetterHeaders"
 
-# Header names, as beacon/kafka.py (dead_letter) and beacon/dlq.py (replay) write them.
+# Header names, as beacon.infra.kafka (dead_letter) and beacon.infra.dlq (replay) write them.
 REPLAYED_FROM = "beacon.replayed-from"
 DLQ_HEADERS: dict[str, Json] = {
     "beacon.error": {
@@ -118,7 +118,7 @@ class Channel:
     id: str
     address: str
     message: str  # the one message the topic carries (a components.messages name)
-    config: dict[str, str]  # the Kafka topic configs beacon/topics.py declares it with
+    config: dict[str, str]  # the Kafka topic configs beacon.infra.topics declares it with
     description: str
     dead_letters: bool  # consumers park what they cannot process in `<address>.dlq`
 
@@ -379,8 +379,9 @@ def _merge(schemas: Json, name: str, schema: Json) -> None:
 
 
 def _model_schema(model: type[BaseModel], schemas: Json) -> Json:
-    """The model's JSON Schema in validation mode (what consumers accept; the same schema as schemas/json/),
-    with its $defs moved to components.schemas so every $ref resolves inside this document."""
+    """The model's JSON Schema in validation mode (what consumers accept; the same schema as the committed
+    schemas/beacon/schemas/json/ files), with its $defs moved to components.schemas so every $ref resolves
+    inside this document."""
     schema = model.model_json_schema(ref_template=SCHEMAS + "{model}")
     for name, sub in schema.pop("$defs", {}).items():
         _merge(schemas, name, sub)
@@ -491,7 +492,8 @@ region's runner expands the jobs of its region into cells (one Kafka transaction
 model per cell and publishes the outcome; the recorder projects jobs and outcomes into PostgreSQL (exactly
 one row per cell) and records a `timeout` for every cell missing at its job's deadline.
 
-Values are UTF-8 JSON of the pydantic models in schemas/events.py (the same schemas as schemas/json/).
+Values are UTF-8 JSON of the pydantic models in beacon.schemas.events (the same schemas as the JSON Schema
+files beside this document).
 Each event carries its envelope in the body: event_id, event_type, schema_version, occurred_at and
 producer (service, region, instance). Versions are additive; an event of a version a consumer does not
 accept is dead-lettered, like any record it cannot decode.
@@ -499,7 +501,7 @@ accept is dead-lettered, like any record it cannot decode.
 Producers are idempotent with acks=all; consumers never auto-commit, read committed records only, start
 from the earliest offset when their group is new, and commit an offset only after its effect is durable.
 Every consumer is idempotent, so redelivery is harmless. The services create the topics at start
-(beacon/topics.py) with BEACON_TOPIC_PARTITIONS partitions (dead-letter topics: {DEAD_LETTER_PARTITIONS}),
+(beacon.infra.topics) with BEACON_TOPIC_PARTITIONS partitions (dead-letter topics: {DEAD_LETTER_PARTITIONS}),
 BEACON_REPLICATION_FACTOR replicas and min.insync.replicas = min(2, replicas).
 """
 
@@ -576,6 +578,6 @@ def render() -> str:
     Dumper.add_representer(str, text)
     body = yaml.dump(document(), Dumper=Dumper, sort_keys=False, allow_unicode=True, width=120)
     return (
-        "# Generated from schemas/asyncapi_document.py by `make schemas`: do not edit by hand.\n"
+        "# Generated from tools/asyncapi_document.py by `make schemas`: do not edit by hand.\n"
         "# tests/unit/test_asyncapi.py fails when this file and the code disagree.\n" + body
     )

@@ -119,7 +119,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
     else:
         path = Path(args.file)
         if not path.is_file():
-            raise UserError(f"{args.file}: no such file (give a JSON job spec; see examples/)")
+            raise UserError(f"{args.file}: no such file (give a JSON job spec; `beacon example` lists ready ones)")
         raw = path.read_bytes()
     try:
         spec = parse_spec(raw, settings.catalogue)

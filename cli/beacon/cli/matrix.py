@@ -35,7 +35,7 @@ def grid(spec: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[str], l
 
 
 def render(spec: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """The grid as text for a terminal: every label and cell escaped (beacon/terminal.py), since ids and
+    """The grid as text for a terminal: every label and cell escaped (beacon.infra.terminal), since ids and
     display names come from the projection or from an API, not from this program."""
     questions, columns, raw = grid(spec, rows)
     cells = {key: safe(text) for key, text in raw.items()}

@@ -12,7 +12,7 @@ from beacon.infra import logs
 
 log = logs.get("beacon.infra.db")
 
-# The SQL ships as package data of beacon.migrations (the top-level migrations/ folder), so an installed wheel
+# The SQL ships as package data of beacon.migrations (migrations/beacon/migrations/*.sql), so an installed wheel
 # migrates exactly as a checkout does.
 MIGRATIONS_PACKAGE = "beacon.migrations"
 # Any fixed number: every `beacon migrate` takes this lock, so two at once run one after the other.

@@ -1,6 +1,7 @@
 """The projection's tables, once: the column lists every writer and reader of them uses, and the one
-way rows are bulk-loaded (COPY). The tables themselves are created by migrations/; the CHECK lists there
-are tested against schemas.events (tests/unit/test_facts.py)."""
+way rows are bulk-loaded (COPY). The tables themselves are created by the migrations
+(migrations/beacon/migrations/*.sql); the CHECK lists there are tested against beacon.schemas.events
+(tests/unit/test_facts.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Topic declarations, once: partitions, replication and retention (the names: schemas/topics.py).
+"""Topic declarations, once: partitions, replication and retention (the names: beacon.schemas.topics).
 Applied at service start."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ DEAD_LETTER_PARTITIONS = 1
 
 log = logs.get("beacon.infra.topics")
 
-# KEEP_FOREVER (history is the product) and LATEST_PER_KEY (compaction) live in schemas/topics.py, beside the
-# names, so the AsyncAPI document describes the same policies this module applies.
+# KEEP_FOREVER (history is the product) and LATEST_PER_KEY (compaction) live in beacon.schemas.topics, beside
+# the names, so the AsyncAPI document describes the same policies this module applies.
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""Model providers behind one interface (base.Provider), chosen per (region, model) by the routing."""
+"""Model providers behind one interface (base.Provider), chosen per (region, model) by the routing
+(routing.py). Every name routing.ProviderName accepts has its builder in BUILDERS; a route naming any other
+provider is an error that lists the known ones."""
 
 from __future__ import annotations
 

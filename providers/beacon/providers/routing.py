@@ -64,7 +64,7 @@ class RoutingFile(BaseModel):
     defaults: Route = Field(default_factory=Route)
     # region id → model id → the fields that differ from `defaults`
     regions: dict[str, dict[str, dict[str, object]]] = Field(default_factory=dict)
-    # Optional: a model that gives a second opinion on every answer (services/runner/judge.py).
+    # Optional: a model that gives a second opinion on every answer (judge.py).
     judge: Route | None = None
 
     @model_validator(mode="after")

@@ -1,4 +1,5 @@
-"""Event contracts. These pydantic models are the source of truth; schemas/json/ is generated from them.
+"""Event contracts. These pydantic models are the source of truth; json/ beside this module (package data)
+is generated from them by `make schemas`.
 
 Versions are additive; a breaking change is a new schema_version. The accepted versions are the
 `schema_version` Literals below: an event of any other version fails parsing and is dead-lettered.
@@ -103,7 +104,7 @@ class RegionRef(_Frozen):
 
 
 class CatalogueRef(_Frozen):
-    """Which catalogue the job's texts were taken from (schemas/catalogue.py: a hash of its content)."""
+    """Which catalogue the job's texts were taken from (beacon.domain.catalogue: a hash of its content)."""
 
     version: str = Field(pattern=r"^sha256:[0-9a-f]{16}$")
     label: str | None = Field(None, max_length=100)

@@ -1,7 +1,7 @@
 """Names on the wire, once: every topic and every consumer group, derived from one namespace.
 
 Pure (no Kafka client): the AsyncAPI document, the services and the tools all read the names here.
-beacon/topics.py declares and creates the topics; this module names them and their retention policies.
+beacon.infra.topics declares and creates the topics; this module names them and their retention policies.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 # Retention policies, as Kafka topic configs. Here (pure data) so the AsyncAPI document states the same
-# policies beacon/topics.py applies when it creates the topics.
+# policies beacon.infra.topics applies when it creates the topics.
 # History is the product: replay and reprocessing read these topics from the beginning.
 KEEP_FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 # One record per key is all that matters (the latest): Kafka keeps that and drops the rest.

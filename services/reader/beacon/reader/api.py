@@ -1,4 +1,5 @@
-"""The read API and the portal, served by the recorder (the service that owns the projection).
+"""The read API and the portal, served by the reader (`beacon-reader` or `beacon reader`, a process of its
+own) from the projection the recorder writes.
 
 Every endpoint reads the one read model (queries.py). Bad parameters get a 400 naming the parameter,
 an unknown job a 404; input never causes a 500. Every parameter is checked for its exact shape before it

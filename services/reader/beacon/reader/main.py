@@ -1,5 +1,5 @@
-"""`beacon reader`: HTTP request → query the projection (queries.py) → shape it (api.py, analysis.py,
-matrix.py) → JSON or the portal. Reads only: it never consumes a topic or writes a row."""
+"""`beacon reader`: HTTP request → query the projection (queries.py) → shape it (api.py, analysis.py)
+→ JSON or the portal. Reads only: it never consumes a topic or writes a row."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Every job ends: cells still unrecorded at the job's deadline are recorded once, as `timeout`.
 
-read overdue jobs (store) → decide the missing cells (schemas.cells) → emit ExecutionCompleted(timeout)
-(schemas.results) to the executions topic.
+read overdue jobs and their recorded cells (store) → decide the timeouts (`timeouts`, pure: the missing cells
+of beacon.domain.cells, each a result of beacon.domain.results) → emit ExecutionCompleted(timeout) to the
+executions topic. Its producer and connection come from factories (bootstrap.py).
 
 The recorder owns this clock because it is the one service that knows which cells are recorded; a
 runner cannot know about cells of a region whose runner never came up. It does not write the rows

@@ -1,8 +1,8 @@
 """Pure: events → the rows of the read model, in the column order of beacon.infra.projection.
 
-A new projected event type goes into PROJECTED (with its row function and table) and nowhere else here;
-tests/unit/test_asyncapi.py checks that the AsyncAPI document's recorder operations and the topics the
-recorder subscribes to say the same."""
+PROJECTED names each projected event type with its table and row function; a new one also needs its list
+(and its sources) in Rows. tests/unit/test_asyncapi.py checks that PROJECTED, the AsyncAPI document's
+recorder operations and the topics the recorder subscribes to say the same."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Rebuilding the projection from the log (`beacon replay recorder`), re-projecting part of it
-(`--since`), and re-deriving classifications without any model call (`beacon reclassify`).
+"""Rebuilding the projection from the log (`beacon replay recorder`) and re-projecting part of it
+(`--since`). Re-deriving classifications without any model call (`beacon reclassify`) is reclassify.py.
 
 Rebuild: project the jobs and executions topics from the beginning into fresh tables; then, holding an
 exclusive lock on the live tables, project what arrived meanwhile, compare checksums and swap the fresh

@@ -1,8 +1,8 @@
 """Writing a batch: one transaction, COPY into a temporary table, then INSERT … ON CONFLICT DO NOTHING.
 
-The unique index on (job_id, region, model_id, question_id) NULLS NOT DISTINCT decides duplicates, in
-the database, atomically: no check-then-insert. Within a batch the first event per key (in Kafka order)
-wins because rows are inserted in the order they were consumed.
+The unique index on (job_id, region, model_id, question_id, language) NULLS NOT DISTINCT (migration 004)
+decides duplicates, in the database, atomically: no check-then-insert. Within a batch the first event per
+key (in Kafka order) wins because rows are inserted in the order they were consumed.
 
 A row PostgreSQL refuses for what it holds (a NUL byte, a value out of range) must not stop the
 recorder: it would meet the same event again after every restart. `write_or_isolate` then writes the

@@ -1,2 +1,9 @@
-"""runner: consume JobSubmitted (main.py) → expand into cells (expand.py) → call the model and classify
-(execute.py, providers/, classify.py) → emit ExecutionCompleted → commit the job."""
+"""runner, one per region (`beacon-runner --region R`, __main__.py, or `beacon runner` in the CLI; main.py runs
+the two halves side by side):
+
+- expander.py: consume JobSubmitted → decide (expand.py, pure) → emit this region's CellScheduled records
+  and a JobExpanded record, and commit the job, in one Kafka transaction;
+- worker.py: consume a CellScheduled → call the model, clean and classify the answer (execute.py, with
+  beacon.providers and beacon.domain) → emit ExecutionCompleted → commit once it is acknowledged.
+
+bootstrap.py makes its Kafka clients and model endpoints; the loops take them as arguments."""

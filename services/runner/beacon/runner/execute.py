@@ -1,10 +1,10 @@
 """One cell: call the model (never past the job's deadline), clean and classify the answer, describe it
 as an ExecutionCompleted that fits in one Kafka message.
 
-Whatever the provider returned, the result is an event: an answer is cut and cleaned (answers.py), an
-event too large for the broker has its answer shortened until it fits, and an exception anywhere in
-building it becomes a `failed` cell (`internal_error`), never an exception out of the worker — a worker
-that dies re-runs, and re-bills, its whole window on restart.
+Whatever the provider returned, the result is an event: an answer is cut and cleaned
+(beacon.providers.answers), an event too large for the broker has its answer shortened until it fits, and an
+exception anywhere in building it becomes a `failed` cell (`internal_error`), never an exception out of the
+worker — a worker that dies re-runs, and re-bills, its whole window on restart.
 """
 
 from __future__ import annotations
