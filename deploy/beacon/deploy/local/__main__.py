@@ -12,15 +12,32 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from beacon.deploy.local import kafka, postgres, services
-from beacon.deploy.local.proc import StartError, read_pid
+from beacon.deploy.local.proc import PRIVATE_UMASK, StartError, private_file, read_pid
 from beacon.infra.settings import state_dir
 
 
+def make_private(state: Path) -> None:
+    """The state folder and what an earlier `make up` left in it: folders 700, files 600 (symlinks, and what
+    they point to, are left alone: PostgreSQL's cluster outside the clone is the postgres user's)."""
+    state.chmod(0o700)
+    for folder, dirs, files in os.walk(state):
+        for name in dirs + files:
+            path = Path(folder, name)
+            try:
+                if not path.is_symlink() and path.stat().st_uid == os.geteuid():
+                    path.chmod(0o700 if path.is_dir() else 0o600)
+            except FileNotFoundError:  # a running Kafka deletes old segments as it goes
+                continue
+
+
 def up() -> None:
+    os.umask(PRIVATE_UMASK)  # every file this process and its children create is the owner's alone
     state = state_dir()
     state.mkdir(parents=True, exist_ok=True)
+    make_private(state)
     began = time.monotonic()
 
     db_url = os.environ.get("DATABASE_URL")
@@ -58,7 +75,13 @@ def up() -> None:
         )
         extra = f"BEACON_REPLICATION_FACTOR={cluster.replication_factor}\n"
 
-    (state / "env").write_text(f"KAFKA_BOOTSTRAP_SERVERS={servers}\nDATABASE_URL={db_url}\n{extra}")
+    env = f"KAFKA_BOOTSTRAP_SERVERS={servers}\nDATABASE_URL={db_url}\n{extra}"
+    fd = private_file(state / "env")  # it may hold a DATABASE_URL with a password
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, env.encode())
+    finally:
+        os.close(fd)
     print(f"Ready in {time.monotonic() - began:.1f} s; wrote {state / 'env'} (source it, or let `beacon` read it).")
 
 

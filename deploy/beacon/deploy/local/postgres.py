@@ -98,6 +98,7 @@ class PostgresCluster:
     def _prepare_dirs(self) -> None:
         if self.outside:
             ROOT_CLUSTERS.mkdir(mode=0o755, parents=True, exist_ok=True)
+            ROOT_CLUSTERS.chmod(0o755)  # the postgres user must pass through it, whatever our umask
             self.home.mkdir(mode=0o700, exist_ok=True)
             # What a failed attempt before this layout left in the clone: empty folders and an empty log.
             for path in (self.link, self.log_link):

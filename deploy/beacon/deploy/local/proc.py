@@ -56,13 +56,35 @@ def alive(pid: int) -> bool:
         return False
 
 
+# What the local deployment writes holds prompts, answers and, in .beacon/env, a DATABASE_URL that may carry a
+# password: readable by its owner only. Files 600, folders 700, for us and for every process we start.
+PRIVATE_UMASK = 0o077
+
+
+def private_file(path: Path) -> int:
+    """Open `path` for appending, created 600 (an existing one is made 600 too); returns the descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def spawn(argv: list[str], log_file: Path, pidfile: Path, env: dict[str, str] | None = None) -> int:
-    """Start a detached background process (own session, so Ctrl-C in the terminal leaves it)."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
+    """Start a detached background process (own session, so Ctrl-C in the terminal leaves it), with the
+    private umask: what it creates (Kafka's log segments, a service's files) is its owner's alone."""
+    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = private_file(log_file)
+    try:
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
+            argv,
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+            umask=PRIVATE_UMASK,
         )
+    finally:
+        os.close(fd)
     pidfile.write_text(f"{proc.pid}\n")
     return proc.pid
 

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 
 from beacon.domain.catalogue import Catalogue
 from beacon.infra import logs
-from beacon.infra.http import bounded
+from beacon.infra.http import bounded, harden
 from beacon.infra.settings import Settings
 from beacon.schemas.commands import JobSpec
 from beacon.submitter.decide import InvalidJob, JobConflict, parse_spec
@@ -105,7 +105,9 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAP
         yield
         await publisher.stop()
 
-    app = FastAPI(title="Beacon submitter", lifespan=lifespan)
+    # No /docs or /redoc: FastAPI's load their UI from a CDN. The OpenAPI document stays (/openapi.json).
+    app = FastAPI(title="Beacon submitter", lifespan=lifespan, docs_url=None, redoc_url=None)
+    harden(app)
 
     @app.post(
         "/jobs",
