@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 
 from beacon.infra.catalogues import DEFAULT
 from beacon.infra.settings import Settings
 from tests.harness import Services
-from tests.support import free_port
+from tests.support import Infra, free_port, with_database
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +52,14 @@ def pipeline(
 def api(pipeline: Services, api_port: int) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+def empty_db(infra: Infra) -> Iterator[str]:
+    """A database of its own, created empty for one test and dropped after it."""
+    name = f"beacon_empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(infra.admin_db_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield with_database(infra.admin_db_url, name)
+    with psycopg.connect(infra.admin_db_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

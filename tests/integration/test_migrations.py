@@ -5,25 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from beacon.infra import db
-from tests.support import Infra, service_env, with_database
+from tests.support import service_env
 
 pytestmark = pytest.mark.pipeline
-
-
-@pytest.fixture
-def empty_db(infra: Infra) -> Iterator[str]:
-    name = f"beacon_mig_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(infra.admin_db_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield with_database(infra.admin_db_url, name)
-    with psycopg.connect(infra.admin_db_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def schema_of(url: str) -> list[tuple]:

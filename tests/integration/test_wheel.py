@@ -14,9 +14,7 @@ import shlex
 import subprocess
 import sys
 import tomllib
-import uuid
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
@@ -25,7 +23,6 @@ import psycopg
 import pytest
 
 from beacon.infra import catalogues
-from tests.support import Infra, with_database
 from tests.workspace import ROOT, members
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.timeout(600)]
@@ -213,16 +210,6 @@ def env(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "home").mkdir()
     (tmp_path / "state").mkdir()
     return user_env(tmp_path / "home", tmp_path / "state")
-
-
-@pytest.fixture
-def empty_db(infra: Infra) -> Iterator[str]:
-    name = f"beacon_wheel_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(infra.admin_db_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield with_database(infra.admin_db_url, name)
-    with psycopg.connect(infra.admin_db_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 PROBE = """
