@@ -3,6 +3,9 @@
 It counts the calls it receives and the most it ever had in flight, keeps every request body, and
 follows a script of behaviours (one per call, then `ok`), so each test can say exactly what the
 provider does: answer, stream, fail with a status, ask to retry after N seconds, hang, or talk nonsense.
+Hostile modes: `wire` sends a whole response exactly as given (any status line, interim replies, bodies
+a status should not have), `flood` streams a body far larger than any cap (an endless line, a gzip
+bomb) and counts in `bytes_sent` how much of it the client took before hanging up.
 """
 
 from __future__ import annotations
@@ -18,11 +21,16 @@ from typing import Any
 
 @dataclass
 class Behaviour:
-    kind: str = "ok"  # ok | status | hang | malformed | empty | drop
+    kind: str = "ok"  # ok | status | hang | malformed | empty | drop | wire | flood
     status: int = 200
     body: str = ""
     retry_after: str | None = None
     delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)  # status, flood: more response headers
+    # wire: the whole response, status line to body, written as is (then the connection closes);
+    # flood: one piece of the chunked body, sent `repeat` times after `body`.
+    wire: bytes = b""
+    repeat: int = 1
 
 
 def default_answer(prompt: str) -> str:
@@ -41,6 +49,7 @@ class ModelServer:
     call_times: list[float] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    bytes_sent: int = 0  # body bytes `flood` wrote before the client hung up (or all of them)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -99,7 +108,15 @@ class ModelServer:
             return None
         if b.kind == "status":
             headers = {"Retry-After": b.retry_after} if b.retry_after is not None else {}
+            headers.update(b.headers)
             return self._send(h, b.status, b.body or json.dumps({"error": f"status {b.status}"}), headers)
+        if b.kind == "wire":
+            h.close_connection = True
+            h.wfile.write(b.wire)
+            h.wfile.flush()
+            return None
+        if b.kind == "flood":
+            return self._flood(h, b)
         if b.kind == "malformed":
             return self._send(h, 200, "<html>this is not json")
         time.sleep(self.delay_s + b.delay_s)
@@ -183,6 +200,26 @@ class ModelServer:
             chunk("data: [DONE]\n\n")
         h.wfile.write(b"0\r\n\r\n")
         h.wfile.flush()
+
+    def _flood(self, h: BaseHTTPRequestHandler, b: Behaviour) -> None:
+        h.close_connection = True
+        h.send_response(b.status)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Transfer-Encoding", "chunked")
+        for name, value in b.headers.items():
+            h.send_header(name, value)
+        h.end_headers()
+        pieces = [b.body.encode()] if b.body else []
+        try:
+            for piece in [*pieces, *[b.wire] * b.repeat]:
+                h.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                h.wfile.flush()
+                with self._lock:
+                    self.bytes_sent += len(piece)
+            h.wfile.write(b"0\r\n\r\n")
+            h.wfile.flush()
+        except OSError:
+            pass  # the client refused the rest, as it should
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, text: str, headers: dict[str, str] | None = None) -> None:

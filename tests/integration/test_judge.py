@@ -24,7 +24,7 @@ pytestmark = pytest.mark.pipeline
 
 def fake_judge(prompt: str) -> str:
     """Labels by a crude rule on purpose, so it disagrees with the rules on the simulated deflection."""
-    answer = prompt.split("Reply to label:\n", 1)[1]
+    answer = json.loads(prompt.split("\n")[1])["reply"]  # the fenced data's line (judge.judge_call)
     return "REFUSED: it declines." if "can't" in answer else "ANSWERED: it replies."
 
 

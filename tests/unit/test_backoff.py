@@ -152,7 +152,7 @@ def replies(*script: httpx.Response | Exception) -> tuple[Callable[[], Awaitable
         if isinstance(item, Exception):
             raise item
         check_status(item, item.text)
-        return Reply(answer=item.text)
+        return Reply(answer=item.text, http_status=item.status_code)
 
     return once, calls
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -34,7 +35,8 @@ def test_replies_off_the_rubric_are_error_verdicts(reply: str) -> None:
 def test_the_call_carries_the_rubric_question_and_a_bounded_answer() -> None:
     call = judge_call("What is 2+2?", "x" * 100_000)
     assert call.system_prompt == RUBRIC and call.params.temperature == 0.0
-    assert call.prompt.startswith("Question:\nWhat is 2+2?\n\nReply to label:\n") and len(call.prompt) < 7000
+    data = call.prompt.split("\n")[1]  # between the fixed opening and closing lines
+    assert json.loads(data) == {"question": "What is 2+2?", "reply": "x" * 6000} and len(call.prompt) < 7000
 
 
 class Failing:

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from typing import Any
+
+import httpx
 
 from beacon.infra.redact import public_url
 from beacon.providers.answers import clean_label
 from beacon.providers.base import ModelCall, ProviderResult
 from beacon.providers.http import (
     Reply,
+    StreamCaps,
     as_object,
     as_text,
     bad_response,
-    check_status,
     client,
     endpoint_url,
+    excerpt,
     parse_json,
+    post,
     read_body,
+    read_lines,
     tokens,
     with_retries,
 )
@@ -32,6 +38,7 @@ class OllamaProvider:
         self.max_answer_chars = route.max_answer_chars
         self.url = endpoint_url(route.endpoint, "/api/chat")
         self.endpoint = public_url(self.url)
+        self.caps = StreamCaps.for_answer(route.max_answer_chars)
         self.http = client(route)
 
     def body(self, call: ModelCall) -> dict[str, Any]:
@@ -65,26 +72,27 @@ class OllamaProvider:
         )
 
     async def _once(self, call: ModelCall) -> Reply:
-        async with self.http.stream("POST", self.url, json=self.body(call)) as response:
-            if response.status_code >= 400:
-                check_status(response, await read_body(response))
-            if not self.route.stream:
-                text = await read_body(response)
-                data = as_object(parse_json(text, response.status_code), "the reply")
-                if not isinstance(data.get("message"), dict):
-                    raise bad_response(f"no message in reply: {text[:200]!r}")
-                return self._reply(data, self._content(data))
-            parts: list[str] = []
-            size = 0
-            async for line in response.aiter_lines():
+        return await post(self.http, self.url, self.body(call), self._read)
+
+    async def _read(self, response: httpx.Response) -> Reply:
+        if not self.route.stream:
+            text = await read_body(response)
+            data = as_object(parse_json(text, response.status_code), "the reply")
+            if not isinstance(data.get("message"), dict):
+                raise bad_response(f"no message in reply: {excerpt(text, 200)!r}")
+            return self._reply(data, self._content(data))
+        parts: list[str] = []
+        size = 0
+        async with aclosing(read_lines(response, self.caps)) as lines:
+            async for line in lines:
                 if not line.strip():
                     continue
                 try:
                     chunk = as_object(json.loads(line), "a stream line")
                 except (ValueError, RecursionError):
-                    raise bad_response(f"stream line is not JSON the runner can read: {line[:200]!r}") from None
+                    raise bad_response(f"stream line is not JSON the runner can read: {excerpt(line, 200)!r}") from None
                 if "error" in chunk:
-                    raise bad_response(f"stream error: {chunk['error']}")
+                    raise bad_response(f"stream error: {excerpt(str(chunk['error']), 500)}")
                 text = self._content(chunk)
                 parts.append(text)
                 size += len(text)
@@ -92,7 +100,7 @@ class OllamaProvider:
                     return self._reply(chunk, "".join(parts))
                 if size > self.max_answer_chars:  # stop reading: the rest would be cut anyway
                     return self._reply(chunk, "".join(parts), truncated=True)
-            raise bad_response("stream ended without a final done=true line")
+        raise bad_response("stream ended without a final done=true line")
 
     async def call(self, call: ModelCall) -> ProviderResult:
         return await with_retries(self.route, lambda: self._once(call))

@@ -28,6 +28,37 @@ class RoutingError(ValueError):
     pass
 
 
+def _kind(char: str) -> str:
+    if char == " ":
+        return "a space"
+    if char == "\t":
+        return "a tab"
+    if ord(char) < 0x20 or ord(char) == 0x7F:
+        return "a control character"
+    return "a non-ASCII character"
+
+
+def check_api_key(name: str, value: str) -> None:
+    """Refuse, naming the variable `name` and never the value, an API key that is empty or holds anything
+    but visible ASCII (0x21-0x7E: no space, tab, control or non-ASCII character). Such a key can only fail
+    (it is not a valid header value, or not the key the provider issued), and the HTTP library's error
+    would quote the header — the key — back, escaped (a tab as backslash-t, é as \\xc3\\xa9), and
+    with the key split where a parser stopped reading it."""
+    if not value.strip():
+        raise RoutingError(f"the routing names {name} for an API key, but {name} is empty")
+    if "\r" in value or "\n" in value:
+        raise RoutingError(
+            f"{name} contains a line break (often a trailing newline in a mounted secret); "
+            "remove it, e.g. with `printf %s` instead of `echo` when writing the secret"
+        )
+    for position, char in enumerate(value, 1):
+        if not "\x21" <= char <= "\x7e":
+            raise RoutingError(
+                f"{name} holds {_kind(char)} at character {position} of {len(value)}; an API key is visible "
+                "ASCII only (no spaces, tabs, control or non-ASCII characters): check how the secret was written"
+            )
+
+
 class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -97,9 +128,9 @@ class Routing:
         return routes + ([self.judge] if self.judge is not None else [])
 
     def api_keys(self, region: str | None, environ: Mapping[str, str]) -> dict[str, str]:
-        """The API keys this region's routes name, checked before the runner takes any work: a key that is
-        unset, empty or holds a line break (a Kubernetes secret with a trailing newline) would fail every
-        call, and an HTTP library would quote it in the error text."""
+        """The API keys this region's routes name, checked before the runner takes any work (check_api_key):
+        a key that is unset, empty or not visible ASCII would fail every call, and an HTTP library would
+        quote it in the error text."""
         keys = {}
         for route in self.routes_of(region):
             name = route.api_key_env
@@ -108,13 +139,7 @@ class Routing:
             value = environ.get(name)
             if value is None:
                 raise RoutingError(f"the routing names {name} for an API key, but {name} is not set")
-            if not value.strip():
-                raise RoutingError(f"the routing names {name} for an API key, but {name} is empty")
-            if "\r" in value or "\n" in value:
-                raise RoutingError(
-                    f"{name} contains a line break (often a trailing newline in a mounted secret); "
-                    "remove it, e.g. with `printf %s` instead of `echo` when writing the secret"
-                )
+            check_api_key(name, value)
             keys[name] = value
         return keys
 
