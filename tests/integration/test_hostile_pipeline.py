@@ -142,10 +142,10 @@ def _event(job_id: str, question_id: str, answer: str) -> ExecutionCompleted:
         receipt=Receipt(
             provider="simulated",
             endpoint_region="us-east",
-            prompt_sha256="0",
-            system_prompt_sha256="0",
-            params_sha256="0",
-            answer_sha256="0",
+            prompt_sha256="0" * 64,
+            system_prompt_sha256="0" * 64,
+            params_sha256="0" * 64,
+            answer_sha256="0" * 64,
         ),
     )
 

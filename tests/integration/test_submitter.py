@@ -51,7 +51,9 @@ BAD_SPECS = [
     pytest.param(
         {**GOOD, "temperature": 7}, "temperature: Input should be less than or equal to 2", id="bad-temperature"
     ),
-    pytest.param({**GOOD, "job_id": "has|pipe"}, "job_id: String should match pattern", id="bad-job-id"),
+    pytest.param(
+        {**GOOD, "job_id": "has|pipe"}, "job_id: 'has|pipe' is not an id: an id is letters, digits", id="bad-job-id"
+    ),
     pytest.param({**GOOD, "colour": "red"}, "colour: Extra inputs are not permitted", id="unknown-field"),
     pytest.param(
         {**GOOD, "questions": "math_basic"}, "questions: Input should be a valid array", id="questions-not-a-list"

@@ -1,5 +1,10 @@
 """The submit command: what a user asks for. `JobSpec` checks its shape; `problems_with` checks it against
-a catalogue (the active one is chosen by settings), so a spec means the same under any catalogue file."""
+a catalogue (the active one is chosen by settings), so a spec means the same under any catalogue file.
+
+What a spec may ask is bounded by what its JobSubmitted can carry (events.py's MAX_* limits: questions,
+models, regions, languages, cells, text sizes), imported from there, so an accepted spec always makes a valid
+event: a spec over a limit is refused naming the limit and the field, never a failure while the event is built.
+"""
 
 from __future__ import annotations
 
@@ -17,23 +22,24 @@ from pydantic import (
     model_validator,
 )
 
-from beacon.domain.catalogue import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_TEXT_CHARS, Catalogue, is_language
+from beacon.domain.catalogue import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Catalogue, is_language
 from beacon.domain.cells import cell_count
-from beacon.schemas.ids import ID_DESCRIPTION, ID_PATTERN
+from beacon.schemas.events import (
+    MAX_CELLS_PER_JOB,
+    MAX_LANGUAGES_PER_JOB,
+    MAX_MODELS_PER_JOB,
+    MAX_PROMPT_CHARS,
+    MAX_QUESTIONS_PER_JOB,
+    MAX_REGIONS_PER_JOB,
+    JobId,
+    Language,
+)
+from beacon.schemas.ids import ID_PATTERN, dead_letter_problem, id_problem
 
 JOB_ID_PATTERN = ID_PATTERN
-JobId = Annotated[str, Field(pattern=ID_PATTERN, description=ID_DESCRIPTION)]
-Language = Annotated[
-    str,
-    Field(
-        pattern=r"^[a-z]{2}(-([A-Z]{2}|[A-Z][a-z]{3}))?$",
-        description="An ISO 639-1 language code, optionally with a region or script: en, zh, zh-TW.",
-    ),
-]
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
 
 MAX_DEADLINE_SECONDS = 7 * 24 * 3600
-MAX_LANGUAGES_PER_REGION = 20
 
 
 class AdHocQuestion(BaseModel):
@@ -43,7 +49,9 @@ class AdHocQuestion(BaseModel):
 
     id: JobId
     prompt: Text | None = Field(None, description="The text, in the catalogue's default language.")
-    prompts: dict[Language, Text] | None = Field(None, description='The text by language, e.g. {"zh": "…"}.')
+    prompts: dict[Language, Text] | None = Field(
+        None, max_length=MAX_LANGUAGES_PER_JOB, description='The text by language, e.g. {"zh": "…"}.'
+    )
     category: JobId = "ad_hoc"
 
     @model_validator(mode="after")
@@ -56,7 +64,9 @@ class AdHocQuestion(BaseModel):
         return self
 
 
-Languages = Language | list[Language] | dict[JobId, Language | list[Language]]
+Languages = (
+    Language | list[Language] | Annotated[dict[JobId, Language | list[Language]], Field(max_length=MAX_REGIONS_PER_JOB)]
+)
 
 # A question is a catalogue id (any text: an unknown one is the catalogue check's to name) or an ad-hoc
 # question. Discriminated by its JSON type, so a bad item gets the one message of its own kind.
@@ -76,11 +86,14 @@ class JobSpec(BaseModel):
         None, description="Chosen by the client to make resubmission idempotent; generated when absent."
     )
     questions: list[Question] = Field(
+        max_length=MAX_QUESTIONS_PER_JOB,
         description="Question ids from the catalogue, or ad-hoc questions ({id, prompt | prompts}). An empty "
-        "list means one execution per (region, model), asked the catalogue's probe prompt."
+        "list means one execution per (region, model), asked the catalogue's probe prompt.",
     )
-    models: list[str] = Field(min_length=1, description="Model ids from the catalogue.")
-    regions: list[str] = Field(min_length=1, description="Region ids from the catalogue.")
+    models: list[str] = Field(min_length=1, max_length=MAX_MODELS_PER_JOB, description="Model ids from the catalogue.")
+    regions: list[str] = Field(
+        min_length=1, max_length=MAX_REGIONS_PER_JOB, description="Region ids from the catalogue."
+    )
     languages: Languages | None = Field(
         None,
         description='The language(s) the questions are asked in: one for every region ("zh"), several for '
@@ -113,8 +126,8 @@ class JobSpec(BaseModel):
             codes = item if isinstance(item, list) else [item]
             if not codes:
                 raise ValueError("an empty list of languages asks nothing; leave it out for the default")
-            if len(codes) > MAX_LANGUAGES_PER_REGION:
-                raise ValueError(f"at most {MAX_LANGUAGES_PER_REGION} languages per region")
+            if len(codes) > MAX_LANGUAGES_PER_JOB:
+                raise ValueError(f"{len(codes)} languages; a job asks in at most {MAX_LANGUAGES_PER_JOB}")
             if len(set(codes)) != len(codes):
                 raise ValueError(f"a language is listed twice in {codes}")
             for code in codes:
@@ -128,6 +141,16 @@ class JobSpec(BaseModel):
             for region in self.languages:
                 if region not in self.regions:
                     raise ValueError(f"languages: {region!r} is not one of this job's regions {self.regions}")
+        return self
+
+    @model_validator(mode="after")
+    def _cells_fit_an_event(self) -> JobSpec:
+        cells = self.expected_executions
+        if cells > MAX_CELLS_PER_JOB:
+            raise ValueError(
+                f"the job has {cells} cells (regions × languages × models × questions); "
+                f"a job may have at most {MAX_CELLS_PER_JOB}"
+            )
         return self
 
     def question_ids(self) -> list[str]:
@@ -148,13 +171,23 @@ class JobSpec(BaseModel):
 
 
 def unknown_ids(kind: str, items: object, catalogue: Catalogue) -> list[str]:
-    """`questions`, `models` or `regions` of a spec (parsed or not) naming ids the catalogue does not have."""
+    """`questions`, `models` or `regions` of a spec (parsed or not) naming ids the catalogue does not have; one
+    that cannot be an id at all (e.g. a region ending in '.dlq') is told why."""
     table = {"questions": catalogue.questions, "models": catalogue.models, "regions": catalogue.regions}[kind]
-    return [
-        f"{kind}[{i}]: unknown {kind[:-1]} id {ident!r}; known: {', '.join(table)}"
-        for i, ident in enumerate(items if isinstance(items, list) else [])
-        if isinstance(ident, str) and ident not in table  # an ad-hoc question is a table, not an id
-    ]
+    listed = items if isinstance(items, list) else []
+    lines = []
+    for i, ident in enumerate(listed[: _MAX_LISTED[kind]]):  # past the limit: the limit's own line says it
+        if not isinstance(ident, str) or ident in table:  # an ad-hoc question is a table, not an id
+            continue
+        why = dead_letter_problem(ident)
+        if why is not None:
+            lines.append(f"{kind}[{i}]: {ident!r} is not a {kind[:-1]} id: {why}")
+        else:
+            lines.append(f"{kind}[{i}]: unknown {kind[:-1]} id {ident!r}; known: {', '.join(table)}")
+    return lines
+
+
+_MAX_LISTED = {"questions": MAX_QUESTIONS_PER_JOB, "models": MAX_MODELS_PER_JOB, "regions": MAX_REGIONS_PER_JOB}
 
 
 def problems_with(spec: JobSpec, catalogue: Catalogue) -> list[str]:
@@ -168,6 +201,13 @@ def problems_with(spec: JobSpec, catalogue: Catalogue) -> list[str]:
         if isinstance(q, AdHocQuestion) and q.id in catalogue.questions:
             problems.append(f"questions[{i}]: ad-hoc id {q.id!r} is a catalogue question; choose another id")
     if problems:
+        return problems
+    asked = list(dict.fromkeys(lang for r in spec.regions for lang in spec.languages_of(r, catalogue.default_language)))
+    if len(asked) > MAX_LANGUAGES_PER_JOB:
+        problems.append(
+            f"languages: the job asks in {len(asked)} languages ({', '.join(asked)}); "
+            f"a job asks in at most {MAX_LANGUAGES_PER_JOB}"
+        )
         return problems
     missing: dict[tuple[int, str], list[str]] = {}  # (question index, language) → regions asking it so
     for region in spec.regions:
@@ -199,6 +239,14 @@ def describe_errors(exc: ValidationError) -> list[str]:
         parts = [p for p in err["loc"] if p not in _TAGS]
         field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".") or "body"
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "too_long" and "max_length" in err.get("ctx", {}):  # pydantic says "…, not more"
+            actual = err["ctx"].get("actual_length")
+            kind = "items" if msg.startswith(("List", "Dictionary")) else "characters"
+            msg = f"{msg.split(' ', 1)[0]} should have at most {err['ctx']['max_length']} {kind}"
+            msg += f", not {actual}" if isinstance(actual, int) else ""
+        if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == ID_PATTERN:
+            shown = err["input"] if len(err["input"]) <= 100 else err["input"][:100] + "…"
+            msg = f"{shown!r} is not an id: {id_problem(err['input'])}"  # the pattern itself says little
         if err["type"] == "json_invalid":
             field, msg = "body", f"not valid JSON ({err.get('ctx', {}).get('error', msg)})"
         if msg.startswith("["):  # our own validators put the list index first

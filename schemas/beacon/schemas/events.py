@@ -14,26 +14,46 @@ from typing import Annotated, Literal, get_args
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from beacon.domain.cells import cell_count, language_slots
-from beacon.schemas.commands import JobId, Language
-from beacon.schemas.ids import ID_PATTERN
+from beacon.schemas.ids import ID_DESCRIPTION, ID_PATTERN
 
-# Bounds on what an event may carry. Events are read by every region and replayed for years, so the
-# limits are fixed numbers here, not the size of today's catalogue (a shrunken catalogue must not turn
-# old jobs into poison); they keep a hostile or buggy event from making a consumer build 10^8 cells or
-# write a value the database refuses (`integer` columns, index rows).
-Id = Annotated[str, Field(pattern=ID_PATTERN, description="A catalogue id: letters, digits, '.', '_', '-'.")]
+# Bounds on what an event may carry, every string, list and table of it. Events are read by every region and
+# replayed for years, so the limits are fixed numbers here, not the size of today's catalogue (a shrunken
+# catalogue must not turn old jobs into poison); they keep a hostile or buggy event from making a consumer
+# build 10^8 cells, store and serve megabytes in a field, or write a value the database refuses (`integer`
+# columns, index rows). The one place for each: the submit command (commands.py) and the catalogue
+# (beacon.domain.catalogue) import them, so what they accept always fits the event that carries it.
+Id = Annotated[str, Field(pattern=ID_PATTERN, description="A catalogue id. " + ID_DESCRIPTION)]
+JobId = Annotated[str, Field(pattern=ID_PATTERN, description=ID_DESCRIPTION)]
+LANGUAGE_PATTERN = r"^[a-z]{2}(-([A-Z]{2}|[A-Z][a-z]{3}))?$"
+Language = Annotated[
+    str,
+    Field(
+        pattern=LANGUAGE_PATTERN,
+        description="An ISO 639-1 language code, optionally with a region or script: en, zh, zh-TW.",
+    ),
+]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="A SHA-256 digest, 64 lower-case hex digits.")]
 MAX_QUESTIONS_PER_JOB = 1000
 MAX_MODELS_PER_JOB = 100
 MAX_REGIONS_PER_JOB = 100
 MAX_CELLS_PER_JOB = 100_000
 MAX_PROMPT_CHARS = 20_000
 MAX_LANGUAGES_PER_JOB = 20
+MAX_CATEGORY_CHARS = 100
+MAX_MODEL_NAME_CHARS = 200
+MAX_REGION_DISPLAY_CHARS = 100
+MAX_LABEL_CHARS = 100
+MAX_PROVIDER_CHARS = 100
+MAX_SERVICE_CHARS = 100
+# service@host:pid, where the service may name a region (expander-<region>) and a host name is up to 253.
+MAX_INSTANCE_CHARS = 400
 # Largest answer an event may carry. Runners cap answers lower while reading (Route.max_answer_chars) and
 # shrink an event until it fits the broker's message limit, so a valid event is never refused there.
 MAX_ANSWER_CHARS = 200_000
 MAX_MESSAGE_CHARS = 2_000
 MAX_ATTEMPTS = 50
 Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Provider = Annotated[str, Field(max_length=MAX_PROVIDER_CHARS, description="A provider's name, e.g. 'simulated'.")]
 
 # The status and classification names, once: the API's filters, the SQL CHECKs (tested against these) and
 # the job-status derivation (status.py) all read them from here.
@@ -52,9 +72,9 @@ class _Frozen(BaseModel):
 
 
 class ProducerInfo(_Frozen):
-    service: str
-    region: str | None = None
-    instance: str
+    service: str = Field(max_length=MAX_SERVICE_CHARS)
+    region: Id | None = None
+    instance: str = Field(max_length=MAX_INSTANCE_CHARS, description="Which process: service@host:pid.")
 
 
 class _Envelope(_Frozen):
@@ -74,7 +94,7 @@ Texts = Annotated[
 
 class QuestionText(_Frozen):
     id: Id
-    category: str = Field(max_length=100)
+    category: str = Field(max_length=MAX_CATEGORY_CHARS)
     prompt: str = Field(
         min_length=1,
         max_length=MAX_PROMPT_CHARS,
@@ -87,12 +107,12 @@ class QuestionText(_Frozen):
 
 class ModelRef(_Frozen):
     id: Id
-    name: str = Field(max_length=200)
+    name: str = Field(max_length=MAX_MODEL_NAME_CHARS)
 
 
 class RegionRef(_Frozen):
     id: Id
-    display: str = Field(max_length=100)
+    display: str = Field(max_length=MAX_REGION_DISPLAY_CHARS)
     system_prompt: str = Field(max_length=MAX_PROMPT_CHARS, description="As QuestionText.prompt.")
     system_prompts: Texts = Field(default_factory=dict)
     languages: list[Language] = Field(
@@ -107,7 +127,7 @@ class CatalogueRef(_Frozen):
     """Which catalogue the job's texts were taken from (beacon.domain.catalogue: a hash of its content)."""
 
     version: str = Field(pattern=r"^sha256:[0-9a-f]{16}$")
-    label: str | None = Field(None, max_length=100)
+    label: str | None = Field(None, max_length=MAX_LABEL_CHARS)
 
 
 class GenerationParams(_Frozen):
@@ -140,7 +160,7 @@ class JobSubmitted(_Envelope):
     deadline: AwareDatetime
     expected_executions: int = Field(ge=1, le=MAX_CELLS_PER_JOB)
     # SHA-256 of the canonical spec: tells an identical resubmission from a conflicting one.
-    spec_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    spec_sha256: Sha256
 
     @model_validator(mode="after")
     def _consistent(self) -> JobSubmitted:
@@ -204,13 +224,16 @@ class JobExpanded(_Envelope):
     schema_version: Literal[1] = 1
     job_id: JobId
     region: Id
-    spec_sha256: str
-    cells: Count
-    providers: dict[Id, str] = Field(
-        default_factory=dict, description="Model id → the provider this region's runner sends it to."
+    spec_sha256: Sha256
+    cells: int = Field(ge=0, le=MAX_CELLS_PER_JOB)
+    providers: dict[Id, Provider] = Field(
+        default_factory=dict,
+        max_length=MAX_MODELS_PER_JOB,
+        description="Model id → the provider this region's runner sends it to.",
     )
     unrouted: list[Id] = Field(
         default_factory=list,
+        max_length=MAX_MODELS_PER_JOB,
         description="Models of the job with no route of their own in this region's routing file (they go to its "
         "default route).",
     )
@@ -223,7 +246,7 @@ class Classification(_Frozen):
     label: ClassificationLabel
     classifier_version: str = Field(max_length=100)
     evidence: str | None = Field(None, max_length=MAX_MESSAGE_CHARS, description="The rule or phrase that decided.")
-    language: str | None = Field(None, description="ISO 639-1 code of the answer's detected language, if known.")
+    language: Language | None = Field(None, description="ISO 639-1 code of the answer's detected language, if known.")
 
 
 HttpStatus = Annotated[int, Field(ge=100, le=999)]
@@ -257,7 +280,7 @@ class AnswerEdits(_Frozen):
     truncated: bool = Field(description="The answer was cut at the route's max_answer_chars (or to fit an event).")
     replaced_characters: Count = Field(description="NUL bytes and lone surrogates replaced by U+FFFD.")
     original_chars: Count = Field(description="Length of the answer as received (up to where reading stopped).")
-    original_sha256: str = Field(description="SHA-256 of the answer as received (UTF-8, surrogates passed through).")
+    original_sha256: Sha256 = Field(description="SHA-256 of the answer as received (UTF-8, surrogates passed through).")
 
 
 class Judgement(_Frozen):
@@ -270,15 +293,15 @@ class Judgement(_Frozen):
 
 
 class Receipt(_Frozen):
-    provider: str = Field(max_length=100)
+    provider: Provider
     endpoint_region: Id
     endpoint: str | None = Field(
         None, max_length=2000, description="The URL called, without user-info or query; None for simulated."
     )
-    prompt_sha256: str
-    system_prompt_sha256: str
-    params_sha256: str
-    answer_sha256: str | None
+    prompt_sha256: Sha256
+    system_prompt_sha256: Sha256
+    params_sha256: Sha256
+    answer_sha256: Sha256 | None
 
 
 class ExecutionCompleted(_Envelope):
@@ -291,7 +314,7 @@ class ExecutionCompleted(_Envelope):
     model_id: Id
     question_id: Id | None = Field(description="None for a job without questions.")
     language: Language | None = Field(None, description="The language asked in; None in events from before languages.")
-    provider: str = Field(max_length=100, description="Adapter that answered, e.g. 'simulated', 'ollama', 'openai'.")
+    provider: Provider = Field(description="Adapter that answered, e.g. 'simulated', 'ollama', 'openai'.")
     provider_model: str | None = Field(None, max_length=200)
     status: ExecutionStatus
     answer: str | None = Field(max_length=MAX_ANSWER_CHARS)

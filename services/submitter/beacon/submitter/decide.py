@@ -1,18 +1,33 @@
 """Pure decisions of the submitter: parse and validate a spec, turn it into a self-contained JobSubmitted,
-and what a job id already registered means for a new submission (a repeat, or a conflict)."""
+and what a job id already registered means for a new submission (a repeat, or a conflict).
+
+A spec that parse_spec accepts always makes a JobSubmitted every consumer accepts: JobSpec and the catalogue
+check apply the event's limits (events.py), and the event it makes is built once more here to check what
+only the whole event can say: that it fits in one Kafka message (beacon.infra.kafka.MAX_EVENT_BYTES, past
+which consumers dead-letter it)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
 from beacon.domain.catalogue import Catalogue
-from beacon.schemas.commands import JobSpec, ad_hoc_prompts, describe_errors, problems_with, unknown_ids
+from beacon.infra.kafka import MAX_EVENT_BYTES
+from beacon.schemas.commands import (
+    MAX_DEADLINE_SECONDS,
+    JobSpec,
+    ad_hoc_prompts,
+    describe_errors,
+    problems_with,
+    unknown_ids,
+)
 from beacon.schemas.events import (
+    MAX_INSTANCE_CHARS,
+    MAX_SERVICE_CHARS,
     CatalogueRef,
     GenerationParams,
     JobSubmitted,
@@ -20,6 +35,7 @@ from beacon.schemas.events import (
     ProducerInfo,
     QuestionText,
     RegionRef,
+    encode,
 )
 
 
@@ -57,10 +73,39 @@ def parse_spec(raw: bytes | str, catalogue: Catalogue) -> JobSpec:
         spec = JobSpec.model_validate_json(raw)
     except ValidationError as exc:
         raise InvalidJob(_with_unknown_ids(describe_errors(exc), raw, catalogue)) from None
-    problems = problems_with(spec, catalogue)
+    problems = problems_with(spec, catalogue) or _event_problems(spec, catalogue)
     if problems:
         raise InvalidJob(problems)
     return spec
+
+
+# The largest envelope any submission gets (the longest producer, timestamps with microseconds), so the
+# trial event is never smaller than the one the publisher builds.
+_TRIAL_NOW = datetime(2026, 1, 1, 0, 0, 0, 999_999, tzinfo=UTC)
+_TRIAL_PRODUCER = ProducerInfo(service="s" * MAX_SERVICE_CHARS, instance="i" * MAX_INSTANCE_CHARS)
+
+
+def _event_problems(spec: JobSpec, catalogue: Catalogue) -> list[str]:
+    """What the spec's JobSubmitted itself would refuse: its size in bytes, and (should a check above ever
+    miss one of the event's limits) its own validation, as a 400 rather than a failure after acceptance."""
+    try:
+        event = job_submitted(
+            spec,
+            catalogue,
+            now=_TRIAL_NOW,
+            default_deadline_seconds=MAX_DEADLINE_SECONDS,
+            producer=_TRIAL_PRODUCER,
+        )
+    except ValidationError as exc:
+        return [f"the job's JobSubmitted event: {line}" for line in describe_errors(exc)]
+    size = len(encode(event))
+    if size > MAX_EVENT_BYTES:
+        return [
+            f"questions: the job's JobSubmitted event would be {size} bytes (its prompts in every language it "
+            f"asks, system prompts included); an event is at most {MAX_EVENT_BYTES} bytes: ask fewer questions "
+            "or languages, or shorter ones"
+        ]
+    return []
 
 
 def _with_unknown_ids(problems: list[str], raw: bytes | str, catalogue: Catalogue) -> list[str]:
