@@ -455,6 +455,7 @@ def bench_api(base: Settings, seconds: float, out: dict[str, Any]) -> None:
                 "/jobs/load-10k/executions?limit=1000",
                 "/jobs/load-10k/executions?limit=100&region=r1",
                 "/jobs/load-10k",
+                "/jobs/load-10k/analysis",  # every answer read: computed once per recorded count (issue 20)
             ]
             # The executions filter validates region ids against the catalogue; the load job's are synthetic.
             paths[2] = "/jobs/load-10k/executions?limit=100&classification=refused"

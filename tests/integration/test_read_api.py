@@ -468,3 +468,62 @@ def test_cli_escapes_error_texts(settings: Settings) -> None:
     assert result.returncode == 2
     err = result.stderr.decode()
     assert not CONTROL.search(err) and "\\x1b]52;c;eA==\\x07" in err
+
+
+def test_the_running_reader_hardens_every_answer_and_serves_no_docs_ui(api: httpx.Client) -> None:
+    """Issue 20, point 10, on the real `beacon reader` process: the portal's policy names its own inline
+    blocks only; JSON answers may load nothing; no CDN-loaded /docs."""
+    from beacon.infra.http import API_POLICY, page_policy
+    from beacon.reader.api import PORTAL
+
+    page = api.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == page_policy(PORTAL.read_text(encoding="utf-8"))
+    assert "'unsafe-inline'" not in page.headers["content-security-policy"]
+    for path in ("/jobs", "/health/live", "/jobs/no-such-job"):
+        answer = api.get(path)
+        assert answer.headers["content-security-policy"] == API_POLICY, path
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+        assert answer.headers["x-frame-options"] == "DENY", path
+    assert api.get("/docs").status_code == 404 and api.get("/redoc").status_code == 404
+    assert api.get("/openapi.json").status_code == 200
+
+
+def test_the_analysis_reads_each_answers_opening_and_is_computed_once_per_recorded_count(
+    api: httpx.Client, settings: Settings
+) -> None:
+    """Issue 20, point 8: an answer's words are read from its opening only (two 100k-character answers that
+    differ after it do not diverge), and a job's analysis is computed once for as long as its rows are the
+    same rows (an answer changed behind the recorder's back is not seen until the count changes)."""
+    from beacon.reader.analysis import WORDS_FROM_CHARS
+
+    job_id = f"long-{uuid.uuid4().hex[:8]}"
+    opening = ("alpha beta gamma " * WORDS_FROM_CHARS)[: WORDS_FROM_CHARS - 1] + " "
+    seed_job(
+        settings,
+        job_id,
+        TWO_CELLS,
+        [
+            ("us-east", "mistral-7b", "math_basic", opening + "zulu " * 20_000),
+            ("eu-west", "mistral-7b", "math_basic", opening + "yankee " * 20_000),
+        ],
+    )
+
+    def divergence() -> float | None:
+        body = api.get(f"/jobs/{job_id}/analysis").json()
+        (cell,) = body["divergence"]["cells"]
+        return cell["value"]
+
+    assert divergence() == 0.0
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute("UPDATE executions SET answer = 'other words' WHERE job_id = %s AND region = 'eu-west'", (job_id,))
+    assert divergence() == 0.0  # the same count of rows: the analysis computed before
+    with psycopg.connect(settings.database_url) as conn:  # one more row (a stray): the count changes
+        conn.execute(
+            "INSERT INTO executions (job_id, region, model_id, question_id, language, provider, status,"
+            " classification, classifier_version, answer, output, receipt, started_at, completed_at, event_id)"
+            " VALUES (%s, 'asia-pacific', 'mistral-7b', 'math_basic', 'en', 'simulated', 'completed', 'answered',"
+            " 't', 'x', '{}', '{}', now(), now(), gen_random_uuid())",
+            (job_id,),
+        )
+    assert divergence() == 1.0  # computed again: the changed answer shares no word with the other

@@ -214,6 +214,15 @@ def cmd_matrix(settings: Settings, args: argparse.Namespace) -> None:
     print(matrix_text(settings, args.job_id, args.api or settings.api_url))
 
 
+def cmd_compare(settings: Settings, args: argparse.Namespace) -> None:
+    """Two jobs cell by cell (beacon.domain.compare), read from the database or the reader's API."""
+    from beacon.cli.reading import source
+    from beacon.cli.show import compare_text
+
+    doc = source(settings, args.api or settings.api_url).compare(args.base, args.other)
+    print(safe_json(doc) if args.json else compare_text(doc))
+
+
 def cmd_dlq(settings: Settings, args: argparse.Namespace) -> None:
     if args.action == "list":  # printed as it is read: a second try would print it twice, so it is not retried
         asyncio.run(dlq_list(settings, args.json))
@@ -394,6 +403,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("job_id")
     s.add_argument("--api", default=None, help=API_HELP)
     s.set_defaults(func=cmd_matrix)
+
+    s = sub.add_parser(
+        "compare", help="two jobs cell by cell: the transitions (answered → refused, …) per question, region, model"
+    )
+    s.add_argument("base", help="the job compared from (e.g. the English one, or last week's)")
+    s.add_argument("other", help="the job compared to")
+    s.add_argument("--json", action="store_true", help="the read API's GET /compare document")
+    s.add_argument("--api", default=None, help=API_HELP)
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("dlq", help="dead letters: list them, or replay them to their source topic after a fix")
     s.add_argument("action", choices=["list", "replay"])

@@ -10,7 +10,10 @@ from urllib.parse import quote
 
 import httpx
 
+from beacon.cli.show import UserError
 from beacon.domain.cells import NO_QUESTION_TOKEN, question_from_token
+from beacon.domain.compare import NotComparable, side_from
+from beacon.domain.compare import compare as compare_sides
 from beacon.infra import db
 from beacon.infra.settings import Settings
 from beacon.reader import queries
@@ -21,6 +24,8 @@ class Source(Protocol):
     def summary(self, job_id: str) -> JobSummary | None: ...
 
     def grid(self, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]: ...
+
+    def compare(self, base: str, other: str) -> dict[str, Any]: ...
 
 
 class DatabaseSource:
@@ -43,6 +48,24 @@ class DatabaseSource:
 
     def grid(self, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return asyncio.run(self._grid(job_id))
+
+    async def _compare(self, base: str, other: str) -> dict[str, Any]:
+        async with await db.connect_async(self.url) as conn:
+            sides = []
+            for job_id in (base, other):
+                found = await queries.job_for_compare(conn, job_id)
+                if found is None:
+                    raise UserError(f"no job {job_id!r}")
+                sides.append(found)
+        try:
+            a, b = (side_from(job, rows) for job, rows in sides)
+        except NotComparable as exc:
+            raise UserError(str(exc)) from None
+        return compare_sides(a, b)
+
+    def compare(self, base: str, other: str) -> dict[str, Any]:
+        """The same document as the read API's GET /compare."""
+        return asyncio.run(self._compare(base, other))
 
 
 class ApiSource:
@@ -111,6 +134,29 @@ class ApiSource:
                 f"the read API at {self.http.base_url} answered an unexpected matrix: {exc!r}"
             ) from None
         return spec, rows
+
+    def compare(self, base: str, other: str) -> dict[str, Any]:
+        """GET /compare; a 404 (no such job) or 400 (a job that cannot be compared, an id that cannot be one)
+        is the user's error, with the API's own message."""
+        try:
+            response = self.http.get("/compare", params={"base": base, "other": other})
+        except httpx.HTTPError as exc:
+            raise ConnectionError(f"cannot reach the read API at {self.http.base_url}: {exc}") from None
+        if response.status_code in (400, 404, 422):
+            try:
+                body = response.json()
+                detail = body.get("detail") or "; ".join(body.get("problems") or [])
+            except (ValueError, AttributeError, TypeError):
+                detail = ""
+            raise UserError(str(detail) or f"the read API refused the comparison ({response.status_code})")
+        try:
+            response.raise_for_status()
+            body = response.json()
+        except (httpx.HTTPStatusError, ValueError) as exc:
+            raise ConnectionError(f"the read API at {self.http.base_url} answered /compare with: {exc}") from None
+        if not isinstance(body, dict):
+            raise ConnectionError(f"the read API at {self.http.base_url} answered an unexpected comparison")
+        return body
 
 
 def source(settings: Settings, api: str | None) -> Source:

@@ -104,3 +104,105 @@ def matrix_text(settings: Settings, job_id: str, api: str | None = None) -> str:
     if not spec.get("models"):
         raise UserError(f"{job_id}: JobSubmitted is not recorded yet, so the grid's shape is unknown")
     return render(spec, rows)  # escapes every label and cell
+
+
+def compare_text(doc: dict[str, Any]) -> str:
+    """`beacon compare`: each job's header side by side, the transitions per question as a table, the totals
+    (and per region and model), the cells that changed, then the cells of one job only. Every value is
+    escaped: ids, labels and classes come from the projection or from an API."""
+    from beacon.domain.cells import NO_QUESTION_LABEL, NO_QUESTION_TOKEN
+
+    def q(token: Any) -> str:
+        return NO_QUESTION_LABEL if token == NO_QUESTION_TOKEN else str(token)
+
+    def langs(side: dict[str, Any]) -> str:
+        return ", ".join(f"{r} {lang or '(none)'}" for r, lang in side["languages"].items()) or "(none)"
+
+    def catalogue(side: dict[str, Any]) -> str:
+        label = side.get("catalogue_label")
+        return f"{side.get('catalogue_version') or '(none)'}" + (f" ({label})" if label else "")
+
+    def recorded(side: dict[str, Any]) -> str:
+        text = f"{side['cells']} ({side['recorded']} recorded"
+        text += f", {side['pending']} pending" if side["pending"] else ""
+        return text + (f", {side['stray']} stray not compared)" if side["stray"] else ")")
+
+    def table(head: list[str], rows: list[list[str]]) -> list[str]:
+        cells = [[safe(c) for c in row] for row in [head, *rows]]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
+        out = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+        out.insert(1, "  ".join("-" * w for w in widths))
+        return out
+
+    base, other, totals = doc["base"], doc["other"], doc["totals"]
+    lines = [safe(f"compare {base['job_id']} (base) with {other['job_id']} (other)"), ""]
+    header = [
+        ["job", base["job_id"], other["job_id"]],
+        ["submitted", base["submitted_at"] or "(unknown)", other["submitted_at"] or "(unknown)"],
+        ["catalogue", catalogue(base), catalogue(other)],
+        ["languages", langs(base), langs(other)],
+        ["cells", recorded(base), recorded(other)],
+    ]
+    lines += table(["", "base", "other"], header)
+    lines.append("")
+    transitions = list(totals["transitions"])
+    lines.append(
+        f"shared cells {totals['shared']}: {totals['changed']} changed, {totals['unchanged']} unchanged;"
+        f" only in base {totals['only_in_base']}, only in other {totals['only_in_other']}"
+    )
+    if transitions:
+        lines.append("")
+        rows = [
+            [q(g["question_id"]), *(str(g["transitions"].get(t, "·")) for t in transitions)] for g in doc["by_question"]
+        ]
+        rows.append(["total", *(str(totals["transitions"][t]) for t in transitions)])
+        lines += table(["question", *transitions], rows)
+        lines.append("")
+        for name, field in (("by region", "region"), ("by model", "model_id")):
+            parts = [
+                f"{g[field]}: " + ", ".join(f"{t} {n}" for t, n in g["transitions"].items())
+                for g in doc[name.replace(" ", "_")]
+            ]
+            lines.append(safe(f"{name}: " + "; ".join(parts)))
+    changed = [c for c in doc["cells"] if c["transition"] != "unchanged"]
+    if changed:
+        lines += ["", f"changed cells ({len(changed)}):"]
+        lines += [
+            "  " + line
+            for line in table(
+                ["question", "model", "region", "base", "other", "transition"],
+                [
+                    [
+                        q(c["question_id"]),
+                        c["model_id"],
+                        c["region"],
+                        f"{c['base']['status'] or 'pending'}/{c['base']['classification'] or '-'}",
+                        f"{c['other']['status'] or 'pending'}/{c['other']['classification'] or '-'}",
+                        c["transition"],
+                    ]
+                    for c in changed
+                ],
+            )
+        ]
+    for name, title in (("only_in_base", "only in base"), ("only_in_other", "only in other")):
+        cells = doc[name]
+        if not cells:
+            continue
+        lines += ["", f"{title} ({len(cells)}), not compared:"]
+        lines += [
+            "  " + line
+            for line in table(
+                ["question", "model", "region", "status", "classification"],
+                [
+                    [
+                        q(c["question_id"]),
+                        c["model_id"],
+                        c["region"],
+                        c["status"] or "pending",
+                        c["classification"] or "-",
+                    ]
+                    for c in cells
+                ],
+            )
+        ]
+    return "\n".join(lines)

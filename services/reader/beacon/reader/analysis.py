@@ -21,9 +21,13 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
+# The words of an answer are read from its first WORDS_FROM_CHARS characters: an answer's opening says what it
+# is about, and the cost of a job's analysis stays bounded by its cell count, however long its answers.
+WORDS_FROM_CHARS = 4000
 DIVERGENCE_MEASURE = (
     "mean pairwise Jaccard distance (1 - |A∩B| / |A∪B|) between the lower-cased word sets of the answered "
-    "cells of one (question, model) across regions; null when fewer than two regions answered"
+    f"cells of one (question, model) across regions, each read from its first {WORDS_FROM_CHARS} characters; "
+    "null when fewer than two regions answered"
 )
 _WORD = re.compile(r"[\w']+")
 
@@ -40,7 +44,7 @@ class Cell:
 
 
 def words(text: str | None) -> frozenset[str]:
-    return frozenset(_WORD.findall((text or "").lower()))
+    return frozenset(_WORD.findall((text or "")[:WORDS_FROM_CHARS].lower()))
 
 
 def jaccard_distance(a: frozenset[str], b: frozenset[str]) -> float:

@@ -16,6 +16,7 @@ import binascii
 import json
 import re
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -28,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
+from beacon.domain import compare
 from beacon.domain.cells import NO_QUESTION_TOKEN, question_from_token, question_token
 from beacon.infra import http, metrics
 from beacon.infra.http import READY_CHECK_SECONDS, bounded
@@ -36,8 +38,10 @@ from beacon.reader import analysis, queries
 from beacon.reader.queries import JobSummary
 from beacon.schemas.commands import JOB_ID_PATTERN
 from beacon.schemas.events import CLASSIFICATIONS, EXECUTION_STATUSES
+from beacon.schemas.ids import ID_DESCRIPTION
 
 PORTAL = Path(__file__).parent / "portal" / "index.html"
+ANALYSES_CACHED = 64  # jobs whose analysis is kept; each is bounded by its job's cell count
 
 MAX_CURSOR_CHARS = 256  # the longest cursor this API gives out is about 150 characters
 MAX_ROW_ID = 2**63 - 1  # executions.id is a bigint
@@ -47,9 +51,9 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
 Cursor = Annotated[
     str | None, Query(max_length=MAX_CURSOR_CHARS, description="`next_cursor` of the previous page, as it was.")
 ]
-JobId = Annotated[
-    str, PathParam(pattern=JOB_ID_PATTERN, description="A job id: letters, digits, '.', '_' or '-'; 1-64.")
-]
+JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN, description=f"A job id. {ID_DESCRIPTION}")]
+
+CompareJobId = Annotated[str, Query(pattern=JOB_ID_PATTERN, description=f"A job id. {ID_DESCRIPTION}")]
 
 
 def _one_of(allowed: Any, description: str) -> Any:
@@ -144,7 +148,15 @@ def create_app(settings: Settings) -> FastAPI:
         version="1",
         description="Jobs, executions, the per-question matrix and the cross-region analysis.",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc load their UI from a CDN: not from here. The OpenAPI document stays
+        # (/openapi.json, and committed under schemas/beacon/schemas/openapi/).
+        docs_url=None,
+        redoc_url=None,
     )
+    http.harden(app, page=PORTAL.read_text(encoding="utf-8"))
+
+    # The analyses computed lately, by (job, rows recorded, strays): the least recently used go first.
+    analyses: OrderedDict[tuple[str, int, int], dict[str, Any]] = OrderedDict()
 
     @app.middleware("http")
     async def measured(request: Request, call_next: Any) -> Any:
@@ -288,8 +300,15 @@ def create_app(settings: Settings) -> FastAPI:
         """Refusal rates per region, model and question; cross-region divergence; refused-vs-answered splits
         (over the cells of the job's spec)."""
         summary = await summary_or_404(job_id)
+        # A recorded cell never changes (the first result per cell wins), so the analysis of a job is the
+        # same for as long as its count of rows is: computed once per count, not once per request.
+        key = (job_id, summary.recorded, summary.stray)
+        cached = analyses.get(key)
+        if cached is not None:
+            analyses.move_to_end(key)
+            return cached
         async with pool.connection() as conn:
-            rows = await queries.cells(conn, summary, answers=True)
+            rows = await queries.cells(conn, summary, answers=True, answer_chars=analysis.WORDS_FROM_CHARS)
         cells = [
             analysis.Cell(
                 r["region"],
@@ -303,7 +322,32 @@ def create_app(settings: Settings) -> FastAPI:
             for r in rows
         ]
         # CPU-bound (pairwise distances): in a worker thread, so other requests are not held up behind it.
-        return await asyncio.to_thread(analysis.analyse, cells)
+        result = await asyncio.to_thread(analysis.analyse, cells)
+        analyses[key] = result
+        while len(analyses) > ANALYSES_CACHED:
+            analyses.popitem(last=False)
+        return result
+
+    # --- two jobs compared ----------------------------------------------------------------------------
+
+    @app.get("/compare", tags=["analysis"])
+    async def get_compare(base: CompareJobId, other: CompareJobId) -> dict[str, Any]:
+        """Two jobs cell by cell, matched by (region, model_id, question_id): both classifications and
+        statuses and the transition of each shared cell (`unchanged`, `answered → refused`, …), summed per
+        question, region and model; each job's languages per region, catalogue version and submission time;
+        the cells of one job only. A job that asks a region in several languages cannot be compared (400)."""
+        sides = []
+        async with pool.connection() as conn:
+            for job_id in (base, other):
+                found = await queries.job_for_compare(conn, job_id)
+                if found is None:
+                    raise HTTPException(404, f"no job {job_id!r}")
+                sides.append(found)
+        try:
+            a, b = (compare.side_from(job, rows) for job, rows in sides)
+        except compare.NotComparable as exc:
+            raise HTTPException(400, str(exc)) from None
+        return await asyncio.to_thread(compare.compare, a, b)
 
     # --- catalogue, health, metrics, portal -----------------------------------------------------------
 
@@ -347,6 +391,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/", include_in_schema=False)
     @app.get("/ui/jobs/{job_id}", include_in_schema=False)
     async def portal() -> FileResponse:
+        return FileResponse(PORTAL, media_type="text/html")
+
+    @app.get("/ui/compare", include_in_schema=False)
+    async def compare_portal() -> FileResponse:
         return FileResponse(PORTAL, media_type="text/html")
 
     return app

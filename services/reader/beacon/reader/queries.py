@@ -241,12 +241,16 @@ async def one_execution(
         return await cur.fetchall()
 
 
-async def cells(conn: psycopg.AsyncConnection, job: JobSummary, answers: bool = False) -> list[dict[str, Any]]:
+async def cells(
+    conn: psycopg.AsyncConnection, job: JobSummary, answers: bool = False, answer_chars: int | None = None
+) -> list[dict[str, Any]]:
     """Every recorded cell of the job's spec (strays left out: they are no cell of its matrix and no part
-    of its analysis); the answers (the bulk of the bytes) only when asked for."""
+    of its analysis); the answers (the bulk of the bytes) only when asked for, cut to `answer_chars` in the
+    database when given (so a 112k-character answer costs its first characters' transfer, not all of it)."""
     columns = "region, model_id, question_id, language, status, classification"
     columns += ", output->'judgement'->>'label' AS judge_label"
-    columns += ", answer" if answers else ""
+    if answers:
+        columns += f", left(answer, {int(answer_chars)}) AS answer" if answer_chars is not None else ", answer"
     in_spec, params = _in_spec(job.spec)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
@@ -255,3 +259,22 @@ async def cells(conn: psycopg.AsyncConnection, job: JobSummary, answers: bool = 
             prepare=False,
         )
         return await cur.fetchall()
+
+
+async def job_for_compare(
+    conn: psycopg.AsyncConnection, job_id: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """One side of `beacon compare` / `GET /compare`: the projected job (its JobSubmitted, catalogue
+    version, submission time) and every recorded row of it with its classification; None when the job's
+    JobSubmitted is not projected. Which rows are cells of its spec is decided by beacon.domain.compare."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT job_id, submitted_at, catalogue_version, spec FROM jobs WHERE job_id = %s", (job_id,))
+        job = await cur.fetchone()
+        if job is None:
+            return None
+        await cur.execute(
+            "SELECT region, model_id, question_id, language, status, classification FROM executions"
+            " WHERE job_id = %s ORDER BY id",
+            (job_id,),
+        )
+        return job, await cur.fetchall()
