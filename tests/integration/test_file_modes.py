@@ -45,7 +45,7 @@ def test_the_local_kafkas_log_segments_and_the_logs_are_private(infra: Infra) ->
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         pytest.fail("this test checks the Kafka that `make up` starts; unset KAFKA_BOOTSTRAP_SERVERS", pytrace=False)
     cluster = local_kafka.KafkaCluster(state_dir(), local_kafka.brokers())
-    segments = [p for n in range(cluster.nodes) for p in cluster.node_dir(n).rglob("*.log") if p.is_file()]
+    segments = [p for p in cluster.home.glob("node-*/data/*/*.log") if p.is_file()]
     assert segments, f"no log segments under {cluster.home}"
     assert {p: oct(mode(p)) for p in segments if mode(p) & 0o077} == {}
     logs = [p for p in (state_dir() / "logs").glob("*.log") if p.stat().st_uid == os.geteuid()]
