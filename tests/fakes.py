@@ -124,3 +124,20 @@ class FakeReader:
     async def to_end(self) -> AsyncIterator[list[ConsumerRecord]]:
         if self.records:
             yield self.records
+
+
+def recorder_on_fakes(settings: Any, consumer: FakeConsumer, producer: FakeProducer, write: Callable[..., Any]) -> Any:
+    """A beacon.recorder Recorder on fake Kafka clients, with `write` in place of its PostgreSQL write."""
+    from beacon.recorder.main import Clients, Recorder
+
+    async def no_connection() -> None:
+        raise AssertionError("the fake write needs no database")
+
+    recorder = Recorder(
+        settings,
+        kafka_clients=lambda: Clients(consumer=consumer, producer=producer),
+        connect=no_connection,  # type: ignore[arg-type]
+        deadline_clock=lambda: asyncio.sleep(0),
+    )
+    recorder.write = write  # type: ignore[method-assign]
+    return recorder

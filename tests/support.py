@@ -13,11 +13,22 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import psycopg
 
 from beacon.infra import db
+from beacon.infra.catalogues import DEFAULT
 from beacon.infra.settings import Settings
+from beacon.schemas.events import (
+    CellScheduled,
+    GenerationParams,
+    ModelRef,
+    ProducerInfo,
+    QuestionText,
+    RegionRef,
+    now,
+)
 
 
 @dataclass(frozen=True)
@@ -91,3 +102,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# --- a cell to run against a local model server (tests/model_server.py) ------------------------------
+
+MODEL_KINDS = ["ollama", "openai"]  # the wire formats the adapters speak
+RUNNER = ProducerInfo(service="runner", region="eu-west", instance="test")
+
+
+def a_cell(job_id: str) -> CellScheduled:
+    """One eu-west cell asking math_basic of mistral-7b, in the default catalogue's words, due in an hour."""
+    return CellScheduled(
+        producer=RUNNER,
+        job_id=job_id,
+        region=RegionRef(id="eu-west", display="EU", system_prompt=DEFAULT.regions["eu-west"].system_prompts["en"]),
+        model=ModelRef(id="mistral-7b", name="Mistral 7B Instruct v0.3"),
+        question=QuestionText(id="math_basic", category="control", prompt="What is 2+2?"),
+        params=GenerationParams(temperature=0.1, max_tokens=500),
+        deadline=now() + timedelta(hours=1),
+    )

@@ -17,12 +17,10 @@ import tracemalloc
 import urllib.parse
 import zlib
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 
 from beacon.infra import redact
-from beacon.infra.catalogues import DEFAULT
 from beacon.infra.kafka import MAX_EVENT_BYTES
 from beacon.providers.http import MAX_REPLY_BYTES, StreamCaps
 from beacon.providers.judge import JUDGE_VERSION, RUBRIC, verdict
@@ -31,29 +29,15 @@ from beacon.providers.openai import OpenAIProvider
 from beacon.providers.routing import Route, Routing, RoutingError
 from beacon.runner.execute import run_cell
 from beacon.schemas.events import (
-    CellScheduled,
     ExecutionCompleted,
-    GenerationParams,
-    ModelRef,
-    ProducerInfo,
-    QuestionText,
-    RegionRef,
     encode,
-    now,
 )
 from tests.model_server import Behaviour, ModelServer
+from tests.support import MODEL_KINDS, RUNNER, a_cell
 
-KINDS = ["ollama", "openai"]
-PRODUCER = ProducerInfo(service="runner", region="eu-west", instance="test")
-CELL = CellScheduled(
-    producer=PRODUCER,
-    job_id="hostile-streams",
-    region=RegionRef(id="eu-west", display="EU", system_prompt=DEFAULT.regions["eu-west"].system_prompts["en"]),
-    model=ModelRef(id="mistral-7b", name="Mistral 7B Instruct v0.3"),
-    question=QuestionText(id="math_basic", category="control", prompt="What is 2+2?"),
-    params=GenerationParams(temperature=0.1, max_tokens=500),
-    deadline=now() + timedelta(hours=1),
-)
+KINDS = MODEL_KINDS
+PRODUCER = RUNNER
+CELL = a_cell("hostile-streams")
 CAPS = StreamCaps.for_answer(100_000)  # the route's default max_answer_chars
 MiB = 1024 * 1024
 PIECE = 64 * 1024

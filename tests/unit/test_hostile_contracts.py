@@ -38,7 +38,6 @@ from beacon.infra.catalogues import default
 from beacon.infra.settings import Settings
 from beacon.providers.routing import Routing, RoutingError
 from beacon.recorder import project, store
-from beacon.recorder.main import Clients, Recorder
 from beacon.recorder.project import rows_of
 from beacon.runner import expand
 from beacon.schemas import commands, events
@@ -50,7 +49,7 @@ from beacon.submitter import decide
 from beacon.submitter.decide import InvalidJob, job_submitted, parse_spec
 from beacon.submitter.http import create_app
 from beacon.submitter.publish import Submitted
-from tests.fakes import FakeConsumer, FakeProducer, Stop, record
+from tests.fakes import FakeConsumer, FakeProducer, Stop, record, recorder_on_fakes
 
 DEFAULT = default()
 GOOD = {"questions": ["math_basic"], "models": ["mistral-7b"], "regions": ["us-east"]}
@@ -377,16 +376,9 @@ def test_the_recorder_dead_letters_hostile_events_and_writes_nothing() -> None:
         written.append(rows)
         return store.Written(0, 0, 0), []
 
-    async def no_connection() -> None:
-        raise AssertionError("the fake write needs no database")
-
-    recorder = Recorder(
-        Settings.from_env({"BEACON_TOPIC_NAMESPACE": "unit", "BEACON_RECORDER_PORT": "0"}),
-        kafka_clients=lambda: Clients(consumer=consumer, producer=producer),
-        connect=no_connection,  # type: ignore[arg-type]
-        deadline_clock=lambda: asyncio.sleep(0),
+    recorder = recorder_on_fakes(
+        Settings.from_env({"BEACON_TOPIC_NAMESPACE": "unit", "BEACON_RECORDER_PORT": "0"}), consumer, producer, write
     )
-    recorder.write = write  # type: ignore[method-assign]
     with pytest.raises(Stop):
         asyncio.run(recorder.consume())
     assert all(not (rows.jobs or rows.executions or rows.job_regions) for rows in written)

@@ -12,10 +12,9 @@ import pytest
 
 from beacon.infra.settings import Settings
 from beacon.recorder import project, store
-from beacon.recorder.main import Clients, Recorder
 from beacon.schemas.events import encode
 from beacon.schemas.topics import dead_letter_topic
-from tests.fakes import FakeConsumer, FakeProducer, Stop, record
+from tests.fakes import FakeConsumer, FakeProducer, Stop, record, recorder_on_fakes
 from tests.unit.test_runner_loops import INFO, a_job
 
 SETTINGS = Settings.from_env({"BEACON_TOPIC_NAMESPACE": "unit", "BEACON_RECORDER_PORT": "0"})
@@ -43,16 +42,7 @@ def test_offsets_are_committed_only_after_the_write_and_poison_is_dead_lettered(
         release.set()
         return store.Written(len(rows.executions), 0, 0), []
 
-    async def no_connection() -> None:
-        raise AssertionError("the fake write needs no database")
-
-    recorder = Recorder(
-        SETTINGS,
-        kafka_clients=lambda: Clients(consumer=consumer, producer=producer),
-        connect=no_connection,  # type: ignore[arg-type]
-        deadline_clock=lambda: asyncio.sleep(0),
-    )
-    recorder.write = write  # type: ignore[method-assign]
+    recorder = recorder_on_fakes(SETTINGS, consumer, producer, write)
     with pytest.raises(Stop):
         asyncio.run(recorder.consume())
     assert commits_before_release == [0]  # nothing was committed while the write was under way

@@ -17,6 +17,12 @@ from beacon.schemas.topics import Topics
 Record = tuple[str, bytes, bytes]
 
 
+# Why a job is skipped: not this region's (nothing to say), or expanded by this region before.
+NOT_THIS_REGION = "not this region's"
+ALREADY_EXPANDED = "already expanded"
+ALREADY_EXPANDED_OTHER_SPEC = "already expanded, other spec"
+
+
 @dataclass(frozen=True)
 class Expansion:
     """What to emit for one job: its cells on the region's work topic, then the JobExpanded that marks it
@@ -24,7 +30,7 @@ class Expansion:
 
     records: list[Record]
     cells: int = 0
-    skipped: str | None = None  # "not this region's" | "already expanded" | "already expanded, other spec"
+    skipped: str | None = None  # NOT_THIS_REGION, ALREADY_EXPANDED or ALREADY_EXPANDED_OTHER_SPEC
 
 
 def decide(
@@ -37,10 +43,10 @@ def decide(
 ) -> Expansion:
     """`expanded`: job_id → spec hash of every job this region has expanded (read from its compacted topic)."""
     if region_of(job, region) is None:
-        return Expansion([], skipped="not this region's")
+        return Expansion([], skipped=NOT_THIS_REGION)
     if job.job_id in expanded:
         same = expanded[job.job_id] == job.spec_sha256
-        return Expansion([], skipped="already expanded" if same else "already expanded, other spec")
+        return Expansion([], skipped=ALREADY_EXPANDED if same else ALREADY_EXPANDED_OTHER_SPEC)
     scheduled = cells(job, region, producer)
     # Which provider each model goes to here, and which have no route of their own: the recorder projects
     # this, so `beacon status` shows it while the job runs, not only at its deadline.

@@ -114,9 +114,11 @@ class Expander:
                     if job.job_id in expanded_now:
                         continue  # the same job twice in one batch
                     decision = self.decide(job)
-                    if decision.skipped and decision.skipped != "not this region's":
+                    if decision.skipped not in (None, expand.NOT_THIS_REGION):
                         log.info(
-                            "job_already_expanded", job_id=job.job_id, same_spec=decision.skipped == "already expanded"
+                            "job_already_expanded",
+                            job_id=job.job_id,
+                            same_spec=decision.skipped == expand.ALREADY_EXPANDED,
                         )
                     for topic, key, value in decision.records:
                         await self.producer.send(topic, value, key=key)
