@@ -5,6 +5,7 @@ those and builds them from these); the test modules import them from here, never
 from __future__ import annotations
 
 import json
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -63,14 +64,22 @@ def wait_until(check: Callable[[], bool], timeout: float = 60, what: str = "cond
 
 
 def free_port_block(size: int) -> int:
-    """A base port with `size` consecutive free ports after it, for a private Kafka cluster."""
+    """A base port with `size` consecutive free ports after it, for a private Kafka cluster — below the
+    kernel's ephemeral range: a node killed and restarted must find its ports again, and a port in that
+    range may meanwhile be taken as the local end of any outgoing connection (a client's, another node's)."""
+    low = _ephemeral_low()
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + size < 65000 and all(_free(base + i) for i in range(size)):
+        base = random.randrange(10_000, low - size)
+        if all(_free(base + i) for i in range(size)):
             return base
     raise RuntimeError("no block of free ports found")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def _free(port: int) -> bool:
