@@ -25,22 +25,26 @@ QUESTIONS, MODELS, REGIONS = 400, 5, 5
 def seed(settings: Settings, job_id: str) -> int:
     spec = {
         "job_id": job_id,
-        "questions": [{"id": f"q{i:03d}", "category": "load", "prompt": f"question {i}"} for i in range(QUESTIONS)],
+        "questions": [
+            {"id": f"q{i:03d}", "category": "load", "prompts": {"en": f"question {i}"}} for i in range(QUESTIONS)
+        ],
         "models": [{"id": f"m{i}", "name": f"model {i}"} for i in range(MODELS)],
-        "regions": [{"id": f"r{i}", "display": f"R{i}", "system_prompt": "-"} for i in range(REGIONS)],
+        "regions": [
+            {"id": f"r{i}", "display": f"R{i}", "language": "en", "system_prompt": "-"} for i in range(REGIONS)
+        ],
         "params": {"temperature": 0.1, "max_tokens": 500, "seed": None},
     }
     at = datetime.now(UTC)
     with psycopg.connect(settings.database_url) as conn:
         conn.execute(
-            "INSERT INTO jobs (job_id, spec_sha256, expected_executions, submitted_at, deadline, spec, event_id)"
-            " VALUES (%s, 'load', %s, %s, %s, %s, %s)",
+            "INSERT INTO jobs (job_id, spec_sha256, expected_executions, submitted_at, deadline, spec, event_id,"
+            " catalogue_version) VALUES (%s, 'load', %s, %s, %s, %s, %s, 'sha256:0000000000000000')",
             (job_id, QUESTIONS * MODELS * REGIONS, at, at, json.dumps(spec), uuid.uuid4()),
         )
         with (
             conn.cursor() as cur,
             cur.copy(
-                "COPY executions (job_id, region, model_id, question_id, provider, status, classification,"
+                "COPY executions (job_id, region, model_id, question_id, language, provider, status, classification,"
                 " classifier_version, answer, output, receipt, started_at, completed_at, event_id) FROM STDIN"
             ) as copy,
         ):
@@ -54,6 +58,7 @@ def seed(settings: Settings, job_id: str) -> int:
                                 f"r{r}",
                                 f"m{m}",
                                 f"q{q:03d}",
+                                "en",
                                 "simulated",
                                 "completed",
                                 label,

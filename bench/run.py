@@ -28,13 +28,13 @@ import psycopg
 
 from beacon.deploy.local import kafka as local_kafka
 from beacon.infra import db, kafka, topics
-from beacon.infra.projection import EXECUTION_COLUMNS, columns
+from beacon.infra.projection import EXECUTION_COLUMNS, JOB_COLUMNS, columns
 from beacon.infra.settings import Settings
 from beacon.recorder import project
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import encode
 from beacon.submitter import bootstrap
-from bench.workload import events
+from bench.workload import events, jobs
 
 HERE = Path(__file__).parent
 _EXEC_COLS = columns(EXECUTION_COLUMNS)
@@ -135,6 +135,16 @@ async def produce(s: Settings, topic: str, evs: list[Any]) -> None:
 # --- 1. recorder vs ceiling vs baseline --------------------------------------------------------------
 
 
+def seed_jobs(s: Settings, job_events: list[Any]) -> None:
+    """The jobs rows the executions reference, for the paths that write no JobSubmitted."""
+    with psycopg.connect(s.database_url) as conn, conn.cursor() as cur:
+        cols = columns(JOB_COLUMNS)
+        cur.executemany(
+            f"INSERT INTO jobs ({cols}) VALUES ({', '.join(['%s'] * len(JOB_COLUMNS))}) ON CONFLICT DO NOTHING",
+            [project.job_row(j) for j in job_events],
+        )
+
+
 def ceiling(s: Settings, row_list: list[tuple], batch: int) -> float:
     """The fastest psycopg path, no Kafka: COPY into a temp table, INSERT … SELECT … ON CONFLICT DO NOTHING."""
     with psycopg.connect(s.database_url) as conn:
@@ -167,10 +177,11 @@ def baseline(s: Settings, row_list: list[tuple]) -> float:
 
 
 def bench_recorder(base: Settings, n: int, baseline_rows: int, out: dict[str, Any]) -> None:
-    evs = events(n)
+    evs, job_events = events(n), jobs(n)
     row_list = [project.execution_row(e) for e in evs]
     s = fresh(base)
     try:
+        asyncio.run(produce(s, s.topics.jobs_submitted, job_events))
         asyncio.run(produce(s, s.topics.executions_completed, evs))
         recorder = service(s, "recorder")
         try:
@@ -207,12 +218,14 @@ def bench_recorder(base: Settings, n: int, baseline_rows: int, out: dict[str, An
 
     c = fresh(base)
     try:
+        seed_jobs(c, job_events)
         ceil_rate = ceiling(c, row_list, base.recorder_batch_size)
         ceil_dup_rate = ceiling(c, row_list, base.recorder_batch_size)  # the same rows again: all conflicts
     finally:
         drop(base, c)
     b = fresh(base)
     try:
+        seed_jobs(b, job_events)
         base_rate = baseline(b, row_list[:baseline_rows])
     finally:
         drop(base, b)
@@ -377,9 +390,11 @@ async def produce_paced(s: Settings, evs: list[Any], per_second: int) -> dict[st
 def bench_latency(base: Settings, seconds: int, per_second: int, out: dict[str, Any]) -> None:
     n = seconds * per_second
     evs = events(n, prefix="lat")
+    job_events = jobs(n, prefix="lat")
     gc.freeze()  # the producer's own full GC passes over these events would otherwise show up as latency
     s = fresh(base)
     try:
+        asyncio.run(produce(s, s.topics.jobs_submitted, job_events))
         recorder = service(s, "recorder")
         try:
             time.sleep(4)  # joined and idle before the clock starts
@@ -409,6 +424,7 @@ def bench_scaling(base: Settings, n: int, out: dict[str, Any]) -> None:
     result = {}
     s = fresh(base)
     try:
+        asyncio.run(produce(s, s.topics.jobs_submitted, jobs(n, prefix="scale")))
         asyncio.run(produce(s, s.topics.executions_completed, evs))
         for instances in (1, 2):
             # Same topic, an empty table and a new group for each run.

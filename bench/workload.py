@@ -1,5 +1,6 @@
 """Deterministic, realistic workloads for the benchmarks: ExecutionCompleted events with 200–1,500
-character answers, for distinct cells (72 per job, like the seed's 8 × 3 × 3)."""
+character answers, for distinct cells (72 per job, like the seed's 8 × 3 × 3), and the JobSubmitted of
+each of their jobs (the recorder records only cells of jobs it knows)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from datetime import UTC, datetime, timedelta
 from beacon.domain import results
 from beacon.domain.catalogue import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
 from beacon.infra.catalogues import DEFAULT
-from beacon.schemas.events import Attempt, ExecutionCompleted, GenerationParams, ProducerInfo, TokenCounts
+from beacon.schemas.commands import JobSpec
+from beacon.schemas.events import (
+    Attempt,
+    ExecutionCompleted,
+    GenerationParams,
+    JobSubmitted,
+    ProducerInfo,
+    TokenCounts,
+)
+from beacon.submitter.decide import job_submitted
 
 WORDS = (
     "the government protest square students history taiwan policy region people international status question "
@@ -18,7 +28,8 @@ WORDS = (
     "according several estimates widely debated historians official media different countries"
 ).split()
 CELLS = [(r, m, q) for r in DEFAULT.regions for m in DEFAULT.models for q in DEFAULT.questions]  # 72
-PRODUCER = ProducerInfo(service="bench", instance="bench-1")
+SUBMITTER = ProducerInfo(service="submitter", instance="bench-1")
+PRODUCERS = {r: ProducerInfo(service="runner", region=r, instance=f"bench-{r}") for r in DEFAULT.regions}
 PARAMS = GenerationParams(temperature=DEFAULT_TEMPERATURE, max_tokens=DEFAULT_MAX_TOKENS)
 
 
@@ -35,6 +46,26 @@ def answer(rng: random.Random) -> str:
     return " ".join(out)[:target].capitalize() + "."
 
 
+def job_id(prefix: str, i: int) -> str:
+    return f"{prefix}-{i // len(CELLS):06d}"
+
+
+def jobs(n: int, prefix: str = "bench") -> list[JobSubmitted]:
+    """The JobSubmitted of every job the first n events of `events(n, prefix)` belong to."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    spec = JobSpec(questions=list(DEFAULT.questions), models=list(DEFAULT.models), regions=list(DEFAULT.regions))
+    return [
+        job_submitted(
+            spec.model_copy(update={"job_id": job_id(prefix, i)}),
+            DEFAULT,
+            now=at,
+            default_deadline_seconds=3650 * 24 * 3600,  # never overdue: no deadline sweep in a benchmark
+            producer=SUBMITTER,
+        )
+        for i in range(0, n, len(CELLS))
+    ]
+
+
 def events(n: int, prefix: str = "bench", seed: int = 7) -> list[ExecutionCompleted]:
     """n events for n distinct cells: job {prefix}-{i // 72}, cell i % 72."""
     rng = random.Random(seed)
@@ -46,7 +77,7 @@ def events(n: int, prefix: str = "bench", seed: int = 7) -> list[ExecutionComple
         started = base + timedelta(milliseconds=i)
         done = started + timedelta(milliseconds=rng.randint(200, 4000))
         asked = results.Asked(
-            job_id=f"{prefix}-{i // len(CELLS):06d}",
+            job_id=job_id(prefix, i),
             region=region,
             model_id=model,
             question_id=question,
@@ -58,7 +89,7 @@ def events(n: int, prefix: str = "bench", seed: int = 7) -> list[ExecutionComple
         out.append(
             results.result(
                 asked,
-                producer=PRODUCER,
+                producer=PRODUCERS[region],
                 provider="simulated",
                 provider_model=f"simulated/{model}",
                 status="completed",

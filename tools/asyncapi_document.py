@@ -87,7 +87,6 @@ DLQ_HEADERS: dict[str, Json] = {
 
 _ID = JOB_ID_PATTERN.removeprefix("^").removesuffix("$")  # job, region, model and question ids share it
 _EXAMPLE_JOB = "job-20260101-1"
-_LANGUAGE = "[a-z]{2}(-([A-Z]{2}|[A-Z][a-z]{3}))?"
 _REGION, _MODEL, _QUESTION = REGIONS[0], next(iter(DEFAULT.models)), next(iter(DEFAULT.questions))
 
 JOB_KEY: Json = {
@@ -98,15 +97,14 @@ JOB_KEY: Json = {
 }
 EXECUTION_KEY: Json = {
     "type": "string",
-    "pattern": f"^{_ID}\\|{_ID}\\|{_ID}\\|({_ID})?(\\|{_LANGUAGE})?$",
-    "description": "The execution key, UTF-8: `job_id|region|model_id|question_id-or-empty|language` "
-    "(events.execution_key; the question part is empty for a job without questions, and events from before "
-    "languages have no language part). Same cell → same partition → same order, so the first event per cell "
+    "pattern": f"^{_ID}\\|{_ID}\\|{_ID}\\|({_ID})?$",
+    "description": "The execution key, UTF-8: `job_id|region|model_id|question_id-or-empty` (events.execution_key; "
+    "the question part is empty for a job without questions). A cell is (job, region, model, question): each "
+    "region of a job asks in one language. Same cell → same partition → same order, so the first event per cell "
     "wins, live and in any replay.",
     "examples": [
-        execution_key(_EXAMPLE_JOB, _REGION, _MODEL, _QUESTION, "en"),
-        execution_key(_EXAMPLE_JOB, _REGION, _MODEL, None, "zh"),
-        execution_key(_EXAMPLE_JOB, _REGION, _MODEL, _QUESTION, None),
+        execution_key(_EXAMPLE_JOB, _REGION, _MODEL, _QUESTION),
+        execution_key(_EXAMPLE_JOB, _REGION, _MODEL, None),
     ],
 }
 

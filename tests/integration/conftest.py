@@ -32,7 +32,8 @@ def pipeline(
 ) -> Iterator[Services]:
     """A recorder, a reader (the read API and portal on `api_port`) and one runner per region, started once."""
     services = Services(settings, tmp_path_factory.mktemp("service-logs"))
-    services.start("recorder", "recorder", BEACON_RECORDER_PORT=str(recorder_port))
+    # A result whose job never comes is dead-lettered after 15 s here (test_only_cells_of_jobs.py).
+    services.start("recorder", "recorder", BEACON_RECORDER_PORT=str(recorder_port), BEACON_ORPHAN_WAIT_SECONDS="15")
     services.start("reader", "reader", BEACON_HTTP_PORT=str(api_port))
     for region in DEFAULT.regions:
         services.start(f"runner-{region}", "runner", "--region", region)

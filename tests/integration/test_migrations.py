@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -60,29 +61,80 @@ def test_edited_migration_is_refused(empty_db: str, tmp_path) -> None:
         db.migrate(empty_db, tmp_path)
 
 
-def test_unique_index_treats_null_questions_as_equal(empty_db: str) -> None:
+JOB = (
+    "INSERT INTO jobs (job_id, spec_sha256, expected_executions, submitted_at, deadline, spec, event_id,"
+    " catalogue_version) VALUES (%s, 'x', 1, now(), now(), '{}', %s, %s)"
+)
+EXECUTION = (
+    "INSERT INTO executions (job_id, region, model_id, question_id, language, provider, status, classification,"
+    " classifier_version, output, receipt, started_at, completed_at, event_id)"
+    " VALUES (%s, 'us-east', 'llama3.2-1b', %s, %s, 'simulated', 'completed', 'answered', 'rules-1', '{}', '{}',"
+    " '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z', %s)"
+)
+
+
+def test_unique_index_is_exactly_the_cell_and_treats_null_questions_as_equal(empty_db: str) -> None:
     db.migrate(empty_db)
-    row = (
-        "j1",
-        "us-east",
-        "llama3.2-1b",
-        None,
-        "simulated",
-        "completed",
-        "answered",
-        "rules-1",
-        "{}",
-        "{}",
-        "2026-01-01T00:00:00Z",
-        "2026-01-01T00:00:01Z",
-        str(uuid.uuid4()),
-    )
-    insert = (
-        "INSERT INTO executions (job_id, region, model_id, question_id, provider, status, classification,"
-        " classifier_version, output, receipt, started_at, completed_at, event_id)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    )
     with psycopg.connect(empty_db) as conn:
-        conn.execute(insert, row)
-        with pytest.raises(psycopg.errors.UniqueViolation):
-            conn.execute(insert, (*row[:-1], str(uuid.uuid4())))
+        [(definition,)] = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'executions_one_per_cell'"
+        ).fetchall()
+        assert definition.endswith("(job_id, region, model_id, question_id) NULLS NOT DISTINCT")
+        conn.execute(JOB, ("j1", str(uuid.uuid4()), "sha256:0000000000000000"))
+        conn.execute(EXECUTION, ("j1", None, "en", str(uuid.uuid4())))
+        with pytest.raises(psycopg.errors.UniqueViolation):  # the same cell again, even in another language
+            conn.execute(EXECUTION, ("j1", None, "zh", str(uuid.uuid4())))
+
+
+def test_an_execution_needs_its_job(empty_db: str) -> None:
+    db.migrate(empty_db)
+    with psycopg.connect(empty_db) as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute(EXECUTION, ("no-such-job", "math_basic", "en", str(uuid.uuid4())))
+
+
+def old_schema(url: str, tmp_path: Path) -> None:
+    """A database as migrations 001–004 left it (a cell could be recorded once per language)."""
+    for path in db.migration_files()[:4]:
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    assert db.migrate(url, tmp_path) == [p.name for p in db.migration_files()[:4]]
+
+
+def test_005_refuses_a_database_with_a_cell_in_two_languages_and_changes_nothing(
+    empty_db: str, tmp_path: Path, settings
+) -> None:
+    old_schema(empty_db, tmp_path)
+    with psycopg.connect(empty_db) as conn:
+        conn.execute(JOB, ("j1", str(uuid.uuid4()), "sha256:0000000000000000"))
+        for language in ("en", "zh"):
+            conn.execute(EXECUTION, ("j1", "math_basic", language, str(uuid.uuid4())))
+        conn.execute(EXECUTION, ("gone", "math_basic", "en", str(uuid.uuid4())))  # a job the table lacks
+    schema = schema_of(empty_db)
+    with pytest.raises(db.MigrationError) as refused:
+        db.migrate(empty_db)
+    said = str(refused.value)
+    assert said.startswith("005_one_language_per_region.sql refused: this database holds results that events v1")
+    assert "1 cells recorded more than once under (job_id, region, model_id, question_id)" in said
+    assert "1 results or expansions of jobs it does not hold" in said
+    assert "Nothing was changed" in said and "recreate the database" in said
+    assert schema_of(empty_db) == schema  # not applied, not half applied
+    with psycopg.connect(empty_db) as conn:
+        assert conn.execute("SELECT count(*) FROM executions").fetchone()[0] == 3
+    # The user sees the same through the CLI, as an error that says what to do (exit 2), not a traceback.
+    done = subprocess.run(
+        [sys.executable, "-m", "beacon.cli", "migrate"],
+        env={**service_env(settings), "DATABASE_URL": empty_db},
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and b"Traceback" not in done.stderr
+    assert b"recreate the database" in done.stderr
+
+
+def test_005_applies_to_a_database_of_v1_rows(empty_db: str, tmp_path: Path) -> None:
+    old_schema(empty_db, tmp_path)
+    with psycopg.connect(empty_db) as conn:
+        conn.execute(JOB, ("j1", str(uuid.uuid4()), "sha256:0000000000000000"))
+        conn.execute(EXECUTION, ("j1", "math_basic", "en", str(uuid.uuid4())))
+    assert db.migrate(empty_db) == ["005_one_language_per_region.sql"]
+    with psycopg.connect(empty_db) as conn:
+        assert conn.execute("SELECT count(*) FROM executions").fetchone()[0] == 1

@@ -85,7 +85,11 @@ def migrate(url: str, directory: Traversable | None = None) -> list[str]:
                         "add a new migration instead of editing an applied one"
                     )
                 continue
-            conn.execute(sql)
+            try:
+                conn.execute(sql)
+            except psycopg.errors.RaiseException as exc:  # a migration's own refusal: its message and hint
+                hint = f" {exc.diag.message_hint}" if exc.diag.message_hint else ""
+                raise MigrationError(f"{path.name} refused: {exc.diag.message_primary}.{hint}") from None
             conn.execute("INSERT INTO schema_migrations (version, sha256) VALUES (%s, %s)", (path.name, digest))
             applied_now.append(path.name)
             log.info("migration_applied", version=path.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -310,10 +311,12 @@ class TopicReader:
         *,
         since: datetime | None = None,
         existing_only: bool = False,
+        pattern: str | None = None,
         **overrides: object,
     ) -> None:
         self.settings = settings
         self.topics = list(topics)
+        self.pattern = pattern
         self.since = since
         self.existing_only = existing_only
         self.overrides = overrides
@@ -325,6 +328,9 @@ class TopicReader:
         self.consumer = reader = consumer(self.settings, group_id=None, **self.overrides)
         try:
             await reader.start()
+            if self.pattern is not None:
+                found = sorted(t for t in await reader.topics() if re.match(self.pattern, t))
+                self.topics += [t for t in found if t not in self.topics]
             self.assigned = await partitions(reader, self.topics, existing_only=self.existing_only)
             if not self.assigned:
                 return

@@ -17,6 +17,13 @@ WRITE_SECONDS = Histogram(
 )
 ROWS_INSERTED = Counter("beacon_recorder_rows_inserted_total", "Execution rows inserted")
 DUPLICATES = Counter("beacon_recorder_duplicates_suppressed_total", "Events whose cell was already recorded")
+STRAY_RESULTS = Counter(
+    "beacon_recorder_stray_results_total",
+    "Results and expansions dead-lettered as no cell of a known job (reason: wrong_topic, key_mismatch, "
+    "producer_region, out_of_spec, job_never_arrived)",
+    ["reason"],
+)
+RESULTS_WAITING = Gauge("beacon_recorder_results_waiting_for_job", "Results held until their JobSubmitted arrives")
 KAFKA_RESTARTS = Counter(
     "beacon_kafka_restarts_total", "Consumer loops started again after a transient Kafka failure", ["component"]
 )

@@ -45,7 +45,6 @@ CLASSIFICATION_COLUMNS = (
     "region",
     "model_id",
     "question_id",
-    "language",
     "classifier_version",
     "classification",
     "evidence",

@@ -83,6 +83,9 @@ class Settings:
     log_format: str
     # How long a command (beacon submit, status, dlq, replay) waits for an unavailable Kafka cluster.
     kafka_wait_seconds: int
+    # How long the recorder holds a result whose JobSubmitted it has not read (the topics are not ordered with
+    # each other) before it dead-letters it as "job never arrived".
+    orphan_wait_seconds: int = 600
     # The catalogue of questions, models and regions; None: the default (beacon.domain's catalogue.toml).
     catalogue_file: Path | None = None
     # A second recorder group projects the whole log again (e.g. to measure a replay); None: the usual one.
@@ -114,6 +117,7 @@ class Settings:
             recorder_batch_wait_ms=_int(env, "BEACON_RECORDER_BATCH_WAIT_MS", 200, 1),
             log_format=log_format,
             kafka_wait_seconds=_int(env, "BEACON_KAFKA_WAIT_SECONDS", 60),
+            orphan_wait_seconds=_int(env, "BEACON_ORPHAN_WAIT_SECONDS", 600, 1),
             recorder_group=env.get("BEACON_RECORDER_GROUP") or None,
             catalogue_file=Path(env["BEACON_CATALOGUE_FILE"]) if env.get("BEACON_CATALOGUE_FILE") else None,
             api_url=env.get("BEACON_API_URL") or None,

@@ -1,7 +1,7 @@
-"""The cells of a job, the one definition: one cell per (region, language, model, question). A region
-asks in one language unless the job names several (each its own cell; events from before languages
-existed have none). A job without questions has one cell per (region, language, model), whose question
-is "none".
+"""The cells of a job, the one definition: one cell per (region, model, question), the key of the unique
+index on executions (job_id, region, model_id, question_id). Each region of a job asks in one language, a
+property of (job, region), not of the cell. A job without questions has one cell per (region, model),
+whose question is "none".
 
 How "no question" is written, once for each place it appears: NULL in the database and None in Python
 and events, an empty last part in a Kafka key (events.execution_key), `-` in URLs and API documents
@@ -16,12 +16,11 @@ from typing import Protocol
 NO_QUESTION_TOKEN = "-"
 NO_QUESTION_LABEL = "(no question)"
 
-CellKey = tuple[str, str, str | None, str | None]  # (region, model_id, question_id or None, language or None)
+CellKey = tuple[str, str, str | None]  # (region, model_id, question_id or None)
 
 
-def cell_count(region_languages: int, models: int, questions: int) -> int:
-    """`region_languages`: how many (region, language) pairs the job asks in (one per region by default)."""
-    return region_languages * models * max(1, questions)
+def cell_count(regions: int, models: int, questions: int) -> int:
+    return regions * models * max(1, questions)
 
 
 def question_slots(question_ids: Sequence[str]) -> list[str | None]:
@@ -33,35 +32,19 @@ class _HasId(Protocol):
     id: str
 
 
-class _Region(Protocol):
-    id: str
-    languages: list[str]
-
-
 class _Job(Protocol):
     @property
-    def regions(self) -> Sequence[_Region]: ...
+    def regions(self) -> Sequence[_HasId]: ...
     @property
     def models(self) -> Sequence[_HasId]: ...
     @property
     def questions(self) -> Sequence[_HasId]: ...
 
 
-def language_slots(languages: Sequence[str]) -> list[str | None]:
-    """The languages a region's cells are asked in: its own, or none (an event from before languages)."""
-    return list(languages) or [None]
-
-
 def cells_of(job: _Job) -> list[CellKey]:
     """Every cell of a job (JobSubmitted or anything shaped like it), regions outermost."""
     questions = question_slots([q.id for q in job.questions])
-    return [
-        (r.id, m.id, q, lang)
-        for r in job.regions
-        for lang in language_slots(r.languages)
-        for m in job.models
-        for q in questions
-    ]
+    return [(r.id, m.id, q) for r in job.regions for m in job.models for q in questions]
 
 
 def missing_cells(job: _Job, recorded: set[CellKey]) -> list[CellKey]:

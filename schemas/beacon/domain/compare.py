@@ -3,8 +3,7 @@
 Its two uses: the same questions asked in English and in Chinese (two jobs, one language each), and the same
 job asked again later (drift). Cells match by (region, model_id, question_id), never by language: each
 region of a job asks in one language, and the language is what differs between the two jobs, shown per
-region at the top. A job that asks one region in several languages has two cells per key, so it cannot be
-compared (NotComparable: the API's 400, the CLI's exit 2).
+region at the top.
 
 A job's cells are its spec's: every (region, model, question) of its JobSubmitted, recorded or not (a cell
 not recorded yet is `pending`). A recorded row for a cell the spec does not have is a stray: counted, never
@@ -89,29 +88,19 @@ def _ids(items: Any) -> list[str]:
     return [x["id"] for x in items or [] if isinstance(x, Mapping) and isinstance(x.get("id"), str)]
 
 
-def _spec_languages(region: Mapping[str, Any]) -> list[str]:
-    """The languages a spec's region names: `languages` (a list) or `language` (one code)."""
-    found = region.get("languages")
-    if isinstance(found, str):
-        found = [found]
-    one = region.get("language")
-    listed = [x for x in found or [] if isinstance(x, str)] + ([one] if isinstance(one, str) else [])
-    return list(dict.fromkeys(listed))
-
-
 def _when(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else (None if value is None else str(value))
 
 
 def side_from(job: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> Side:
     """A side from its jobs row (job_id, submitted_at, catalogue_version, spec: the JobSubmitted) and its
-    recorded rows. Raises NotComparable when a region asks in several languages."""
+    recorded rows."""
     spec = job.get("spec") or {}
     job_id = str(job["job_id"])
     regions, models = _ids(spec.get("regions")), _ids(spec.get("models"))
     questions: list[str | None] = list(_ids(spec.get("questions"))) or [None]
     languages = {
-        r["id"]: _spec_languages(r)
+        r["id"]: r["language"] if isinstance(r.get("language"), str) else None
         for r in spec.get("regions") or []
         if isinstance(r, Mapping) and isinstance(r.get("id"), str)
     }
@@ -131,16 +120,6 @@ def side_from(job: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> Side
             stray += 1
             continue
         recorded.setdefault(row.key, []).append(row)
-        if row.language is not None and row.language not in languages[row.region]:
-            languages[row.region].append(row.language)
-    several = {r: langs for r, langs in languages.items() if len(langs) > 1}
-    if several:
-        asked = "; ".join(f"{r} in {', '.join(langs)}" for r, langs in several.items())
-        raise NotComparable(
-            f"job {job_id!r} asks a region in several languages ({asked}), so its cells do not match one to one"
-            " by (region, model, question); compare jobs that ask each region in one language"
-            " (one job per language)"
-        )
     cells: dict[Key, Row | None] = {}
     for q in questions:
         for m in models:
@@ -157,7 +136,7 @@ def side_from(job: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> Side
         regions=tuple(regions),
         models=tuple(models),
         questions=tuple(questions),
-        languages={r: (langs[0] if langs else None) for r, langs in languages.items()},
+        languages=languages,
         cells=cells,
         stray=stray,
     )

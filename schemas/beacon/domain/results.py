@@ -46,39 +46,35 @@ class Asked:
     region: str
     model_id: str
     question_id: str | None
-    language: str | None
+    language: str
     prompt: str
     system_prompt: str
     params: GenerationParams
 
     @classmethod
     def of_cell(cls, cell: CellScheduled) -> Asked:
-        prompt = cell.question.prompt if cell.question else cell.probe_prompt
-        if prompt is None:
-            raise ValueError(f"cell {cell.key} has neither a question nor a probe prompt")
         return cls(
             cell.job_id,
             cell.region.id,
             cell.model.id,
             cell.question.id if cell.question else None,
-            cell.language,
-            prompt,
+            cell.region.language,
+            cell.prompt,
             cell.region.system_prompt,
             cell.params,
         )
 
     @classmethod
     def of_job(cls, job: JobSubmitted, cell: CellKey) -> Asked:
-        """What a cell of the job asks, from the event alone (a language None: an event from before languages)."""
-        region_id, model_id, question_id, lang = cell
+        """What a cell of the job asks, from the event alone, in its region's language."""
+        region_id, model_id, question_id = cell
         region = next(r for r in job.regions if r.id == region_id)
         question = next((q for q in job.questions if q.id == question_id), None)
-        if question is not None:
-            prompt = question.prompts.get(lang, question.prompt) if lang else question.prompt
-        else:
-            prompt = (job.probe_prompts.get(lang) if lang else None) or job.probe_prompt or ""
-        system = region.system_prompts.get(lang, region.system_prompt) if lang else region.system_prompt
-        return cls(job.job_id, region_id, model_id, question_id, lang, prompt, system, job.params)
+        texts = question.prompts if question is not None else job.probe_prompts
+        prompt = texts[region.language]
+        return cls(
+            job.job_id, region_id, model_id, question_id, region.language, prompt, region.system_prompt, job.params
+        )
 
 
 def result(

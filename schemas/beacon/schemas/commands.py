@@ -64,8 +64,12 @@ class AdHocQuestion(BaseModel):
         return self
 
 
-Languages = (
-    Language | list[Language] | Annotated[dict[JobId, Language | list[Language]], Field(max_length=MAX_REGIONS_PER_JOB)]
+Languages = Language | Annotated[dict[JobId, Language], Field(max_length=MAX_REGIONS_PER_JOB)]
+
+ONE_LANGUAGE_PER_REGION = (
+    "a region asks in one language per job: to ask the same questions in several languages, submit one job "
+    'per language (e.g. "languages": "en", then "languages": "zh") and compare them with '
+    "`beacon compare JOB_A JOB_B`"
 )
 
 # A question is a catalogue id (any text: an unknown one is the catalogue check's to name) or an ad-hoc
@@ -96,9 +100,10 @@ class JobSpec(BaseModel):
     )
     languages: Languages | None = Field(
         None,
-        description='The language(s) the questions are asked in: one for every region ("zh"), several for '
-        'every region (each its own cell: ["en", "zh"]), or per region ({"asia-pacific": "zh"}; regions '
-        "left out use the catalogue's default language). Absent: the catalogue's default language.",
+        description='The language the questions are asked in: one for every region ("zh"), or one per region '
+        '({"asia-pacific": "zh"}; regions left out use the catalogue\'s default language). Absent: the '
+        "catalogue's default language. A region asks in one language per job: to compare languages, submit "
+        "one job per language and run `beacon compare`.",
     )
     temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=2.0)
     max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, le=32768)
@@ -118,21 +123,20 @@ class JobSpec(BaseModel):
             seen.add(ident)
         return v
 
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _one_per_region(cls, v: object) -> object:
+        """A list (for the job or for a region) is the old "several cells per region" shape: say what to do."""
+        if isinstance(v, list) or (isinstance(v, dict) and any(isinstance(x, list) for x in v.values())):
+            raise ValueError(ONE_LANGUAGE_PER_REGION)
+        return v
+
     @field_validator("languages")
     @classmethod
     def _languages(cls, v: Languages | None) -> Languages | None:
-        lists = v.values() if isinstance(v, dict) else [v]
-        for item in lists:
-            codes = item if isinstance(item, list) else [item]
-            if not codes:
-                raise ValueError("an empty list of languages asks nothing; leave it out for the default")
-            if len(codes) > MAX_LANGUAGES_PER_JOB:
-                raise ValueError(f"{len(codes)} languages; a job asks in at most {MAX_LANGUAGES_PER_JOB}")
-            if len(set(codes)) != len(codes):
-                raise ValueError(f"a language is listed twice in {codes}")
-            for code in codes:
-                if code is not None and not is_language(code):
-                    raise ValueError(f"unknown language code {code!r} (ISO 639-1, like en, zh, zh-TW)")
+        for code in v.values() if isinstance(v, dict) else [v]:
+            if code is not None and not is_language(code):
+                raise ValueError(f"unknown language code {code!r} (ISO 639-1, like en, zh, zh-TW)")
         return v
 
     @model_validator(mode="after")
@@ -148,26 +152,21 @@ class JobSpec(BaseModel):
         cells = self.expected_executions
         if cells > MAX_CELLS_PER_JOB:
             raise ValueError(
-                f"the job has {cells} cells (regions × languages × models × questions); "
-                f"a job may have at most {MAX_CELLS_PER_JOB}"
+                f"the job has {cells} cells (regions × models × questions); a job may have at most {MAX_CELLS_PER_JOB}"
             )
         return self
 
     def question_ids(self) -> list[str]:
         return [q if isinstance(q, str) else q.id for q in self.questions]
 
-    def languages_of(self, region: str, default: str) -> list[str]:
-        """The languages a region's cells are asked in (each its own cell)."""
+    def language_of(self, region: str, default: str) -> str:
+        """The one language a region's cells are asked in."""
         chosen = self.languages.get(region) if isinstance(self.languages, dict) else self.languages
-        if chosen is None:
-            return [default]
-        return list(chosen) if isinstance(chosen, list) else [chosen]
+        return default if chosen is None else chosen
 
     @property
     def expected_executions(self) -> int:
-        # How many languages each region asks does not depend on which language is the default.
-        slots = sum(len(self.languages_of(r, "en")) for r in self.regions)
-        return cell_count(slots, len(self.models), len(self.questions))
+        return cell_count(len(self.regions), len(self.models), len(self.questions))
 
 
 def unknown_ids(kind: str, items: object, catalogue: Catalogue) -> list[str]:
@@ -202,7 +201,7 @@ def problems_with(spec: JobSpec, catalogue: Catalogue) -> list[str]:
             problems.append(f"questions[{i}]: ad-hoc id {q.id!r} is a catalogue question; choose another id")
     if problems:
         return problems
-    asked = list(dict.fromkeys(lang for r in spec.regions for lang in spec.languages_of(r, catalogue.default_language)))
+    asked = list(dict.fromkeys(spec.language_of(r, catalogue.default_language) for r in spec.regions))
     if len(asked) > MAX_LANGUAGES_PER_JOB:
         problems.append(
             f"languages: the job asks in {len(asked)} languages ({', '.join(asked)}); "
@@ -211,15 +210,15 @@ def problems_with(spec: JobSpec, catalogue: Catalogue) -> list[str]:
         return problems
     missing: dict[tuple[int, str], list[str]] = {}  # (question index, language) → regions asking it so
     for region in spec.regions:
-        for lang in spec.languages_of(region, catalogue.default_language):
-            if lang not in catalogue.regions[region].system_prompts:
-                problems.append(f"languages: region {region!r} has no system prompt in {lang!r} in the catalogue")
-            if not spec.questions and lang not in catalogue.probe_prompts:
-                problems.append(f"languages: the catalogue's probe prompt has no {lang!r} text")
-            for i, q in enumerate(spec.questions):
-                texts = catalogue.questions[q].prompts if isinstance(q, str) else ad_hoc_prompts(q, catalogue)
-                if lang not in texts:
-                    missing.setdefault((i, lang), []).append(region)
+        lang = spec.language_of(region, catalogue.default_language)
+        if lang not in catalogue.regions[region].system_prompts:
+            problems.append(f"languages: region {region!r} has no system prompt in {lang!r} in the catalogue")
+        if not spec.questions and lang not in catalogue.probe_prompts:
+            problems.append(f"languages: the catalogue's probe prompt has no {lang!r} text")
+        for i, q in enumerate(spec.questions):
+            texts = catalogue.questions[q].prompts if isinstance(q, str) else ad_hoc_prompts(q, catalogue)
+            if lang not in texts:
+                missing.setdefault((i, lang), []).append(region)
     for (i, lang), regions in missing.items():
         problems.append(
             f"questions[{i}]: {spec.question_ids()[i]!r} has no {lang!r} prompt (asked in {lang!r} by "

@@ -1,8 +1,11 @@
-"""Event contracts. These pydantic models are the source of truth; json/ beside this module (package data)
-is generated from them by `make schemas`.
+"""Event contracts, version 1. These pydantic models are the source of truth; json/ beside this module
+(package data) is generated from them by `make schemas`.
 
 Versions are additive; a breaking change is a new schema_version. The accepted versions are the
 `schema_version` Literals below: an event of any other version fails parsing and is dead-lettered.
+
+A cell is (job, region, model, question). The language is a property of (job, region): each region of a
+job asks in exactly one language (RegionRef.language), so it is not part of the cell or its key.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from beacon.domain.cells import cell_count, language_slots
+from beacon.domain.cells import cell_count
 from beacon.schemas.ids import ID_DESCRIPTION, ID_PATTERN
 
 # Bounds on what an event may carry, every string, list and table of it. Events are read by every region and
@@ -95,13 +98,11 @@ Texts = Annotated[
 class QuestionText(_Frozen):
     id: Id
     category: str = Field(max_length=MAX_CATEGORY_CHARS)
-    prompt: str = Field(
+    prompts: Texts = Field(
         min_length=1,
-        max_length=MAX_PROMPT_CHARS,
-        description="In a JobSubmitted: the text in the job's first language (and the one asked by events from "
-        "before languages); in a CellScheduled: the text in the cell's language.",
+        description="In a JobSubmitted: the text in every language some region of the job asks in; in a "
+        "CellScheduled: the text in its region's language only.",
     )
-    prompts: Texts = Field(default_factory=dict)
     ad_hoc: bool = Field(False, description="Given inline by the job, not taken from the catalogue.")
 
 
@@ -113,14 +114,8 @@ class ModelRef(_Frozen):
 class RegionRef(_Frozen):
     id: Id
     display: str = Field(max_length=MAX_REGION_DISPLAY_CHARS)
-    system_prompt: str = Field(max_length=MAX_PROMPT_CHARS, description="As QuestionText.prompt.")
-    system_prompts: Texts = Field(default_factory=dict)
-    languages: list[Language] = Field(
-        default_factory=list,
-        max_length=MAX_LANGUAGES_PER_JOB,
-        description="The languages this region's cells are asked in, each its own cell. Empty only in events "
-        "from before languages: one cell, no language.",
-    )
+    language: Language = Field(description="The one language this region's cells are asked in.")
+    system_prompt: str = Field(max_length=MAX_PROMPT_CHARS, description="The region's system prompt, in `language`.")
 
 
 class CatalogueRef(_Frozen):
@@ -149,10 +144,9 @@ class JobSubmitted(_Envelope):
     schema_version: Literal[1] = 1
     job_id: JobId
     questions: list[QuestionText] = Field(max_length=MAX_QUESTIONS_PER_JOB)
-    # Set only when `questions` is empty: the prompt of the one call per (region, model).
-    probe_prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    # Set only when `questions` is empty: the prompt of the one call per (region, model), by language.
     probe_prompts: Texts = Field(default_factory=dict)
-    catalogue: CatalogueRef | None = Field(None, description="None only in events from before catalogue versions.")
+    catalogue: CatalogueRef
     models: list[ModelRef] = Field(min_length=1, max_length=MAX_MODELS_PER_JOB)
     regions: list[RegionRef] = Field(min_length=1, max_length=MAX_REGIONS_PER_JOB)
     params: GenerationParams
@@ -168,24 +162,24 @@ class JobSubmitted(_Envelope):
         _unique_ids(self.questions, "question")
         _unique_ids(self.models, "model")
         _unique_ids(self.regions, "region")
-        if not self.questions and self.probe_prompt is None:
-            raise ValueError("a job without questions needs a probe_prompt")
-        for region in self.regions:
-            if len(set(region.languages)) != len(region.languages):
-                raise ValueError(f"region {region.id}: a language is listed twice")
-            for lang in region.languages:  # every cell's words are in the event: runners need no catalogue
-                if lang not in region.system_prompts:
-                    raise ValueError(f"region {region.id} asks in {lang!r} but has no system prompt in it")
-                if not self.questions and lang not in self.probe_prompts:
-                    raise ValueError(f"region {region.id} asks in {lang!r} but the probe prompt has no text in it")
-                for q in self.questions:
-                    if lang not in q.prompts:
-                        raise ValueError(f"region {region.id} asks in {lang!r} but question {q.id} has no text in it")
-        slots = sum(len(language_slots(r.languages)) for r in self.regions)
-        cells = cell_count(slots, len(self.models), len(self.questions))
+        if self.questions and self.probe_prompts:
+            raise ValueError("probe_prompts is for a job without questions")
+        for region in self.regions:  # every cell's words are in the event: runners need no catalogue
+            lang = region.language
+            if not self.questions and lang not in self.probe_prompts:
+                raise ValueError(f"region {region.id} asks in {lang!r} but the probe prompt has no text in it")
+            for q in self.questions:
+                if lang not in q.prompts:
+                    raise ValueError(f"region {region.id} asks in {lang!r} but question {q.id} has no text in it")
+        cells = cell_count(len(self.regions), len(self.models), len(self.questions))
         if self.expected_executions != cells:
             raise ValueError(f"expected_executions is {self.expected_executions}, but the job has {cells} cells")
         return self
+
+    @property
+    def key(self) -> str:
+        """Its Kafka key: the job id."""
+        return self.job_id
 
 
 # --- the per-region work log -------------------------------------------------------------------
@@ -201,7 +195,6 @@ class CellScheduled(_Envelope):
     model: ModelRef
     question: QuestionText | None = Field(description="None for a job without questions: ask probe_prompt.")
     probe_prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)
-    language: Language | None = Field(None, description="The language the texts are in; None: from before languages.")
     params: GenerationParams
     deadline: AwareDatetime
 
@@ -209,12 +202,23 @@ class CellScheduled(_Envelope):
     def _has_prompt(self) -> CellScheduled:
         if self.question is None and self.probe_prompt is None:
             raise ValueError("a cell without a question needs a probe_prompt")
+        if self.question is not None and self.region.language not in self.question.prompts:
+            raise ValueError(
+                f"question {self.question.id} has no text in the region's language {self.region.language!r}"
+            )
         return self
 
     @property
+    def prompt(self) -> str:
+        """The text this cell asks, in its region's language."""
+        if self.question is not None:
+            return self.question.prompts[self.region.language]
+        assert self.probe_prompt is not None  # the validator above
+        return self.probe_prompt
+
+    @property
     def key(self) -> str:
-        question = self.question.id if self.question else None
-        return execution_key(self.job_id, self.region.id, self.model.id, question, self.language)
+        return execution_key(self.job_id, self.region.id, self.model.id, self.question.id if self.question else None)
 
 
 class JobExpanded(_Envelope):
@@ -237,6 +241,11 @@ class JobExpanded(_Envelope):
         description="Models of the job with no route of their own in this region's routing file (they go to its "
         "default route).",
     )
+
+    @property
+    def key(self) -> str:
+        """Its Kafka key: the job id (the topic is compacted by it)."""
+        return self.job_id
 
 
 # --- ExecutionCompleted -------------------------------------------------------------------------
@@ -305,7 +314,7 @@ class Receipt(_Frozen):
 
 
 class ExecutionCompleted(_Envelope):
-    """The outcome of one cell: (job_id, region, model_id, question_id, language)."""
+    """The outcome of one cell: (job_id, region, model_id, question_id)."""
 
     event_type: Literal["ExecutionCompleted"] = "ExecutionCompleted"
     schema_version: Literal[1] = 1
@@ -313,7 +322,7 @@ class ExecutionCompleted(_Envelope):
     region: Id
     model_id: Id
     question_id: Id | None = Field(description="None for a job without questions.")
-    language: Language | None = Field(None, description="The language asked in; None in events from before languages.")
+    language: Language = Field(description="The language asked in: the region's language in the job.")
     provider: Provider = Field(description="Adapter that answered, e.g. 'simulated', 'ollama', 'openai'.")
     provider_model: str | None = Field(None, max_length=200)
     status: ExecutionStatus
@@ -329,14 +338,13 @@ class ExecutionCompleted(_Envelope):
 
     @property
     def key(self) -> str:
-        return execution_key(self.job_id, self.region, self.model_id, self.question_id, self.language)
+        return execution_key(self.job_id, self.region, self.model_id, self.question_id)
 
 
-def execution_key(job_id: str, region: str, model_id: str, question_id: str | None, language: str | None) -> str:
-    """The Kafka key of a cell: same cell → same partition → same order. No question → an empty fourth part;
-    the language is a fifth part (events from before languages have none, so their keys are unchanged)."""
-    key = f"{job_id}|{region}|{model_id}|{question_id or ''}"
-    return f"{key}|{language}" if language else key
+def execution_key(job_id: str, region: str, model_id: str, question_id: str | None) -> str:
+    """The Kafka key of a cell, `job|region|model|question`: same cell → same partition → same order.
+    No question → an empty fourth part."""
+    return f"{job_id}|{region}|{model_id}|{question_id or ''}"
 
 
 # --- parsing ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import psycopg
 
 from beacon.infra import kafka
 from beacon.infra.settings import Settings
-from beacon.recorder import deadlines
+from beacon.recorder import deadlines, pending
 from beacon.recorder.main import Clients, Recorder
 
 
@@ -35,6 +35,13 @@ def recorder(settings: Settings) -> Recorder:
     def deadline_clock() -> Awaitable[None]:
         return deadlines.sweep(settings, new_producer=lambda: kafka.producer(settings), connect=connect_autocommit)
 
+    def pending_sweep() -> Awaitable[None]:
+        return pending.sweep(settings, new_producer=lambda: kafka.producer(settings), connect=connect_autocommit)
+
     return Recorder(
-        settings, kafka_clients=lambda: kafka_clients(settings), connect=connect, deadline_clock=deadline_clock
+        settings,
+        kafka_clients=lambda: kafka_clients(settings),
+        connect=connect,
+        deadline_clock=deadline_clock,
+        pending_sweep=pending_sweep,
     )

@@ -1,6 +1,8 @@
-"""`beacon recorder`: batch-consume events → decode them into rows (project.py, pure) → write one Postgres
-transaction per batch (store.py) → commit offsets. Beside it, the deadline clock (deadlines.py). Its clients
-are made in bootstrap.py and handed in as factories (a restart after a Kafka failure makes fresh ones).
+"""`beacon recorder`: batch-consume events → decode them into rows (project.py, pure) → admit each result as
+a cell of its job and write one Postgres transaction per batch (admit.py, store.py) → dead-letter what is
+no cell of a known job → commit offsets. Beside it, the deadline clock (deadlines.py) and the sweep of
+results waiting for their job (pending.py). Its clients are made in bootstrap.py and handed in as
+factories (a restart after a Kafka failure makes fresh ones).
 
 Offsets are committed only after the database commit (invariant 2). A crash in between means the batch
 is delivered again, and the unique index turns the repeat into a no-op (invariant 3). When PostgreSQL
@@ -22,7 +24,7 @@ from fastapi import FastAPI
 
 from beacon.infra import db, http, kafka, logs, metrics, topics
 from beacon.infra.settings import Settings
-from beacon.recorder import project, store
+from beacon.recorder import admit, project, store
 
 log = logs.get("beacon.recorder")
 
@@ -63,13 +65,16 @@ class Recorder:
         kafka_clients: Callable[[], Clients],
         connect: Callable[[], Awaitable[psycopg.AsyncConnection]],
         deadline_clock: Callable[[], Awaitable[None]],
+        pending_sweep: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.names = settings.topics
         self.kafka_clients = kafka_clients
         self.connect = connect
         self.deadline_clock = deadline_clock
+        self.pending_sweep = pending_sweep
         self.conn: psycopg.AsyncConnection | None = None
+        self.book = store.Book()
 
     async def connection(self) -> psycopg.AsyncConnection:
         if self.conn is None or self.conn.closed or self.conn.broken:
@@ -77,14 +82,14 @@ class Recorder:
             await store.prepare(self.conn)
         return self.conn
 
-    async def write(self, rows: project.Rows) -> tuple[store.Written, list[store.Refused]]:
+    async def write(self, rows: project.Rows) -> store.Recorded:
         """Write one batch, waiting out database outages: transient failures are retried, never skipped.
-        Rows the database refuses for their data come back to be dead-lettered (store.write_or_isolate)."""
+        Rows the database refuses for their data, and strays, come back to be dead-lettered (store.record)."""
         delay = 0.5
         while True:
             try:
                 conn = await self.connection()
-                return await store.write_or_isolate(conn, rows.executions, rows.jobs, job_regions=rows.job_regions)
+                return await store.record(conn, rows, self.book, self.names)
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 log.warning("database_unavailable", retry_in_s=delay, error=str(exc).strip()[:300])
                 if self.conn is not None:
@@ -96,9 +101,11 @@ class Recorder:
         """Events → rows (pure Python work); poison is dead-lettered here, before anything is written."""
         out = Batch()
         for tp, records in batch.items():
-            rows = project.rows_of(records)
-            for record, why in rows.poison:
-                await kafka.dead_letter(producer, record, why, consumer=self.settings.groups.recorder)
+            rows = project.rows_of(records, self.names)
+            for poisoned in rows.poison:
+                await kafka.dead_letter(producer, poisoned.record, poisoned.why, consumer=self.settings.groups.recorder)
+                if poisoned.reason is not None:
+                    metrics.STRAY_RESULTS.labels(poisoned.reason).inc()
             rows.poison = []
             out.rows.extend(rows)
             out.offsets[tp] = records[-1].offset + 1
@@ -108,17 +115,24 @@ class Recorder:
 
     async def store(self, batch: Batch, producer: Any) -> dict[TopicPartition, int]:
         with metrics.WRITE_SECONDS.time():
-            written, refused = await self.write(batch.rows)
-        for row in refused:  # acknowledged before the offsets are committed: a crash re-sends, never loses
-            sources = batch.rows.sources(row.table)
-            why = f"PostgreSQL refused the row: {row.error}"
-            await kafka.dead_letter(producer, sources[row.index], why, consumer=self.settings.groups.recorder)
+            done = await self.write(batch.rows)
+        group = self.settings.groups.recorder
+        # Dead letters are acknowledged before the offsets are committed: a crash re-sends, never loses.
+        for row in done.refused:
+            await kafka.dead_letter(producer, row.record, f"PostgreSQL refused the row: {row.error}", consumer=group)
+        for stray in done.strays:
+            await kafka.dead_letter(producer, stray.record, admit.NOT_A_CELL + stray.why, consumer=group)
+            metrics.STRAY_RESULTS.labels(admit.OUT_OF_SPEC).inc()
+        written = done.written
         metrics.ROWS_INSERTED.inc(written.executions_inserted)
         metrics.DUPLICATES.inc(written.executions_duplicate)
         log.info(
             "batch_written",
             events=len(batch.rows.executions) + len(batch.rows.jobs) + len(batch.rows.job_regions),
-            refused=len(refused),
+            refused=len(done.refused),
+            strays=len(done.strays),
+            waiting_for_job=done.held,
+            adopted=done.adopted,
             executions_inserted=written.executions_inserted,
             duplicates_suppressed=written.executions_duplicate,
             jobs_inserted=written.jobs_inserted,
@@ -142,12 +156,15 @@ class Recorder:
     async def run(self) -> None:
         db.migrate(self.settings.database_url)
         await kafka.retrying("topics", lambda: topics.ensure(self.settings))
-        # Two parts, one process: the projection (started again, fresh, after a transient Kafka failure)
-        # and the deadline clock; /metrics and /health beside them. If one fails for good, all stop.
+        # One process: the projection (started again, fresh, after a transient Kafka failure), the deadline
+        # clock and the sweep of waiting results; /metrics and /health beside them. If one fails for good,
+        # all stop.
         # The read API is another process (`beacon reader`): reads never share this event loop.
         async with asyncio.TaskGroup() as group:
             group.create_task(kafka.supervised("recorder", self.consume))
             group.create_task(self.deadline_clock())
+            if self.pending_sweep is not None:
+                group.create_task(self.pending_sweep())
             if self.settings.recorder_port:
                 group.create_task(self.serve_ops())
 

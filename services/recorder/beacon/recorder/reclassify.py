@@ -63,7 +63,7 @@ async def reclassify(settings: Settings, judge: Judge | None = None) -> Reclassi
                         continue
                 labels = await asyncio.gather(*(label(e) for e in events))
                 rows = [
-                    (e.job_id, e.region, e.model_id, e.question_id, e.language, version, got[0], got[1], e.event_id)
+                    (e.job_id, e.region, e.model_id, e.question_id, version, got[0], got[1], e.event_id)
                     for e, got in zip(events, labels, strict=True)
                     if got is not None
                 ]
@@ -91,10 +91,11 @@ async def _judge_labeller(conn: psycopg.AsyncConnection, judge: Judge) -> Labell
     labelled by this rubric before. A verdict the runner's judge already recorded with the answer is
     copied, not asked again; a second run asks nothing."""
     cur = await conn.execute(
-        "SELECT e.event_id, coalesce(q.prompt, j.spec->>'probe_prompt', ''),"
+        "SELECT e.event_id, coalesce(q.prompt, j.spec->'probe_prompts'->>e.language, ''),"
         " CASE WHEN e.output->'judgement'->>'judge_version' = %(v)s THEN e.output->'judgement' END"
         " FROM executions e LEFT JOIN jobs j ON j.job_id = e.job_id"
-        " LEFT JOIN LATERAL (SELECT x->>'prompt' AS prompt FROM jsonb_array_elements(j.spec->'questions') x"
+        " LEFT JOIN LATERAL (SELECT x->'prompts'->>e.language AS prompt"
+        "   FROM jsonb_array_elements(j.spec->'questions') x"
         "   WHERE x->>'id' = e.question_id) q ON true"
         " WHERE e.status = 'completed' AND btrim(coalesce(e.answer, '')) <> ''"
         " AND NOT EXISTS (SELECT 1 FROM classifications c WHERE c.event_id = e.event_id"

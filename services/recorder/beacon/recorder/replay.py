@@ -1,13 +1,16 @@
 """Rebuilding the projection from the log (`beacon replay recorder`) and re-projecting part of it
 (`--since`). Re-deriving classifications without any model call (`beacon reclassify`) is reclassify.py.
 
-Rebuild: project the jobs and executions topics from the beginning into fresh tables; then, holding an
-exclusive lock on the live tables, project what arrived meanwhile, compare checksums and swap the fresh
-tables in, in one transaction. Readers see the old tables or the new ones, never a half-built one. The
+Rebuild: project every topic the recorder projects (jobs, executions, each region's expansions) from the
+beginning into fresh tables, admitting and holding results exactly as the recorder does (store.record); then,
+holding an exclusive lock on the live tables, project what arrived meanwhile, compare checksums and swap
+the fresh tables in, in one transaction. Readers see the old tables or the new ones, never a half-built one. The
 live recorder may keep running: its writes wait for the lock and then go to the new tables, and any
 event it wrote to the old ones is in the log, so in the new ones too. A rebuild that would leave fewer
 rows than the live tables hold (the topics' retention dropped old events, or the wrong cluster) is
-refused unless asked for: a replay must never lose what was recorded.
+refused unless asked for: a replay must never lose what was recorded. A result whose job is nowhere in the
+log stays out, as the recorder dead-lettered it; one whose JobSubmitted came later than the recorder's wait
+(BEACON_ORPHAN_WAIT_SECONDS) is in a rebuild although the live recorder gave up on it.
 
 Re-projection (`--since T`): the events from T onward are projected into the live tables, with the
 same ON CONFLICT DO NOTHING as the recorder, so every earlier row stays and missing ones are filled in.
@@ -25,19 +28,31 @@ import psycopg
 from beacon.infra import kafka, logs
 from beacon.infra.settings import Settings
 from beacon.recorder import project, store
+from beacon.schemas.topics import Topics
 
 log = logs.get("beacon.recorder.replay")
 
 # Row fingerprints: every projected column except the surrogate id and the time the row was written.
 _EXEC_ROW = (
-    "concat_ws('|', job_id, region, model_id, quote_nullable(question_id), quote_nullable(language), provider,"
+    "concat_ws('|', job_id, region, model_id, quote_nullable(question_id), language, provider,"
     " provider_model, status,"
     " classification, classifier_version, answer, output::text, receipt::text, started_at, completed_at, event_id)"
 )
-_EXEC_ORDER = "job_id, region, model_id, question_id NULLS FIRST, language NULLS FIRST"  # the cell: a total order
+_EXEC_ORDER = "job_id, region, model_id, question_id NULLS FIRST"  # the cell: a total order
 _JOB_ROW = (
     "concat_ws('|', job_id, spec_sha256, expected_executions, submitted_at, deadline, spec::text, event_id,"
-    " quote_nullable(catalogue_version))"
+    " catalogue_version)"
+)
+_REGION_ROW = (
+    "concat_ws('|', job_id, region, spec_sha256, cells, providers::text, unrouted::text, expanded_at, event_id)"
+)
+_REGION_ORDER = "job_id, region"
+# The fresh tables, created like the live ones; each references the fresh jobs table under the live
+# constraint's name, so after the swap the constraint is the live one's again.
+_FRESH = (
+    ("jobs", store.REBUILD.jobs, None),
+    ("executions", store.REBUILD.executions, "executions_of_a_job"),
+    ("job_regions", store.REBUILD.job_regions, "job_regions_of_a_job"),
 )
 
 
@@ -57,10 +72,17 @@ class RebuildReport:
     new_executions: Checksum
     old_jobs: Checksum
     new_jobs: Checksum
+    old_job_regions: Checksum
+    new_job_regions: Checksum
+    waiting: int = 0  # results left waiting for a job the log does not hold (the recorder dead-lettered them)
 
     @property
     def identical(self) -> bool:
-        return self.old_executions == self.new_executions and self.old_jobs == self.new_jobs
+        return (
+            self.old_executions == self.new_executions
+            and self.old_jobs == self.new_jobs
+            and self.old_job_regions == self.new_job_regions
+        )
 
 
 class ReplayRefused(RuntimeError):
@@ -91,17 +113,19 @@ class Projected:
     refused: int = 0
 
 
-async def _project(conn: psycopg.AsyncConnection, reader: kafka.TopicReader, into: store.Tables) -> Projected:
-    """Project up to the current end. Poison and rows the database refuses were dead-lettered by the live
-    recorder already; here they are counted and passed over."""
+async def _project(
+    conn: psycopg.AsyncConnection, reader: kafka.TopicReader, into: store.Tables, book: store.Book, names: Topics
+) -> Projected:
+    """Project up to the current end. Poison, strays and rows the database refuses were dead-lettered by the
+    live recorder already; here they are counted and passed over."""
     out = Projected()
     async for records in reader.to_end():
-        rows = project.rows_of(records)
-        written, refused = await store.write_or_isolate(conn, rows.executions, rows.jobs, into=into)
+        rows = project.rows_of(records, names)
+        done = await store.record(conn, rows, book, names, into)
         out.events += len(records)
-        out.executions_inserted += written.executions_inserted
-        out.jobs_inserted += written.jobs_inserted
-        out.refused += len(refused)
+        out.executions_inserted += done.written.executions_inserted
+        out.jobs_inserted += done.written.jobs_inserted
+        out.refused += len(done.refused) + len(done.strays)
     return out
 
 
@@ -134,50 +158,66 @@ async def _swap(conn: psycopg.AsyncConnection, live: str, fresh: str) -> None:
 
 async def rebuild(settings: Settings, allow_fewer: bool = False) -> RebuildReport:
     names = settings.topics
-    topics = [names.jobs_submitted, names.executions_completed]
     # prepare_threshold=None: no server-side prepared statements that could outlive the swapped tables.
     conn = await psycopg.AsyncConnection.connect(settings.database_url, prepare_threshold=None)
-    reader = kafka.TopicReader(settings, topics)
+    reader = kafka.TopicReader(settings, names.all(), pattern=names.projected())
+    book = store.Book()  # its own: what it knows of a job comes from the fresh tables
     await reader.start()
     try:
         await store.prepare(conn)
         async with conn.transaction():
-            for live, fresh in (("executions", store.REBUILD.executions), ("jobs", store.REBUILD.jobs)):
-                await conn.execute(f"DROP TABLE IF EXISTS {fresh}")
+            await conn.execute(f"DROP TABLE IF EXISTS {_FRESH_TABLES}")
+            for live, fresh, reference in _FRESH:
                 await conn.execute(f"CREATE TABLE {fresh} (LIKE {live} INCLUDING ALL)")
-        events = (await _project(conn, reader, store.REBUILD)).events
+                if reference is not None:
+                    await conn.execute(
+                        f"ALTER TABLE {fresh} ADD CONSTRAINT {reference} FOREIGN KEY (job_id)"
+                        f" REFERENCES {store.REBUILD.jobs} (job_id)"
+                    )
+            await conn.execute(f"CREATE TABLE {store.REBUILD.pending} (LIKE {store.LIVE.pending} INCLUDING ALL)")
+        events = (await _project(conn, reader, store.REBUILD, book, names)).events
         log.info("rebuild_caught_up", events=events)
         async with conn.transaction():
-            await conn.execute("LOCK TABLE executions, jobs IN ACCESS EXCLUSIVE MODE")
-            events += (await _project(conn, reader, store.REBUILD)).events  # what arrived meanwhile
+            await conn.execute("LOCK TABLE executions, job_regions, jobs IN ACCESS EXCLUSIVE MODE")
+            events += (await _project(conn, reader, store.REBUILD, book, names)).events  # what arrived meanwhile
+            (waiting,) = await (await conn.execute(f"SELECT count(*) FROM {store.REBUILD.pending}")).fetchone() or (0,)
             report = RebuildReport(
                 events=events,
                 old_executions=await checksum(conn, "executions", _EXEC_ROW, _EXEC_ORDER),
                 new_executions=await checksum(conn, store.REBUILD.executions, _EXEC_ROW, _EXEC_ORDER),
                 old_jobs=await checksum(conn, "jobs", _JOB_ROW, "job_id"),
                 new_jobs=await checksum(conn, store.REBUILD.jobs, _JOB_ROW, "job_id"),
+                old_job_regions=await checksum(conn, "job_regions", _REGION_ROW, _REGION_ORDER),
+                new_job_regions=await checksum(conn, store.REBUILD.job_regions, _REGION_ROW, _REGION_ORDER),
+                waiting=waiting,
             )
-            fewer = (
-                report.new_executions.rows < report.old_executions.rows or report.new_jobs.rows < report.old_jobs.rows
-            )
+            pairs = [
+                ("executions", report.old_executions, report.new_executions),
+                ("jobs", report.old_jobs, report.new_jobs),
+                ("job_regions", report.old_job_regions, report.new_job_regions),
+            ]
+            fewer = [f"{name} {old.rows} → {new.rows}" for name, old, new in pairs if new.rows < old.rows]
             if fewer and not allow_fewer:
                 raise ReplayRefused(
-                    f"the rebuilt tables would hold fewer rows than the live ones (executions "
-                    f"{report.old_executions.rows} → {report.new_executions.rows}, jobs {report.old_jobs.rows} → "
-                    f"{report.new_jobs.rows}): the topics no longer hold every event (retention?) or this is not "
-                    "the cluster the tables came from. Nothing was changed. Use --since to re-project part of "
-                    "the log into the live tables, or --allow-fewer to replace them anyway."
+                    f"the rebuilt tables would hold fewer rows than the live ones ({', '.join(fewer)}): the topics"
+                    " no longer hold every event (retention?) or this is not the cluster the tables came from."
+                    " Nothing was changed. Use --since to re-project part of the log into the live tables, or"
+                    " --allow-fewer to replace them anyway."
                 )
-            await _swap(conn, "executions", store.REBUILD.executions)
-            await _swap(conn, "jobs", store.REBUILD.jobs)
-        log.info("rebuild_swapped", identical=report.identical, events=events)
+            # The tables that reference jobs first, so that dropping the live jobs table leaves nothing dangling.
+            for live, fresh, _ in reversed(_FRESH):
+                await _swap(conn, live, fresh)
+        log.info("rebuild_swapped", identical=report.identical, events=events, waiting=waiting)
         return report
     finally:
         await reader.stop()
         if not conn.closed:
-            await conn.execute("DROP TABLE IF EXISTS executions_rebuild, jobs_rebuild")
+            await conn.execute(f"DROP TABLE IF EXISTS {_FRESH_TABLES}")
             await conn.commit()
         await conn.close()
+
+
+_FRESH_TABLES = ", ".join([*(fresh for _, fresh, _ in _FRESH), store.REBUILD.pending])
 
 
 @dataclass(frozen=True)
@@ -185,7 +225,7 @@ class ReprojectReport:
     events: int
     executions_inserted: int
     jobs_inserted: int
-    refused: int  # rows the database refused (dead-lettered by the live recorder already)
+    refused: int  # rows the database refused and strays (dead-lettered by the live recorder already)
     before: Checksum
     after: Checksum
 
@@ -193,14 +233,13 @@ class ReprojectReport:
 async def reproject(settings: Settings, since: datetime) -> ReprojectReport:
     """Project the events from `since` onward into the live tables; rows already there stay as they are."""
     names = settings.topics
-    topics = [names.jobs_submitted, names.executions_completed]
     conn = await psycopg.AsyncConnection.connect(settings.database_url)
-    reader = kafka.TopicReader(settings, topics, since=since)
+    reader = kafka.TopicReader(settings, names.all(), since=since, pattern=names.projected())
     await reader.start()
     try:
         await store.prepare(conn)
         before = await _executions_checksum(conn)
-        done = await _project(conn, reader, store.LIVE)
+        done = await _project(conn, reader, store.LIVE, store.Book(), names)
         after = await _executions_checksum(conn)
         log.info("reprojected", since=since.isoformat(), events=done.events, inserted=done.executions_inserted)
         return ReprojectReport(done.events, done.executions_inserted, done.jobs_inserted, done.refused, before, after)

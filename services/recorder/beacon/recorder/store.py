@@ -1,43 +1,57 @@
 """Writing a batch: one transaction, COPY into a temporary table, then INSERT … ON CONFLICT DO NOTHING.
 
-The unique index on (job_id, region, model_id, question_id, language) NULLS NOT DISTINCT (migration 004)
+The unique index on (job_id, region, model_id, question_id) NULLS NOT DISTINCT (migrations 001, 005)
 decides duplicates, in the database, atomically: no check-then-insert. Within a batch the first event per
 key (in Kafka order) wins because rows are inserted in the order they were consumed.
 
+Only a cell of a known job becomes a row (`executions` and `job_regions` reference `jobs`). In the batch's
+transaction the jobs are written first; then each result and expansion is admitted (admit.py) against its
+job, read from the jobs table through a cache (`Book`). One whose job is not there yet waits in
+pending_results as its Kafka record; when its job is written it is projected before any later result of that
+job, so it wins over them exactly as if it had come after the job, live and in a replay. One that is no
+cell of its job is returned as a stray, to be dead-lettered.
+
 A row PostgreSQL refuses for what it holds (a NUL byte, a value out of range) must not stop the
-recorder: it would meet the same event again after every restart. `write_or_isolate` then writes the
-batch again row by row, each behind a savepoint, and returns the refused rows with the database's
-error for the caller to dead-letter; the rest of the batch is written. Only a transient failure
-(`is_transient`: the server or the connection) is raised, for the caller to wait out and retry.
+recorder: it would meet the same event again after every restart. The batch is then written again row by
+row, each behind a savepoint, and the refused rows come back with the database's error for the caller
+to dead-letter; the rest of the batch is written. Only a transient failure (`is_transient`: the server or
+the connection) is raised, for the caller to wait out and retry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from beacon.domain.cells import CellKey
 from beacon.infra.projection import EXECUTION_COLUMNS, JOB_COLUMNS, JOB_REGION_COLUMNS, columns, copy_rows
+from beacon.recorder import admit, project
 from beacon.schemas.events import JobSubmitted
+from beacon.schemas.topics import Topics
 
-_EXEC_COLS = columns(EXECUTION_COLUMNS)
-_JOB_COLS = columns(JOB_COLUMNS)
-_REGION_COLS = columns(JOB_REGION_COLUMNS)
+_COLUMNS = {"executions": EXECUTION_COLUMNS, "jobs": JOB_COLUMNS, "job_regions": JOB_REGION_COLUMNS}
+_PENDING_COLS = ("topic", '"partition"', '"offset"', "job_id", "key", "value", '"timestamp"')
 
 
 @dataclass(frozen=True)
 class Tables:
     executions: str = "executions"
     jobs: str = "jobs"
-    job_regions: str = "job_regions"  # not rebuilt by a replay (it reads the jobs and executions topics only)
+    job_regions: str = "job_regions"
+    pending: str = "pending_results"
+
+    def of(self, kind: str) -> str:
+        return {"executions": self.executions, "jobs": self.jobs, "job_regions": self.job_regions}[kind]
 
 
 LIVE = Tables()
-REBUILD = Tables("executions_rebuild", "jobs_rebuild", "job_regions")
+REBUILD = Tables("executions_rebuild", "jobs_rebuild", "job_regions_rebuild", "pending_results_rebuild")
 
 
 @dataclass(frozen=True)
@@ -49,9 +63,63 @@ class Written:
 
 @dataclass(frozen=True)
 class Refused:
-    table: str  # "executions", "jobs" or "job_regions"
-    index: int  # position of the row in the batch's list for that table
+    """A row the database refused, as the record it came from."""
+
+    record: ConsumerRecord
     error: str
+
+
+@dataclass(frozen=True)
+class Stray:
+    """A result or expansion that is no cell of its (known) job."""
+
+    record: ConsumerRecord
+    why: str
+
+
+@dataclass(frozen=True)
+class Recorded:
+    written: Written
+    refused: list[Refused] = field(default_factory=list)
+    strays: list[Stray] = field(default_factory=list)
+    held: int = 0  # records put aside to wait for their job
+    adopted: int = 0  # waiting records whose job has come (projected, or marked to be dead-lettered)
+
+
+class Book:
+    """What the recorder knows of each job's cells (admit.JobCells), read from the jobs table and kept: a
+    job's row never changes once written. Bounded, least recently used first out."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._known: OrderedDict[str, admit.JobCells] = OrderedDict()
+
+    async def lookup(
+        self, conn: psycopg.AsyncConnection, jobs_table: str, ids: Iterable[str]
+    ) -> dict[str, admit.JobCells]:
+        """The jobs among `ids` that the table holds (this transaction's own writes included)."""
+        found: dict[str, admit.JobCells] = {}
+        missing = []
+        for job_id in ids:
+            if job_id in self._known:
+                self._known.move_to_end(job_id)
+                found[job_id] = self._known[job_id]
+            else:
+                missing.append(job_id)
+        if missing:
+            cur = await conn.execute(f"SELECT spec FROM {jobs_table} WHERE job_id = ANY(%s)", (missing,))
+            for (spec,) in await cur.fetchall():
+                cells = admit.JobCells.of_spec(spec)
+                found[cells.job_id] = cells
+        return found
+
+    def remember(self, jobs: dict[str, admit.JobCells]) -> None:
+        """After the transaction that read them committed (a rolled-back job must not be remembered)."""
+        for job_id, cells in jobs.items():
+            self._known[job_id] = cells
+            self._known.move_to_end(job_id)
+        while len(self._known) > self.size:
+            self._known.popitem(last=False)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -65,105 +133,189 @@ def is_transient(exc: BaseException) -> bool:
 async def prepare(conn: psycopg.AsyncConnection) -> None:
     """Create this connection's staging tables once (temporary, emptied at every commit)."""
     async with conn.transaction():
-        for table, source, cols in (
-            ("incoming_executions", "executions", _EXEC_COLS),
-            ("incoming_jobs", "jobs", _JOB_COLS),
-            ("incoming_job_regions", "job_regions", _REGION_COLS),
-        ):
+        for kind, cols in _COLUMNS.items():
+            table = f"incoming_{kind}"
             await conn.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {table} ON COMMIT DELETE ROWS AS "
-                f"SELECT {cols} FROM {source} WITH NO DATA"
+                f"SELECT {columns(cols)} FROM {kind} WITH NO DATA"
             )
             # `seq` keeps consumption order so "first event per key wins" is deterministic.
             await conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS seq bigserial")
 
 
-async def write_batch(
-    conn: psycopg.AsyncConnection,
-    executions: Sequence[tuple[Any, ...]],
-    jobs: Sequence[tuple[Any, ...]],
-    into: Tables = LIVE,
-    job_regions: Sequence[tuple[Any, ...]] = (),
-) -> Written:
-    inserted = []
-    async with conn.transaction(), conn.cursor() as cur:
-        for rows, staging, target, cols in (
-            (executions, "incoming_executions", into.executions, EXECUTION_COLUMNS),
-            (jobs, "incoming_jobs", into.jobs, JOB_COLUMNS),
-            (job_regions, "incoming_job_regions", into.job_regions, JOB_REGION_COLUMNS),
-        ):
-            if not rows:
-                inserted.append(0)
-                continue
-            await copy_rows(cur, staging, cols, rows)
-            names = columns(cols)
+async def _insert(
+    conn: psycopg.AsyncConnection, kind: str, target: str, rows: Sequence[tuple[Any, ...]], isolate: bool
+) -> tuple[int, list[tuple[int, str]]]:
+    """Insert in order, duplicates skipped; returns (inserted, [(index, error)] of the rows refused). In bulk
+    a refused row raises; isolated, each row is behind its own savepoint."""
+    if not rows:
+        return 0, []
+    cols = _COLUMNS[kind]
+    names = columns(cols)
+    if not isolate:
+        async with conn.cursor() as cur:
+            await copy_rows(cur, f"incoming_{kind}", cols, rows)
             await cur.execute(
-                f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging} ORDER BY seq ON CONFLICT DO NOTHING"
+                f"INSERT INTO {target} ({names}) SELECT {names} FROM incoming_{kind} ORDER BY seq"
+                " ON CONFLICT DO NOTHING"
             )
-            inserted.append(cur.rowcount)
-    return Written(inserted[0], len(executions) - inserted[0], inserted[1])
+            return cur.rowcount, []
+    sql = f"INSERT INTO {target} ({names}) VALUES ({', '.join(['%s'] * len(cols))}) ON CONFLICT DO NOTHING"
+    inserted, refused = 0, []
+    for index, row in enumerate(rows):
+        try:
+            async with conn.transaction():  # a savepoint: a refused row leaves the others intact
+                inserted += (await conn.execute(sql, row)).rowcount
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            refused.append((index, f"{type(exc).__name__}: {str(exc).strip()}"[:2000]))
+    return inserted, refused
 
 
-async def write_or_isolate(
+@dataclass
+class _Item:
+    kind: str  # "executions" or "job_regions"
+    row: tuple[Any, ...]
+    record: ConsumerRecord
+    waiting: bool  # came out of pending_results
+
+
+async def _waiting(
+    conn: psycopg.AsyncConnection, into: Tables, ids: set[str], every_known: bool
+) -> list[ConsumerRecord]:
+    """Records waiting for a job the jobs table now holds (of `ids`, or of any job), in Kafka order, locked:
+    a second writer adopting them at the same time waits, then finds them gone."""
+    cur = await conn.execute(
+        f'SELECT topic, "partition", "offset", key, value, "timestamp" FROM {into.pending} p'
+        f" WHERE p.verdict IS NULL AND (%s OR p.job_id = ANY(%s))"
+        f" AND EXISTS (SELECT 1 FROM {into.jobs} j WHERE j.job_id = p.job_id)"
+        ' ORDER BY topic, "partition", "offset" FOR UPDATE OF p',
+        (every_known, list(ids)),
+    )
+    return [
+        ConsumerRecord(t, p, o, ts, 0, k, v, None, len(k or b""), len(v), ())
+        for t, p, o, k, v, ts in await cur.fetchall()
+    ]
+
+
+async def record(
     conn: psycopg.AsyncConnection,
-    executions: Sequence[tuple[Any, ...]],
-    jobs: Sequence[tuple[Any, ...]],
+    rows: project.Rows,
+    book: Book,
+    names: Topics,
     into: Tables = LIVE,
-    job_regions: Sequence[tuple[Any, ...]] = (),
-) -> tuple[Written, list[Refused]]:
-    """write_batch; if the database refuses the batch for its data, row by row, setting aside what it refuses."""
+    every_known: bool = False,
+) -> Recorded:
+    """Write one batch (jobs, then the results and expansions that are cells of known jobs, the others held
+    or returned as strays), adopting the held records whose job is now known — of this batch's jobs, or with
+    `every_known` of any (the recorder's periodic sweep, pending.py)."""
     try:
-        return await write_batch(conn, executions, jobs, into, job_regions), []
+        return await _record(conn, rows, book, names, into, every_known, isolate=False)
     except Exception as exc:
         if is_transient(exc):
             raise
+    return await _record(conn, rows, book, names, into, every_known, isolate=True)
+
+
+async def _record(
+    conn: psycopg.AsyncConnection,
+    rows: project.Rows,
+    book: Book,
+    names: Topics,
+    into: Tables,
+    every_known: bool,
+    isolate: bool,
+) -> Recorded:
     refused: list[Refused] = []
-    inserted = {"executions": 0, "jobs": 0, "job_regions": 0}
+    strays: list[Stray] = []
     async with conn.transaction():
-        for table, target, cols, rows in (
-            ("executions", into.executions, EXECUTION_COLUMNS, executions),
-            ("jobs", into.jobs, JOB_COLUMNS, jobs),
-            ("job_regions", into.job_regions, JOB_REGION_COLUMNS, job_regions),
-        ):
-            sql = (
-                f"INSERT INTO {target} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
-                " ON CONFLICT DO NOTHING"
+        jobs_inserted, bad = await _insert(conn, "jobs", into.jobs, rows.jobs, isolate)
+        refused += [Refused(rows.job_sources[i], error) for i, error in bad]
+        ids = {r[0] for r in rows.executions} | {r[0] for r in rows.job_regions} | {r[0] for r in rows.jobs}
+        waiting = await _waiting(conn, into, ids, every_known) if ids or every_known else []
+        adopted = project.rows_of(waiting, names)
+        items = [
+            *(
+                _Item("executions", r, s, True)
+                for r, s in zip(adopted.executions, adopted.execution_sources, strict=True)
+            ),
+            *(
+                _Item("job_regions", r, s, True)
+                for r, s in zip(adopted.job_regions, adopted.job_region_sources, strict=True)
+            ),
+            *(_Item("executions", r, s, False) for r, s in zip(rows.executions, rows.execution_sources, strict=True)),
+            *(
+                _Item("job_regions", r, s, False)
+                for r, s in zip(rows.job_regions, rows.job_region_sources, strict=True)
+            ),
+        ]
+        known = await book.lookup(conn, into.jobs, {item.row[0] for item in items})
+        admitted: dict[str, list[_Item]] = {"executions": [], "job_regions": []}
+        held: list[_Item] = []
+        verdicts: list[tuple[str, ConsumerRecord]] = [(p.why, p.record) for p in adopted.poison]
+        for item in items:
+            job = known.get(item.row[0])
+            if job is None:
+                held.append(item)  # never a waiting one: its job is known, or it would not have been read
+                continue
+            why = admit.why_not(job, item.kind, item.row)
+            if why is None:
+                admitted[item.kind].append(item)
+            elif item.waiting:
+                verdicts.append((admit.NOT_A_CELL + why, item.record))
+            else:
+                strays.append(Stray(item.record, why))
+        inserted, refused_results = {}, 0
+        for kind, chosen in admitted.items():
+            inserted[kind], bad = await _insert(conn, kind, into.of(kind), [i.row for i in chosen], isolate)
+            refused_results += len(bad) if kind == "executions" else 0
+            for index, error in bad:
+                if chosen[index].waiting:
+                    verdicts.append((f"PostgreSQL refused the row: {error}", chosen[index].record))
+                else:
+                    refused.append(Refused(chosen[index].record, error))
+        if held:
+            await conn.cursor().executemany(
+                f"INSERT INTO {into.pending} ({', '.join(_PENDING_COLS)}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                [
+                    (
+                        i.record.topic,
+                        i.record.partition,
+                        i.record.offset,
+                        i.row[0],
+                        i.record.key,
+                        i.record.value,
+                        i.record.timestamp,
+                    )
+                    for i in held
+                ],
             )
-            for index, row in enumerate(rows):
-                try:
-                    async with conn.transaction():  # a savepoint: a refused row leaves the others intact
-                        cur = await conn.execute(sql, row)
-                        inserted[table] += cur.rowcount
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise
-                    refused.append(Refused(table, index, f"{type(exc).__name__}: {str(exc).strip()}"[:2000]))
-    refused_executions = sum(1 for r in refused if r.table == "executions")
-    duplicates = len(executions) - inserted["executions"] - refused_executions
-    return Written(inserted["executions"], duplicates, inserted["jobs"]), refused
+        if waiting:
+            marked = {(r.topic, r.partition, r.offset): why for why, r in verdicts}
+            await conn.cursor().executemany(
+                f'UPDATE {into.pending} SET verdict = %s WHERE topic = %s AND "partition" = %s AND "offset" = %s',
+                [(why, *where) for where, why in marked.items()],
+            )
+            done = [(r.topic, r.partition, r.offset) for r in waiting if (r.topic, r.partition, r.offset) not in marked]
+            await conn.cursor().executemany(
+                f'DELETE FROM {into.pending} WHERE topic = %s AND "partition" = %s AND "offset" = %s', done
+            )
+    book.remember(known)
+    duplicates = len(admitted["executions"]) - refused_results - inserted["executions"]
+    written = Written(inserted["executions"], duplicates, jobs_inserted)
+    return Recorded(written, refused, strays, held=len(held), adopted=len(waiting))
 
 
 # --- what the deadline clock reads -------------------------------------------------------------------
-
-# Rows of a job that are cells of its spec: a stray result (a cell the job does not have) fills none.
-# (The reader tests the same with the spec's ids as parameters, one job at a time; this form reads every
-# job's spec inside the query.)
-_IN_SPEC = (
-    # the row's region is one of the job's, and its language one that region asks in (none: before languages)
-    "EXISTS (SELECT 1 FROM jsonb_array_elements(j.spec->'regions') r WHERE r->>'id' = e.region AND"
-    " (CASE WHEN jsonb_array_length(coalesce(r->'languages', '[]')) = 0 THEN e.language IS NULL"
-    " ELSE e.language IN (SELECT jsonb_array_elements_text(r->'languages')) END))"
-    " AND e.model_id IN (SELECT m->>'id' FROM jsonb_array_elements(j.spec->'models') m)"
-    " AND (CASE WHEN jsonb_array_length(j.spec->'questions') = 0 THEN e.question_id IS NULL"
-    " ELSE e.question_id IN (SELECT q->>'id' FROM jsonb_array_elements(j.spec->'questions') q) END)"
-)
 
 
 async def overdue_jobs(conn: psycopg.AsyncConnection) -> list[JobSubmitted]:
     """Jobs past their deadline with cells of their spec still unrecorded."""
     cur = await conn.execute(
         "SELECT j.spec FROM jobs j WHERE j.deadline < now() AND j.expected_executions >"
-        f" (SELECT count(*) FROM executions e WHERE e.job_id = j.job_id AND {_IN_SPEC})"
+        " (SELECT count(*) FROM executions e WHERE e.job_id = j.job_id)"  # every row is a cell of its job
     )
     jobs = []
     for (spec,) in await cur.fetchall():
@@ -175,7 +327,5 @@ async def overdue_jobs(conn: psycopg.AsyncConnection) -> list[JobSubmitted]:
 
 
 async def recorded_cells(conn: psycopg.AsyncConnection, job_id: str) -> set[CellKey]:
-    cur = await conn.execute(
-        "SELECT region, model_id, question_id, language FROM executions WHERE job_id = %s", (job_id,)
-    )
+    cur = await conn.execute("SELECT region, model_id, question_id FROM executions WHERE job_id = %s", (job_id,))
     return {tuple(row) for row in await cur.fetchall()}  # type: ignore[misc]

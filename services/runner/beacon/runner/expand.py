@@ -60,7 +60,7 @@ def decide(
         unrouted=[m.id for m in job.models if not routing.has_own_route(region, m.id)],
     )
     out = [(names.work(region), c.key.encode(), encode(c)) for c in scheduled]
-    out.append((names.expanded(region), job.job_id.encode(), encode(done)))
+    out.append((names.expanded(region), done.key.encode(), encode(done)))
     return Expansion(out, cells=len(scheduled))
 
 
@@ -84,11 +84,10 @@ def cells(job: JobSubmitted, region_id: str, producer: ProducerInfo) -> list[Cel
             CellScheduled(
                 producer=producer,
                 job_id=job.job_id,
-                region=RegionRef(id=region.id, display=region.display, system_prompt=asked.system_prompt),
+                region=region,
                 model=models[asked.model_id],
-                question=question.model_copy(update={"prompt": asked.prompt, "prompts": {}}) if question else None,
+                question=question.model_copy(update={"prompts": {region.language: asked.prompt}}) if question else None,
                 probe_prompt=None if question else asked.prompt,
-                language=asked.language,
                 params=job.params,
                 deadline=job.deadline,
             )

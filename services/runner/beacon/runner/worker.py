@@ -103,9 +103,8 @@ class Worker:
             judge = self.endpoints.judge()
             if judge is not None and event.status == "completed" and event.answer and event.answer.strip():
                 async with judge.slots:
-                    question = cell.question.prompt if cell.question else cell.probe_prompt or ""
                     event = event.model_copy(
-                        update={"judgement": await verdict(judge.provider, question, event.answer)}
+                        update={"judgement": await verdict(judge.provider, cell.prompt, event.answer)}
                     )
             await kafka.send(self.producer, self.names.executions_completed, encode(event), key=event.key.encode())
             metrics.EVENTS_PRODUCED.labels(self.names.executions_completed).inc()

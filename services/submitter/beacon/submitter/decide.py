@@ -147,8 +147,8 @@ def job_submitted(
         spec = spec.model_copy(update={"job_id": new_job_id()})
     assert spec.job_id is not None
     deadline = now + timedelta(seconds=spec.deadline_seconds or default_deadline_seconds)
-    languages = {r: spec.languages_of(r, catalogue.default_language) for r in spec.regions}
-    asked = list(dict.fromkeys(lang for langs in languages.values() for lang in langs))  # in order, once each
+    languages = {r: spec.language_of(r, catalogue.default_language) for r in spec.regions}
+    asked = list(dict.fromkeys(languages.values()))  # in order, once each
 
     def texts(by_language: dict[str, str]) -> dict[str, str]:
         return {lang: by_language[lang] for lang in asked if lang in by_language}
@@ -161,28 +161,22 @@ def job_submitted(
         else:
             prompts, category, ad_hoc = texts(ad_hoc_prompts(q, catalogue)), q.category, True
         ident = q if isinstance(q, str) else q.id
-        questions.append(
-            QuestionText(id=ident, category=category, prompt=prompts[asked[0]], prompts=prompts, ad_hoc=ad_hoc)
+        questions.append(QuestionText(id=ident, category=category, prompts=prompts, ad_hoc=ad_hoc))
+    regions = [
+        RegionRef(
+            id=r,
+            display=catalogue.regions[r].display,
+            language=languages[r],
+            system_prompt=catalogue.regions[r].system_prompts[languages[r]],
         )
-    regions = []
-    for r in spec.regions:
-        system = texts(catalogue.regions[r].system_prompts)
-        regions.append(
-            RegionRef(
-                id=r,
-                display=catalogue.regions[r].display,
-                system_prompt=system[languages[r][0]],
-                system_prompts=system,
-                languages=languages[r],
-            )
-        )
+        for r in spec.regions
+    ]
     probe = texts(catalogue.probe_prompts) if not spec.questions else {}
     return JobSubmitted(
         producer=producer,
         occurred_at=now,
         job_id=spec.job_id,
         questions=questions,
-        probe_prompt=probe[asked[0]] if probe else None,
         probe_prompts=probe,
         catalogue=CatalogueRef(version=catalogue.version, label=catalogue.label),
         models=[ModelRef(id=m, name=catalogue.models[m].name) for m in spec.models],

@@ -119,9 +119,7 @@ class Publisher:
         # A repeat re-sends the original event: harmless downstream (the regions have expanded it already,
         # or will once), and it heals a crash between registering the id and emitting the event.
         producer = self.producer
-        await self._waiting(
-            "Kafka", lambda: producer.send_and_wait(self.topic, encode(event), key=event.job_id.encode())
-        )
+        await self._waiting("Kafka", lambda: producer.send_and_wait(self.topic, encode(event), key=event.key.encode()))
         log.info("job_submitted", job_id=event.job_id, expected_executions=event.expected_executions, repeat=repeat)
         return Submitted(event.job_id, event.expected_executions, already_submitted=repeat)
 
