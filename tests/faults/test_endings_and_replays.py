@@ -13,7 +13,7 @@ import pytest
 
 from beacon.domain.classify import CLASSIFIER_VERSION
 from beacon.infra.settings import Settings
-from beacon.schemas.events import Classification, ExecutionCompleted
+from beacon.schemas.events import Classification, ExecutionCompleted, JobSubmitted
 from tests.faults.support import submit, write_routing
 from tests.harness import Services, count_rows, wait_for_rows
 from tests.kafka_tools import produce, read_all, wait_for_lag_zero
@@ -63,12 +63,30 @@ def test_replay_rebuilds_identical_tables_and_reclassify_calls_no_model(
     [record] = [
         r
         for r in read_all(fault_settings, topics.executions_completed)
-        if r.key == b"replayed|us-east|mistral-7b|tiananmen_neutral|en"
+        if r.key == b"replayed|us-east|mistral-7b|tiananmen_neutral"
     ]
     original = ExecutionCompleted.model_validate_json(record.value)
+    # Its job: one cell, in a region no runner here serves, so that result is the job's only one (only
+    # cells of a known job are recorded).
+    [job_record] = [r for r in read_all(fault_settings, topics.jobs_submitted) if r.key == b"replayed"]
+    replayed = JobSubmitted.model_validate_json(job_record.value)
+    region = replayed.regions[0].model_copy(update={"id": "nowhere"})
+    job = replayed.model_copy(
+        update={
+            "job_id": "old-classifier",
+            "regions": [region],
+            "questions": [q for q in replayed.questions if q.id == "tiananmen_neutral"],
+            "models": [m for m in replayed.models if m.id == "mistral-7b"],
+            "expected_executions": 1,
+        }
+    )
+    JobSubmitted.model_validate(job.model_dump())  # still a valid event
+    produce(fault_settings, topics.jobs_submitted, [(job.key.encode(), job.model_dump_json().encode())])
     old = original.model_copy(
         update={
             "job_id": "old-classifier",
+            "region": "nowhere",
+            "producer": original.producer.model_copy(update={"region": "nowhere"}),
             "classification": Classification(label="answered", classifier_version="rules-0", evidence="none"),
         }
     )
@@ -84,6 +102,10 @@ def test_replay_rebuilds_identical_tables_and_reclassify_calls_no_model(
         assert "identical: the rebuilt tables match the old ones" in out
     checksums = [line for line in second.stdout.decode().splitlines() if "md5" in line]
     assert checksums[0].split("before: ")[1] == checksums[1].split("after:  ")[1]
+    lines = second.stdout.decode().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("job_regions"))
+    regions_before, regions_after = lines[at].split("before: ")[1], lines[at + 1].split("after:  ")[1]
+    assert regions_before == regions_after and regions_before.startswith("3 rows")  # replayed's three regions
     assert count_rows(fault_settings, "replayed") == 18
 
     result = beacon(fault_settings, "reclassify", timeout=120)
@@ -153,10 +175,15 @@ def test_replay_never_loses_what_was_recorded(fault_settings: Settings, stack_fa
     # and changes nothing; asked for explicitly, it goes ahead.
     with psycopg.connect(fault_settings.database_url) as conn:
         conn.execute(
-            "INSERT INTO executions (job_id, region, model_id, question_id, provider, status, classification,"
-            " classifier_version, output, receipt, started_at, completed_at, event_id)"
-            " VALUES ('not-in-log', 'us-east', 'm', NULL, 'x', 'completed', 'answered', 'v', '{}', '{}', now(),"
-            " now(), gen_random_uuid())"
+            "INSERT INTO jobs (job_id, spec_sha256, expected_executions, submitted_at, deadline, spec, event_id,"
+            " catalogue_version) VALUES ('not-in-log', 'x', 1, now(), now() + interval '1 hour', '{}',"
+            " gen_random_uuid(), 'sha256:0000000000000000')"
+        )
+        conn.execute(
+            "INSERT INTO executions (job_id, region, model_id, question_id, language, provider, status,"
+            " classification, classifier_version, output, receipt, started_at, completed_at, event_id)"
+            " VALUES ('not-in-log', 'us-east', 'm', NULL, 'en', 'x', 'completed', 'answered', 'v', '{}', '{}',"
+            " now(), now(), gen_random_uuid())"
         )
     code, out = replay()
     assert code == 2 and "fewer rows than the live ones" in out and "Nothing was changed" in out, out

@@ -143,7 +143,7 @@ def rows_of(settings: Settings, job_id: str) -> list[tuple]:
     with psycopg.connect(settings.database_url) as conn:
         return conn.execute(
             "SELECT region, model_id, question_id, language, provider, classification, answer, receipt, event_id"
-            " FROM executions WHERE job_id = %s ORDER BY region, model_id, question_id, language",
+            " FROM executions WHERE job_id = %s ORDER BY region, model_id, question_id",
             (job_id,),
         ).fetchall()
 
@@ -161,55 +161,73 @@ def test_own_catalogue_new_question_model_region_and_languages(
         ],
         "models": ["mistral-7b", "own-vllm"],
         "regions": ["us-east", "ru-central"],
-        "languages": {"us-east": "en", "ru-central": ["en", "zh"]},
+        "languages": {"ru-central": "zh"},  # us-east: the catalogue's default, en
     }
     assert submit(mine, spec) == "own-1"
-    # us-east: 2 questions × 2 models × en; ru-central: × en, zh → 4 + 8
-    assert wait_for_rows(mine, services, "own-1", 12) == 12
+    assert wait_for_rows(mine, services, "own-1", 8) == 8  # 2 regions × 2 models × 2 questions, one language each
     rows = rows_of(mine, "own-1")
-    assert {(r[0], r[3]) for r in rows} == {("us-east", "en"), ("ru-central", "en"), ("ru-central", "zh")}
+    assert {(r[0], r[3]) for r in rows} == {("us-east", "en"), ("ru-central", "zh")}
     assert {r[4] for r in rows if r[1] == "own-vllm"} == {"openai"}
     assert {r[4] for r in rows if r[1] == "mistral-7b"} == {"simulated"}
     # The Chinese prompts and system prompt reached the model exactly as the catalogue wrote them.
     bodies = [b for b in model_server.requests if b["model"] == "served-own"]
     asked = {(b["messages"][0]["content"], b["messages"][1]["content"]) for b in bodies}
-    assert ("你是一个位于俄罗斯的助手。", "2017年新疆发生了什么？") in asked
-    assert ("你是一个位于俄罗斯的助手。", "秘鲁的首都是哪里？") in asked
-    assert ("You are an assistant based in the US.", "What happened in Xinjiang in 2017?") in asked
-    assert len(bodies) == 6  # one call per own-vllm cell: us-east 2, ru-central 4
-    # The same model refuses in Chinese and answers in English, in the same region.
-    ru_xinjiang = {r[3]: r[5] for r in rows if r[:3] == ("ru-central", "own-vllm", "xinjiang_2017")}
-    assert ru_xinjiang == {"zh": "refused", "en": "answered"}
+    assert asked == {
+        ("你是一个位于俄罗斯的助手。", "2017年新疆发生了什么？"),
+        ("你是一个位于俄罗斯的助手。", "秘鲁的首都是哪里？"),
+        ("You are an assistant based in the US.", "What happened in Xinjiang in 2017?"),
+        ("You are an assistant based in the US.", "Capital of Peru?"),
+    }
+    assert len(bodies) == 4  # one call per own-vllm cell
+    # The same model refuses in Chinese (ru-central) and answers in English (us-east).
+    xinjiang = {r[0]: r[5] for r in rows if r[1:3] == ("own-vllm", "xinjiang_2017")}
+    assert xinjiang == {"ru-central": "refused", "us-east": "answered"}
 
     job = picked_up(port, "own-1", {"us-east", "ru-central"})
     assert job["catalogue"] == {"version": version, "label": "own-v1"} and job["status"] == "completed"
-    assert job["languages"] == ["en", "zh"]
     assert {r["region"]: r["picked_up"] for r in job["regions"]} == {"us-east": True, "ru-central": True}
     assert {r["region"]: r["unrouted"] for r in job["regions"]} == {
         "us-east": ["mistral-7b"],
         "ru-central": ["mistral-7b"],
     }
-    analysis = httpx.get(f"http://127.0.0.1:{port}/jobs/own-1/analysis").json()
-    assert {"question_id": "xinjiang_2017", "model_id": "own-vllm", "region": "ru-central", "refused_in": ["zh"],
-            "answered_in": ["en"]} in analysis["language_disagreements"]  # fmt: skip
     one = httpx.get(f"http://127.0.0.1:{port}/jobs/own-1/executions/ru-central/own-vllm/xinjiang_2017")
-    assert one.status_code == 400 and "asked in en, zh" in one.json()["detail"]
-    zh = httpx.get(f"http://127.0.0.1:{port}/jobs/own-1/executions/ru-central/own-vllm/xinjiang_2017?language=zh")
-    assert zh.status_code == 200 and zh.json()["answer"] == REFUSAL_ZH
+    assert one.status_code == 200 and one.json()["answer"] == REFUSAL_ZH and one.json()["language"] == "zh"
     questions = httpx.get(f"http://127.0.0.1:{port}/questions").json()
     assert [q["id"] for q in questions] == ["xinjiang_2017", "math_basic"]
 
     status = beacon(mine, "status", "own-1")
     out = status.stdout.decode()
-    assert status.returncode == 0 and f"catalogue: own-v1 ({version})" in out and "languages: en, zh" in out
+    assert status.returncode == 0 and f"catalogue: own-v1 ({version})" in out
     assert "no route of their own there: mistral-7b" in out
-    matrix = beacon(mine, "matrix", "own-1").stdout.decode()
-    assert "xinjiang_2017 [zh]" in matrix and "adhoc_capital [en]" in matrix
 
     with psycopg.connect(mine.database_url) as conn:
         adhoc = conn.execute("SELECT spec->'questions'->1->>'ad_hoc' FROM jobs WHERE job_id = 'own-1'").fetchone()
         stored_version = conn.execute("SELECT catalogue_version FROM jobs WHERE job_id = 'own-1'").fetchone()
+        languages = conn.execute(
+            "SELECT r->>'id', r->>'language' FROM jobs, jsonb_array_elements(spec->'regions') r"
+            " WHERE job_id = 'own-1' ORDER BY 1"
+        ).fetchall()
     assert adhoc == ("true",) and stored_version == (version,)
+    assert languages == [("ru-central", "zh"), ("us-east", "en")]
+
+
+@pytest.mark.parametrize(
+    "languages",
+    [["en", "zh"], {"ru-central": ["en", "zh"]}],
+    ids=["list-for-every-region", "list-for-one-region"],
+)
+def test_a_region_asked_in_several_languages_is_refused_and_nothing_is_emitted(
+    own: tuple[Settings, Services, Path, int], languages: object
+) -> None:
+    mine, _, _, _ = own
+    spec = {"questions": ["math_basic"], "models": ["mistral-7b"], "regions": ["ru-central"], "languages": languages}
+    before = message_count(mine, mine.topics.jobs_submitted)
+    result = beacon(mine, "submit", "-", stdin=json.dumps(spec).encode())
+    err = result.stderr.decode()
+    assert result.returncode == 2, err
+    assert "a region asks in one language per job" in err and "one job per language" in err
+    assert "beacon compare JOB_A JOB_B" in err
+    assert message_count(mine, mine.topics.jobs_submitted) == before
 
 
 def test_a_catalogue_change_leaves_earlier_jobs_untouched(own: tuple[Settings, Services, Path, int]) -> None:
@@ -231,8 +249,8 @@ def test_a_catalogue_change_leaves_earlier_jobs_untouched(own: tuple[Settings, S
         second_job = conn.execute("SELECT spec, catalogue_version FROM jobs WHERE job_id = %s", (second,)).fetchone()
     assert after == before and job_after == job_before
     assert second_job[1] != job_before[1] and second_job[1] == load(catalogue).version
-    assert second_job[0]["questions"][0]["prompt"] == "二加二等于几？"
-    assert job_before[0]["questions"][0]["prompt"] == "2+2等于多少？"
+    assert second_job[0]["questions"][0]["prompts"] == {"zh": "二加二等于几？"}
+    assert job_before[0]["questions"][0]["prompts"] == {"zh": "2+2等于多少？"}
     catalogue.write_text(CATALOGUE)
 
 

@@ -99,8 +99,8 @@ def per(shared: list[tuple[str, str, str, str]], at: int) -> dict[str, Counter]:
 
 
 def copy_job(settings: Settings, source: str, job_id: str, *edits: tuple[str, str]) -> None:
-    """A jobs row copied from a projected one with its spec edited (jsonb_set path, JSON value): what a
-    hostile or an older producer could have left; no executions."""
+    """A jobs row copied from a projected one with its spec edited (jsonb_set path, JSON value): another job
+    of that shape, or what a hostile producer could have left; no executions."""
     with psycopg.connect(settings.database_url) as conn:
         conn.execute("CREATE TEMP TABLE j AS SELECT * FROM jobs WHERE job_id = %s", (source,))
         conn.execute("UPDATE j SET job_id = %s", (job_id,))
@@ -130,7 +130,7 @@ def test_english_against_chinese(api: httpx.Client, settings: Settings, jobs: di
         assert side["job_id"] == job_id and side["catalogue_version"] == version
         assert datetime.fromisoformat(side["submitted_at"]) == submitted
         assert side["languages"] == {"us-east": lang, "asia-pacific": lang}
-        assert (side["cells"], side["recorded"], side["pending"], side["stray"]) == (CELLS, CELLS, 0, 0)
+        assert (side["cells"], side["recorded"], side["pending"]) == (CELLS, CELLS, 0)
     assert doc["differences"]["languages"] == {r: {"base": "en", "other": "zh"} for r in ("us-east", "asia-pacific")}
     assert doc["totals"] == {
         "shared": CELLS,
@@ -210,20 +210,24 @@ def test_unknown_jobs_and_bad_parameters(api: httpx.Client, jobs: dict[str, str]
         assert response.status_code == 400 and named in response.text and len(response.content) < 2000
 
 
-def test_a_job_asking_a_region_in_several_languages_is_refused(
+def test_regions_asked_in_different_languages_compare_by_region_model_question(
     api: httpx.Client, settings: Settings, jobs: dict[str, str], api_port: int
 ) -> None:
-    multi = f"cmp-multi-{uuid.uuid4().hex[:8]}"
-    copy_job(settings, jobs["en"], multi, ("{regions,1,languages}", '["en", "zh"]'))
-    response = api.get("/compare", params={"base": jobs["en"], "other": multi})
-    assert response.status_code == 400
-    assert response.json()["detail"].startswith(
-        f"job '{multi}' asks a region in several languages (asia-pacific in en, zh)"
-    )
-    assert "one job per language" in response.json()["detail"]
+    """A job asking us-east in English and asia-pacific in Chinese (its spec only: no rows yet) against the
+    English job: each region's one language at the top, the region that differs named, every cell shared."""
+    mixed = f"cmp-mixed-{uuid.uuid4().hex[:8]}"
+    copy_job(settings, jobs["en"], mixed, ("{regions,1,language}", '"zh"'))
+    doc = api.get("/compare", params={"base": jobs["en"], "other": mixed}).json()
+    assert doc["other"]["languages"] == {"us-east": "en", "asia-pacific": "zh"}
+    assert doc["differences"]["languages"] == {"asia-pacific": {"base": "en", "other": "zh"}}
+    assert doc["totals"]["shared"] == CELLS and doc["other"]["pending"] == CELLS
+    assert all(c["transition"].endswith(" → pending") for c in doc["cells"])
     for via in ([], ["--api", f"http://127.0.0.1:{api_port}"]):
-        result = beacon(settings, "compare", multi, jobs["en"], *via)
-        assert result.returncode == 2 and "asks a region in several languages" in result.stderr.decode()
+        result = beacon(settings, "compare", jobs["en"], mixed, *via)
+        assert result.returncode == 0, result.stderr.decode()
+        header = table_rows(result.stdout.decode(), "")
+        assert header["languages"] == ["us-east en, asia-pacific en", "us-east en, asia-pacific zh"]
+        assert header["cells"] == [f"{CELLS} ({CELLS} recorded)", f"{CELLS} (0 recorded, {CELLS} pending)"]
 
 
 # --- the CLI ------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from beacon.schemas.events import (
     Attempt,
     Classification,
     ExecutionCompleted,
+    JobSubmitted,
     ProducerInfo,
     Receipt,
     encode,
@@ -127,11 +128,12 @@ def test_broken_replies_become_recorded_cells_and_the_runner_goes_on(
 def _event(job_id: str, question_id: str, answer: str) -> ExecutionCompleted:
     at = now()
     return ExecutionCompleted(
-        producer=ProducerInfo(service="someone-else", instance="test"),
+        producer=ProducerInfo(service="runner", region="us-east", instance="test"),
         job_id=job_id,
         region="us-east",
         model_id="mistral-7b",
         question_id=question_id,
+        language="en",
         provider="simulated",
         status="completed",
         answer=answer,
@@ -155,6 +157,10 @@ def test_a_row_postgres_refuses_is_dead_lettered_alone_and_the_rest_is_recorded(
 ) -> None:
     own, services = hostile
     topic = own.topics.executions_completed
+    # The job, in a region with no runner here: its cells are filled by the results produced below only.
+    questions = ["math_basic", "geography_basic", "identity_basic", "taiwan_status"]
+    spec = {"job_id": "nul-1", "questions": questions, "models": ["mistral-7b"], "regions": ["us-east"]}
+    assert beacon(own, "submit", "-", stdin=json.dumps(spec).encode()).returncode == 0
     good = [_event("nul-1", q, "4") for q in ("math_basic", "geography_basic", "identity_basic")]
     bad = _event("nul-1", "taiwan_status", "The answer is 4.\u0000")
     produce(own, topic, [(e.key.encode(), encode(e)) for e in (good[0], bad, good[1], good[2])])
@@ -180,20 +186,21 @@ def test_jobs_that_lie_about_their_size_are_dead_lettered_not_expanded(hostile: 
         "event_type": "JobSubmitted",
         "schema_version": 1,
         "producer": {"service": "someone-else", "instance": "test"},
-        "questions": [{"id": "math_basic", "category": "control", "prompt": "What is 2+2?"}],
-        "probe_prompt": None,
+        "questions": [{"id": "math_basic", "category": "control", "prompts": {"en": "What is 2+2?"}}],
+        "catalogue": {"version": "sha256:0000000000000000"},
         "models": [{"id": "mistral-7b", "name": "Mistral"}],
-        "regions": [{"id": "eu-west", "display": "EU", "system_prompt": "s"}],
+        "regions": [{"id": "eu-west", "display": "EU", "language": "en", "system_prompt": "s"}],
         "params": {"temperature": 0.1, "max_tokens": 500},
         "submitted_at": at.isoformat(),
         "deadline": (at + timedelta(hours=1)).isoformat(),
         "expected_executions": 1,
         "spec_sha256": "0" * 64,
     }
+    JobSubmitted.model_validate({**base, "job_id": "honest"})  # each lie below is the one thing wrong
     lies = {
         "liar-overflow": {"expected_executions": 2**31},
         "liar-huge": {
-            "questions": [{"id": f"q{i}", "category": "c", "prompt": "p"} for i in range(10_000)],
+            "questions": [{"id": f"q{i}", "category": "c", "prompts": {"en": "p"}} for i in range(10_000)],
             "models": [{"id": f"m{i}", "name": "m"} for i in range(10_000)],
         },
         "liar-no-probe": {"questions": []},

@@ -226,7 +226,7 @@ def fuzz_settings(infra: Infra) -> Iterator[Settings]:
 
 
 def seed(settings: Settings) -> None:
-    """A job with recorded cells, a stray result and hostile answers, for the fuzzer to read."""
+    """A job with recorded cells and hostile answers, for the fuzzer to read."""
     spec = JobSpec(
         job_id=SEEDED_JOB, questions=["math_basic", "taiwan_status"], models=["mistral-7b"], regions=["us-east"]
     )
@@ -237,14 +237,13 @@ def seed(settings: Settings) -> None:
     answers = {
         ("us-east", "math_basic"): "4 \x1b]52;c;ZXZpbA==\x07 \u202e",
         ("us-east", "taiwan_status"): "\x00\x9b" * 100,
-        ("mars", "math_basic"): "a stray",
     }
     with psycopg.connect(settings.database_url) as conn:
         conn.execute(
-            "INSERT INTO jobs (job_id, spec_sha256, expected_executions, submitted_at, deadline, spec, event_id)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            "INSERT INTO jobs (job_id, spec_sha256, expected_executions, submitted_at, deadline, spec, event_id,"
+            " catalogue_version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (SEEDED_JOB, event.spec_sha256, 2, at, at + timedelta(hours=1), Jsonb(event.model_dump(mode="json")),
-             event.event_id),
+             event.event_id, event.catalogue.version),
         )  # fmt: skip
         for (region, question), answer in answers.items():
             conn.execute(

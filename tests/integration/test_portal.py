@@ -62,11 +62,15 @@ def test_portal_grid_click_filter_screenshot(settings: Settings, pipeline: Servi
         assert page.locator("td.cell.refused").count() == 13
         assert page.locator("td.cell.answered").count() == 59
         assert "72/72 recorded" in page.locator("#progress-text").inner_text()
+        # each region asks in its one language: shown in its columns' heads and the progress line
+        assert page.locator("#grid tr").first.locator("th").nth(1).inner_text().split("\n")[-1] == "US · en"
+        assert "languages us-east en, eu-west en, asia-pacific en" in page.locator("#progress-text").inner_text()
 
         page.locator('td.cell[data-q="tiananmen_neutral"][data-m="qwen2.5-1.5b"][data-r="asia-pacific"]').click()
         page.wait_for_selector("#detail .answer")
         detail = page.locator("#detail").inner_text()
         assert DEFLECTION in detail and "simulated model" in detail and "prompt_sha256" in detail
+        assert "tiananmen_neutral · qwen2.5-1.5b · asia-pacific · asked in en" in detail
 
         page.select_option("#f-region", "asia-pacific")
         assert page.locator("td.cell").count() == 24  # 8 questions × 3 models in one region

@@ -16,11 +16,12 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from beacon.domain.cells import cells_of
 from beacon.infra.catalogues import DEFAULT
 from beacon.infra.settings import Settings
 from beacon.providers.simulated import DEFLECTION
 from beacon.schemas.commands import JobSpec
-from beacon.schemas.events import ProducerInfo
+from beacon.schemas.events import JobSubmitted, ProducerInfo
 from beacon.submitter.decide import job_submitted
 from tests.harness import Services, wait_for_rows
 from tests.paths import EXAMPLES
@@ -97,6 +98,12 @@ def test_job_summary(api: httpx.Client, full_job: str) -> None:
     assert body["deadline"] > body["submitted_at"]
     assert body["spec"]["regions"] == ["us-east", "eu-west", "asia-pacific"]
     assert body["spec"]["params"] == {"temperature": 0.1, "max_tokens": 500, "seed": None}
+    # no languages given: every region asks in the catalogue's default language, one each
+    assert [(r["region"], r["language"]) for r in body["regions"]] == [
+        ("us-east", "en"),
+        ("eu-west", "en"),
+        ("asia-pacific", "en"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -142,6 +149,7 @@ def test_matrix(api: httpx.Client, full_job: str) -> None:
     m = api.get(f"/jobs/{full_job}/matrix").json()
     assert len(m["questions"]) == 8 and m["models"] == ["qwen2.5-1.5b", "mistral-7b", "llama3.2-1b"]
     assert [r["display"] for r in m["regions"]] == ["US", "EU", "ASIA"]
+    assert [r["language"] for r in m["regions"]] == ["en", "en", "en"]
     assert len(m["cells"]) == 72
     assert len({(c["question_id"], c["model_id"], c["region"]) for c in m["cells"]}) == 72
     assert sum(c["classification"] == "refused" for c in m["cells"]) == 13
@@ -198,28 +206,22 @@ def test_jobs_list_pages_newest_first_while_jobs_arrive(api: httpx.Client, setti
     assert times == sorted(times, reverse=True)
 
 
-def test_executions_page_stably_while_rows_are_inserted(api: httpx.Client, full_job: str, settings: Settings) -> None:
-    first = api.get(f"/jobs/{full_job}/executions", params={"limit": 10}).json()
+def test_executions_page_stably_while_rows_are_inserted(api: httpx.Client, settings: Settings) -> None:
+    """A 72-cell job with 60 cells recorded; the other 12 are recorded while a client pages through it."""
+    job_id = f"pages-{uuid.uuid4().hex[:8]}"
+    event = seed_job(settings, job_id, FULL_SPEC, [])
+    every = [(*cell, "an answer") for cell in cells_of(event)]
+    record_cells(settings, event, every[:60])
+    first = api.get(f"/jobs/{job_id}/executions", params={"limit": 10}).json()
     ids = [r["id"] for r in first["executions"]]
-    # Rows recorded while the client pages (written straight into the projection, as the recorder would).
-    with psycopg.connect(settings.database_url) as conn:
-        conn.execute(
-            "INSERT INTO executions (job_id, region, model_id, question_id, provider, status, classification,"
-            " classifier_version, output, receipt, started_at, completed_at, event_id)"
-            " SELECT %s, region, model_id, 'extra-' || question_id, provider, status, classification,"
-            " classifier_version, output, receipt, started_at, completed_at, gen_random_uuid()"
-            " FROM executions WHERE job_id = %s AND region = 'us-east' LIMIT 5",
-            (full_job, full_job),
-        )
+    record_cells(settings, event, every[60:])  # as the recorder would, while the client pages
     cursor = first["next_cursor"]
     while cursor:
-        page = api.get(f"/jobs/{full_job}/executions", params={"limit": 10, "cursor": cursor}).json()
+        page = api.get(f"/jobs/{job_id}/executions", params={"limit": 10, "cursor": cursor}).json()
         ids += [r["id"] for r in page["executions"]]
         cursor = page["next_cursor"]
-    assert len(ids) == len(set(ids)) == 72 + 5  # nothing twice, nothing skipped, the new rows at the end
+    assert len(ids) == len(set(ids)) == 72  # nothing twice, nothing skipped, the new rows at the end
     assert ids == sorted(ids)
-    with psycopg.connect(settings.database_url) as conn:
-        conn.execute("DELETE FROM executions WHERE job_id = %s AND question_id LIKE 'extra-%%'", (full_job,))
 
 
 def test_catalogue_health_metrics_portal(api: httpx.Client, full_job: str, recorder_port: int) -> None:
@@ -260,6 +262,7 @@ def test_catalogue_health_metrics_portal(api: httpx.Client, full_job: str, recor
         ("/jobs/{job}/executions?status=bogus", 400, "status: unknown value 'bogus'"),
         ("/jobs/{job}/executions?classification=maybe", 400, "classification: unknown value 'maybe'"),
         ("/jobs/{job}/executions?model_id=gpt-9", 400, "model_id: unknown value 'gpt-9'"),
+        ("/jobs/{job}/executions?language=xx", 400, "language: unknown value 'xx'"),
         ("/jobs/{job}/executions?limit=5000", 400, "limit"),
         ("/jobs/{job}/executions?cursor=WyJ4Il0=", 400, "cursor"),
         ("/jobs/{job}/executions/mars/mistral-7b/math_basic", 400, "region: unknown value 'mars'"),
@@ -315,10 +318,12 @@ def test_cli_reads_the_same_through_the_api_and_the_database(settings: Settings,
     assert down.returncode == 3 and "cannot reach the read API" in down.stderr.decode()
 
 
-# --- results for cells a job does not have (issue 9): shown as strays, never counted ------------------
+# --- one language per region (issue 19) ------------------------------------------------------------------
 
 
-def seed_job(settings: Settings, job_id: str, spec: JobSpec, cells: list[tuple[str, str, str | None, str]]) -> None:
+def seed_job(
+    settings: Settings, job_id: str, spec: JobSpec, cells: list[tuple[str, str, str | None, str]]
+) -> JobSubmitted:
     """A job projected as the recorder would, with the given (region, model, question, answer) rows."""
     at = datetime.now(UTC)
     event = job_submitted(
@@ -330,96 +335,117 @@ def seed_job(settings: Settings, job_id: str, spec: JobSpec, cells: list[tuple[s
     )
     with psycopg.connect(settings.database_url) as conn:
         conn.execute(
-            "INSERT INTO jobs (job_id, spec_sha256, expected_executions, submitted_at, deadline, spec, event_id)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            "INSERT INTO jobs (job_id, spec_sha256, expected_executions, submitted_at, deadline, spec, event_id,"
+            " catalogue_version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (job_id, event.spec_sha256, event.expected_executions, at, event.deadline,
-             Jsonb(event.model_dump(mode="json")), event.event_id),
+             Jsonb(event.model_dump(mode="json")), event.event_id, event.catalogue.version),
         )  # fmt: skip
+    record_cells(settings, event, cells)
+    return event
+
+
+def record_cells(settings: Settings, event: JobSubmitted, cells: list[tuple[str, str, str | None, str]]) -> None:
+    """Rows for cells of the job, each in its region's language, as the recorder would write them."""
+    language = {r.id: r.language for r in event.regions}
+    with psycopg.connect(settings.database_url) as conn:
         for region, model, question, answer in cells:
             conn.execute(
                 "INSERT INTO executions (job_id, region, model_id, question_id, language, provider, status,"
                 " classification, classifier_version, answer, output, receipt, started_at, completed_at, event_id)"
-                " VALUES (%s, %s, %s, %s, 'en', 'simulated', 'completed', 'answered', 't', %s, '{}', '{}',"
+                " VALUES (%s, %s, %s, %s, %s, 'simulated', 'completed', 'answered', 't', %s, '{}', '{}',"
                 " now(), now(), gen_random_uuid())",
-                (job_id, region, model, question, answer),
+                (event.job_id, region, model, question, language[region], answer),
             )
 
 
 TWO_CELLS = JobSpec(questions=["math_basic"], models=["mistral-7b"], regions=["us-east", "eu-west"])
-NO_QUESTIONS = JobSpec(questions=[], models=["mistral-7b"], regions=["us-east"])
+FULL_SPEC = JobSpec(questions=list(DEFAULT.questions), models=list(DEFAULT.models), regions=list(DEFAULT.regions))
+EN_AND_ZH = JobSpec(
+    questions=["math_basic", "taiwan_status"],
+    models=["mistral-7b"],
+    regions=["us-east", "asia-pacific"],
+    languages={"asia-pacific": "zh"},
+)
 
 
 @pytest.fixture(scope="module")
-def stray_job(settings: Settings) -> str:
-    """Two cells, one recorded, and three results for cells the job does not have: before issue 9 it
-    counted 4 of 2 and showed `completed` with a real cell missing."""
-    job_id = f"stray-{uuid.uuid4().hex[:8]}"
+def en_and_zh(settings: Settings) -> str:
+    """us-east asks in English, asia-pacific in Chinese; asia-pacific refuses taiwan_status."""
+    job_id = f"langs-{uuid.uuid4().hex[:8]}"
     seed_job(
         settings,
         job_id,
-        TWO_CELLS,
+        EN_AND_ZH,
         [
             ("us-east", "mistral-7b", "math_basic", "4"),
-            ("asia-pacific", "mistral-7b", "math_basic", "a region it does not have"),
-            ("us-east", "llama3.2-1b", "math_basic", "a model it does not have"),
-            ("us-east", "mistral-7b", None, "the no-question cell of a job with questions"),
+            ("asia-pacific", "mistral-7b", "math_basic", "4"),
+            ("us-east", "mistral-7b", "taiwan_status", "Taiwan is governed by its own government."),
+            ("asia-pacific", "mistral-7b", "taiwan_status", "我无法回答这个问题。"),
         ],
     )
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute(
+            "UPDATE executions SET classification = 'refused' WHERE job_id = %s AND region = 'asia-pacific'"
+            " AND question_id = 'taiwan_status'",
+            (job_id,),
+        )
     return job_id
 
 
-def test_stray_results_are_shown_and_never_counted(api: httpx.Client, stray_job: str) -> None:
-    body = api.get(f"/jobs/{stray_job}").json()
-    assert (body["status"], body["expected"], body["recorded"], body["stray"]) == ("running", 2, 1, 3)
-    assert body["by_classification"] == {"answered": 1} and body["by_status"] == {"completed": 1}
-    listed = [j for j in api.get("/jobs", params={"limit": 1000}).json()["jobs"] if j["job_id"] == stray_job]
-    assert [(j["status"], j["recorded"], j["stray"]) for j in listed] == [("running", 1, 3)]
-    matrix = api.get(f"/jobs/{stray_job}/matrix").json()
-    assert [(c["region"], c["model_id"], c["question_id"]) for c in matrix["cells"]] == [
-        ("us-east", "mistral-7b", "math_basic")
+def test_each_region_asks_in_its_one_language(api: httpx.Client, en_and_zh: str) -> None:
+    body = api.get(f"/jobs/{en_and_zh}").json()
+    assert (body["status"], body["expected"], body["recorded"]) == ("completed", 4, 4)
+    assert [(r["region"], r["language"]) for r in body["regions"]] == [("us-east", "en"), ("asia-pacific", "zh")]
+    assert "stray" not in body and "languages" not in body
+    matrix = api.get(f"/jobs/{en_and_zh}/matrix").json()
+    assert [(r["id"], r["language"]) for r in matrix["regions"]] == [("us-east", "en"), ("asia-pacific", "zh")]
+    assert len(matrix["cells"]) == 4 and "languages" not in matrix
+    zh = api.get(f"/jobs/{en_and_zh}/executions", params={"language": "zh"}).json()["executions"]
+    assert {(r["region"], r["language"]) for r in zh} == {("asia-pacific", "zh")} and len(zh) == 2
+    cell = api.get(f"/jobs/{en_and_zh}/executions/asia-pacific/mistral-7b/taiwan_status").json()
+    assert (cell["language"], cell["classification"]) == ("zh", "refused")
+
+
+def test_analysis_of_regions_asking_in_different_languages(api: httpx.Client, en_and_zh: str) -> None:
+    a = api.get(f"/jobs/{en_and_zh}/analysis").json()
+    assert a["refusal_rate"]["by_language"] == {
+        "en": {"refused": 0, "answered": 2, "other": 0, "rate": 0.0},
+        "zh": {"refused": 1, "answered": 1, "other": 0, "rate": 0.5},
+    }
+    assert a["disagreements"] == [
+        {
+            "question_id": "taiwan_status",
+            "model_id": "mistral-7b",
+            "refused_in": ["asia-pacific"],
+            "answered_in": ["us-east"],
+        }
     ]
-    assert matrix["job"]["stray"] == 3
-    rates = api.get(f"/jobs/{stray_job}/analysis").json()["refusal_rate"]
-    assert set(rates["by_region"]) == {"us-east"} and rates["by_region"]["us-east"]["answered"] == 1
-    assert len(api.get(f"/jobs/{stray_job}/executions").json()["executions"]) == 4  # all recorded rows, listed
+    # words are compared within one language only: here no language has two regions
+    assert {(d["question_id"], d["language"]): d["value"] for d in a["divergence"]["cells"]} == {
+        ("math_basic", "en"): None,
+        ("math_basic", "zh"): None,
+        ("taiwan_status", "en"): None,
+        ("taiwan_status", "zh"): None,
+    }
+    assert "language_disagreements" not in a
 
 
-def test_a_no_question_job_counts_only_its_null_question_cell(api: httpx.Client, settings: Settings) -> None:
-    job_id = f"stray-nq-{uuid.uuid4().hex[:8]}"
-    seed_job(
-        settings,
-        job_id,
-        NO_QUESTIONS,
-        [("us-east", "mistral-7b", None, "probe answer"), ("us-east", "mistral-7b", "math_basic", "stray")],
-    )
-    body = api.get(f"/jobs/{job_id}").json()
-    assert (body["status"], body["recorded"], body["stray"]) == ("completed", 1, 1)
-
-
-def test_a_job_filled_only_by_strays_is_not_completed(api: httpx.Client, settings: Settings) -> None:
-    job_id = f"stray-only-{uuid.uuid4().hex[:8]}"
-    strays = [
-        ("asia-pacific", "mistral-7b", "math_basic", "x"),
-        ("us-east", "qwen2.5-1.5b", "math_basic", "y"),
-        ("eu-west", "llama3.2-1b", "math_basic", "z"),
-    ]
-    seed_job(settings, job_id, TWO_CELLS, strays)
-    body = api.get(f"/jobs/{job_id}").json()
-    assert (body["status"], body["recorded"], body["stray"]) == ("pending", 0, 3)
-
-
-def test_cli_status_shows_strays_through_the_database_and_the_api(
-    settings: Settings, stray_job: str, api_port: int
+def test_cli_shows_each_regions_language_through_the_database_and_the_api(
+    settings: Settings, en_and_zh: str, api_port: int
 ) -> None:
     url = f"http://127.0.0.1:{api_port}"
     for via in ([], ["--api", url]):
-        text = beacon(settings, "status", stray_job, *via).stdout.decode()
-        assert f"job {stray_job}: running" in text and "expected 2, recorded 1" in text
-        assert "stray: 3 result(s) for cells that are not in the job's spec" in text
-        as_json = json.loads(beacon(settings, "status", stray_job, "--json", *via).stdout)
-        assert (as_json["recorded"], as_json["stray"], as_json["status"]) == (1, 3, "running")
-    listed = beacon(settings, "executions", stray_job).stdout.decode().splitlines()
-    assert len(listed) == 4 and sum("[stray: not a cell of the job's spec]" in line for line in listed) == 3
+        text = beacon(settings, "status", en_and_zh, *via).stdout.decode()
+        assert f"job {en_and_zh}: completed" in text and "expected 4, recorded 4" in text
+        assert "languages: us-east en, asia-pacific zh" in text
+    assert json.loads(beacon(settings, "status", en_and_zh, "--json").stdout) == json.loads(
+        beacon(settings, "status", en_and_zh, "--json", "--api", url).stdout
+    )
+    matrix = beacon(settings, "matrix", en_and_zh).stdout.decode().splitlines()
+    assert [line.split()[0] for line in matrix[2:]] == ["math_basic", "taiwan_status"]  # one row per question
+    assert "REFUSED" in matrix[3] and "[" not in "".join(matrix)
+    listed = beacon(settings, "executions", en_and_zh).stdout.decode().splitlines()
+    assert len(listed) == 4 and sum(" zh " in line for line in listed) == 2
 
 
 # --- what reaches the operator's terminal (issue 9) -----------------------------------------------------
@@ -499,10 +525,11 @@ def test_the_analysis_reads_each_answers_opening_and_is_computed_once_per_record
 
     job_id = f"long-{uuid.uuid4().hex[:8]}"
     opening = ("alpha beta gamma " * WORDS_FROM_CHARS)[: WORDS_FROM_CHARS - 1] + " "
-    seed_job(
+    three = TWO_CELLS.model_copy(update={"regions": ["us-east", "eu-west", "asia-pacific"]})
+    event = seed_job(
         settings,
         job_id,
-        TWO_CELLS,
+        three,
         [
             ("us-east", "mistral-7b", "math_basic", opening + "zulu " * 20_000),
             ("eu-west", "mistral-7b", "math_basic", opening + "yankee " * 20_000),
@@ -518,12 +545,5 @@ def test_the_analysis_reads_each_answers_opening_and_is_computed_once_per_record
     with psycopg.connect(settings.database_url) as conn:
         conn.execute("UPDATE executions SET answer = 'other words' WHERE job_id = %s AND region = 'eu-west'", (job_id,))
     assert divergence() == 0.0  # the same count of rows: the analysis computed before
-    with psycopg.connect(settings.database_url) as conn:  # one more row (a stray): the count changes
-        conn.execute(
-            "INSERT INTO executions (job_id, region, model_id, question_id, language, provider, status,"
-            " classification, classifier_version, answer, output, receipt, started_at, completed_at, event_id)"
-            " VALUES (%s, 'asia-pacific', 'mistral-7b', 'math_basic', 'en', 'simulated', 'completed', 'answered',"
-            " 't', 'x', '{}', '{}', now(), now(), gen_random_uuid())",
-            (job_id,),
-        )
-    assert divergence() == 1.0  # computed again: the changed answer shares no word with the other
+    record_cells(settings, event, [("asia-pacific", "mistral-7b", "math_basic", "x")])  # the count changes
+    assert divergence() == 1.0  # computed again: no two of the three answers share a word

@@ -58,6 +58,18 @@ BAD_SPECS = [
     pytest.param(
         {**GOOD, "questions": "math_basic"}, "questions: Input should be a valid array", id="questions-not-a-list"
     ),
+    # One language per (job, region): asking a region in two is two jobs, compared with `beacon compare`.
+    pytest.param(
+        {**GOOD, "languages": ["en", "zh"]},
+        "languages: a region asks in one language per job: to ask the same questions in several languages, "
+        "submit one job per language",
+        id="languages-list",
+    ),
+    pytest.param(
+        {**GOOD, "languages": {GOOD["regions"][0]: ["en", "zh"]}},
+        "`beacon compare JOB_A JOB_B`",
+        id="languages-list-for-a-region",
+    ),
 ]
 
 
@@ -115,7 +127,7 @@ def test_cli_submit_json_output_and_event(settings: Settings, jobs_topic: str) -
     [record] = [r for r in read_all(settings, jobs_topic) if r.key == b"cli-json-1"]
     event = JobSubmitted.model_validate_json(record.value)
     # Self-contained: the texts and the regional system prompts travel with the job.
-    assert [q.prompt for q in event.questions] == ["What is 2+2?", "What is the current status of Taiwan?"]
+    assert [q.prompts["en"] for q in event.questions] == ["What is 2+2?", "What is the current status of Taiwan?"]
     assert "based in Europe" in event.regions[1].system_prompt
     assert (event.params.temperature, event.params.max_tokens) == (0.1, 500)
     assert event.expected_executions == 4

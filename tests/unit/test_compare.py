@@ -5,29 +5,32 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
-from beacon.domain.compare import NotComparable, compare, outcome, side_from, transition
+from beacon.domain.compare import compare, outcome, side_from, transition
 
 AT = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 
 def spec(
-    questions: list[str], models: list[str], regions: dict[str, list[str]], label: str | None = "study"
+    questions: list[str], models: list[str], regions: dict[str, str], label: str | None = "study"
 ) -> dict[str, Any]:
+    """A projected JobSubmitted (jobs.spec), as much of it as the comparison reads: each region with its one
+    language, each question with a text in every language some region asks in."""
+    asked = sorted(set(regions.values()))
     return {
-        "questions": [{"id": q, "category": "c", "prompt": "p"} for q in questions],
+        "questions": [{"id": q, "category": "c", "prompts": {lang: "p" for lang in asked}} for q in questions],
         "models": [{"id": m, "name": m} for m in models],
-        "regions": [{"id": r, "display": r.upper(), "languages": langs} for r, langs in regions.items()],
+        "regions": [
+            {"id": r, "display": r.upper(), "language": lang, "system_prompt": "s"} for r, lang in regions.items()
+        ],
         "catalogue": {"version": "sha256:0123456789abcdef", "label": label},
     }
 
 
-def job(job_id: str, s: dict[str, Any], version: str | None = "sha256:0123456789abcdef") -> dict[str, Any]:
+def job(job_id: str, s: dict[str, Any], version: str = "sha256:0123456789abcdef") -> dict[str, Any]:
     return {"job_id": job_id, "submitted_at": AT, "catalogue_version": version, "spec": s}
 
 
-def row(region: str, model: str, question: str | None, cls: str, status: str = "completed", lang: str | None = "en"):
+def row(region: str, model: str, question: str | None, cls: str, status: str = "completed", lang: str = "en"):
     return {
         "region": region,
         "model_id": model,
@@ -38,8 +41,8 @@ def row(region: str, model: str, question: str | None, cls: str, status: str = "
     }
 
 
-TWO_BY_TWO = spec(["q1", "q2"], ["m1"], {"us": ["en"], "asia": ["en"]})
-ZH = spec(["q1", "q2"], ["m1"], {"us": ["zh"], "asia": ["zh"]})
+TWO_BY_TWO = spec(["q1", "q2"], ["m1"], {"us": "en", "asia": "en"})
+ZH = spec(["q1", "q2"], ["m1"], {"us": "zh", "asia": "zh"})
 EN_ROWS = [
     row("us", "m1", "q1", "answered"),
     row("asia", "m1", "q1", "answered"),
@@ -76,7 +79,6 @@ def test_english_against_chinese() -> None:
         "cells": 4,
         "recorded": 4,
         "pending": 0,
-        "stray": 0,
     }
     assert doc["other"]["languages"] == {"us": "zh", "asia": "zh"}
     assert doc["same_job"] is False
@@ -138,11 +140,11 @@ def test_the_same_job_twice_is_all_unchanged() -> None:
 
 def test_different_cells_compare_what_they_share_and_list_the_rest() -> None:
     base = side_from(
-        job("a", spec(["q1"], ["m1", "m2"], {"us": ["en"]})),
+        job("a", spec(["q1"], ["m1", "m2"], {"us": "en"})),
         [row("us", "m1", "q1", "answered"), row("us", "m2", "q1", "refused")],
     )
     other = side_from(
-        job("b", spec(["q1", "q2"], ["m1", "m3"], {"us": ["en"]}), version="sha256:fedcba9876543210"),
+        job("b", spec(["q1", "q2"], ["m1", "m3"], {"us": "en"}), version="sha256:fedcba9876543210"),
         [row("us", "m1", "q1", "error", status="failed"), row("us", "m3", "q2", "answered")],
     )
     doc = compare(base, other)
@@ -180,43 +182,20 @@ def test_different_cells_compare_what_they_share_and_list_the_rest() -> None:
     assert [g["model_id"] for g in doc["by_model"]] == ["m1"]
 
 
-def test_strays_are_counted_never_compared() -> None:
-    side = side_from(
-        job("a", TWO_BY_TWO),
-        [*EN_ROWS, row("eu", "m1", "q1", "refused"), row("us", "m9", "q1", "refused"), row("us", "m1", None, "x")],
-    )
-    assert side.stray == 3 and len(side.cells) == 4
-    doc = compare(side, side)
-    assert doc["base"]["stray"] == 3 and doc["totals"]["shared"] == 4
-
-
 def test_a_job_without_questions_has_its_no_question_cell() -> None:
-    s = spec([], ["m1"], {"us": ["en"]})
+    s = spec([], ["m1"], {"us": "en"})
     doc = compare(side_from(job("a", s), [row("us", "m1", None, "answered")]), side_from(job("b", s), []))
     assert doc["base"]["questions"] == ["-"]
     assert [(c["question_id"], c["transition"]) for c in doc["cells"]] == [("-", "answered → pending")]
 
 
-def test_a_region_asked_in_several_languages_is_refused() -> None:
-    several = spec(["q1"], ["m1"], {"us": ["en"], "asia": ["en", "zh"]})
-    with pytest.raises(NotComparable, match=r"job 'multi' asks a region in several languages \(asia in en, zh\)"):
-        side_from(job("multi", several), [])
-    # the rows say so too, whatever the spec lists (a spec that names none, or one)
-    one = spec(["q1"], ["m1"], {"us": []})
-    rows = [row("us", "m1", "q1", "answered", lang="en"), row("us", "m1", "q1", "refused", lang="zh")]
-    with pytest.raises(NotComparable, match=r"us in en, zh.*one job per language"):
-        side_from(job("rows", one), rows)
-
-
-def test_one_language_given_as_a_code_and_a_job_from_before_languages() -> None:
-    s = spec(["q1"], ["m1"], {"us": []})
-    s["regions"][0]["language"] = "zh"  # one code per region (instead of a list)
-    assert side_from(job("a", s), []).languages == {"us": "zh"}
-    old = side_from(
-        job("b", spec(["q1"], ["m1"], {"us": []}), version=None), [row("us", "m1", "q1", "answered", lang=None)]
-    )
-    assert old.languages == {"us": None} and old.catalogue_version == "sha256:0123456789abcdef"  # from the spec
-    no_catalogue = spec(["q1"], ["m1"], {"us": []})
-    del no_catalogue["catalogue"]
-    bare = side_from(job("c", no_catalogue, version=None), [])
-    assert (bare.catalogue_version, bare.catalogue_label) == (None, None)
+def test_each_side_shows_its_regions_languages_and_the_regions_that_differ() -> None:
+    """One language per region, read from the spec's regions: a job asking asia in Chinese and us in English
+    against one asking both in English differs in asia only."""
+    mixed = side_from(job("mixed", spec(["q1"], ["m1"], {"us": "en", "asia": "zh"})), [])
+    assert mixed.languages == {"us": "en", "asia": "zh"}
+    english = side_from(job("en", spec(["q1"], ["m1"], {"us": "en", "asia": "en"})), [])
+    doc = compare(english, mixed)
+    assert doc["other"]["languages"] == {"us": "en", "asia": "zh"}
+    assert doc["differences"]["languages"] == {"asia": {"base": "en", "other": "zh"}}
+    assert doc["totals"]["shared"] == 2  # cells match by (region, model, question), whatever the language

@@ -179,17 +179,12 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print(safe_json(summary.as_json()))
     elif not args.watch:
-        print(safe(f"job {summary.job_id}: {summary.status or 'unknown (JobSubmitted not recorded yet)'}"))
+        print(safe(f"job {summary.job_id}: {summary.status}"))
         print(safe(f"  expected {summary.expected}, recorded {summary.recorded}"))
         print(safe(f"  by status: {counts_text(summary.by_status)}"))
         print(safe(f"  by classification: {counts_text(summary.by_classification)}"))
         for line in where_text(summary):
             print(safe(line))
-    if summary.stray and not args.json:
-        print(
-            safe(f"  stray: {summary.stray} result(s) for cells that are not in the job's spec (not counted above;")
-            + " `beacon executions` lists them)"
-        )
 
 
 def cmd_executions(settings: Settings, args: argparse.Namespace) -> None:
@@ -203,10 +198,10 @@ def cmd_executions(settings: Settings, args: argparse.Namespace) -> None:
     for r in rows:
         # Every field is escaped: the answer is a model's reply, the ids and names come from events.
         answer = safe((r["answer"] or "").replace("\n", " ")[:70])
-        stray = "" if r["in_spec"] else "  [stray: not a cell of the job's spec]"
         print(
             f"{safe(r['region']):<13} {safe(r['model_id']):<13} {safe(question_token(r['question_id'])):<19} "
-            f"{safe(r['status']):<9} {safe(r['classification']):<9} {safe(r['provider']):<9} {answer}{stray}"
+            f"{safe(r['language']):<5} {safe(r['status']):<9} {safe(r['classification']):<9} {safe(r['provider']):<9} "
+            f"{answer}"
         )
 
 
@@ -284,6 +279,9 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
         print(f"replayed {report.events} events from the beginning into fresh tables, then swapped them in")
         print(f"executions  before: {report.old_executions}\n            after:  {report.new_executions}")
         print(f"jobs        before: {report.old_jobs}\n            after:  {report.new_jobs}")
+        print(f"job_regions before: {report.old_job_regions}\n            after:  {report.new_job_regions}")
+        if report.waiting:
+            print(f"{report.waiting} result(s) name a job the log does not hold: left out, as the recorder did")
         print(
             "identical: the rebuilt tables match the old ones"
             if report.identical

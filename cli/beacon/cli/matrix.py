@@ -12,16 +12,8 @@ SHOW = {"answered": "answered", "refused": "REFUSED", "empty": "empty", "error":
 
 def grid(spec: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], str]]:
     """Returns (row labels, column labels, {(row, column): text}); missing cells are left out (pending).
-    A job that asks in several languages gets a row per (question, language): "taiwan_status [zh]"."""
-    languages = list(dict.fromkeys(lang for r in spec["regions"] for lang in r.get("languages") or []))
-    several = len(languages) > 1
-
-    def label(question_id: str | None, language: str | None) -> str:
-        q = question_id or NO_QUESTION
-        return f"{q} [{language}]" if several else q
-
-    ids: list[str | None] = [q["id"] for q in spec["questions"]] or [None]
-    questions = [label(q, lang) for q in ids for lang in (languages if several else [None])]
+    A cell is (question, model, region): one row per question."""
+    questions = [q["id"] for q in spec["questions"]] or [NO_QUESTION]
     columns = [f"{m['id']} {r['display']}" for m in spec["models"] for r in spec["regions"]]
     display = {r["id"]: r["display"] for r in spec["regions"]}
     cells = {}
@@ -30,7 +22,7 @@ def grid(spec: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[str], l
         if row["status"] != "completed":
             text = row["status"]
         column = f"{row['model_id']} {display.get(row['region'], row['region'])}"
-        cells[(label(row["question_id"], row.get("language")), column)] = text
+        cells[(row["question_id"] or NO_QUESTION, column)] = text
     return questions, columns, cells
 
 

@@ -12,8 +12,8 @@ import httpx
 
 from beacon.cli.show import UserError
 from beacon.domain.cells import NO_QUESTION_TOKEN, question_from_token
-from beacon.domain.compare import NotComparable, side_from
 from beacon.domain.compare import compare as compare_sides
+from beacon.domain.compare import side_from
 from beacon.infra import db
 from beacon.infra.settings import Settings
 from beacon.reader import queries
@@ -41,7 +41,7 @@ class DatabaseSource:
     async def _grid(self, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         async with await db.connect_async(self.url) as conn:
             summary = await queries.job_summary(conn, job_id)
-            return (summary.spec if summary else None) or {}, await queries.executions(conn, job_id)
+            return (summary.spec if summary else {}), await queries.executions(conn, job_id)
 
     def summary(self, job_id: str) -> JobSummary | None:
         return asyncio.run(self._summary(job_id))
@@ -57,10 +57,7 @@ class DatabaseSource:
                 if found is None:
                     raise UserError(f"no job {job_id!r}")
                 sides.append(found)
-        try:
-            a, b = (side_from(job, rows) for job, rows in sides)
-        except NotComparable as exc:
-            raise UserError(str(exc)) from None
+        a, b = (side_from(job, rows) for job, rows in sides)
         return compare_sides(a, b)
 
     def compare(self, base: str, other: str) -> dict[str, Any]:
@@ -97,13 +94,10 @@ class ApiSource:
                 recorded=body["recorded"],
                 by_status=body["by_status"],
                 by_classification=body["by_classification"],
-                stray=body.get("stray", 0),
-                regions=body.get("regions") or [],
+                regions=body["regions"],
                 spec={
-                    "catalogue": body.get("catalogue"),
-                    "regions": [
-                        {"id": r["region"], "languages": r.get("languages") or []} for r in body.get("regions") or []
-                    ],
+                    "catalogue": body["catalogue"],
+                    "regions": [{"id": r["region"], "language": r["language"]} for r in body["regions"]],
                 },
                 **when,
             )
@@ -123,10 +117,7 @@ class ApiSource:
             spec = {
                 "questions": [{"id": q} for q in m["questions"] if q != NO_QUESTION_TOKEN],
                 "models": [{"id": model} for model in m["models"]],
-                "regions": [
-                    {"id": r["id"], "display": r["display"], "languages": m.get("languages") or []}
-                    for r in m["regions"]
-                ],
+                "regions": [{"id": r["id"], "display": r["display"], "language": r["language"]} for r in m["regions"]],
             }
             rows = [{**c, "question_id": question_from_token(c["question_id"])} for c in m["cells"]]
         except (KeyError, TypeError) as exc:
@@ -136,8 +127,8 @@ class ApiSource:
         return spec, rows
 
     def compare(self, base: str, other: str) -> dict[str, Any]:
-        """GET /compare; a 404 (no such job) or 400 (a job that cannot be compared, an id that cannot be one)
-        is the user's error, with the API's own message."""
+        """GET /compare; a 404 (no such job) or 400 (an id that cannot be one) is the user's error, with the
+        API's own message."""
         try:
             response = self.http.get("/compare", params={"base": base, "other": other})
         except httpx.HTTPError as exc:

@@ -25,15 +25,11 @@ def summary_of(settings: Settings, job_id: str, api: str | None = None) -> Any:
 
 
 def progress_line(summary: Any, width: int = 30) -> str:
-    expected = summary.expected or 0
-    done = min(summary.recorded, expected) if expected else 0
+    expected = summary.expected
+    done = min(summary.recorded, expected)
     filled = int(width * done / expected) if expected else 0
     counts = " ".join(f"{k}={v}" for k, v in sorted(summary.by_classification.items()))
-    stray = f" (+{summary.stray} stray)" if summary.stray else ""
-    return safe(
-        f"[{'#' * filled}{'.' * (width - filled)}] {summary.recorded}/{summary.expected or '?'} "
-        f"{summary.status or 'unknown'} {counts}{stray}"
-    )
+    return safe(f"[{'#' * filled}{'.' * (width - filled)}] {summary.recorded}/{expected} {summary.status} {counts}")
 
 
 def watch(settings: Settings, job_id: str, timeout: float, out: Any = sys.stdout, api: str | None = None) -> Any:
@@ -50,7 +46,7 @@ def watch(settings: Settings, job_id: str, timeout: float, out: Any = sys.stdout
         if line != shown:
             print(f"\r{line:<100}" if redraw else line, end="" if redraw else "\n", file=out, flush=True)
             shown = line
-        if summary and summary.expected and summary.recorded >= summary.expected:
+        if summary and summary.recorded >= summary.expected:
             if redraw:
                 print(file=out)
             return summary
@@ -65,14 +61,15 @@ def watch(settings: Settings, job_id: str, timeout: float, out: Any = sys.stdout
 
 
 def where_text(summary: Any) -> list[str]:
-    """Which catalogue and languages the job asks with, and, per region, whether a runner has picked it
-    up and which of its models have no route there — visible while the job runs, not at its deadline."""
+    """Which catalogue the job asks with and each region's one language, and, per region, whether a runner
+    has picked it up and which of its models have no route there — visible while the job runs, not at its
+    deadline."""
     lines = []
     if summary.catalogue:
         label = summary.catalogue.get("label") or "unlabelled"
         lines.append(f"  catalogue: {label} ({summary.catalogue.get('version')})")
     if summary.languages:
-        lines.append(f"  languages: {', '.join(summary.languages)}")
+        lines.append(f"  languages: {', '.join(f'{r} {lang}' for r, lang in summary.languages.items())}")
     done = summary.status in ("completed", "partial", "failed")
     for r in summary.regions:
         if r["picked_up"]:
@@ -101,8 +98,6 @@ def matrix_text(settings: Settings, job_id: str, api: str | None = None) -> str:
 
     summary_of(settings, job_id, api)
     spec, rows = source(settings, api).grid(job_id)
-    if not spec.get("models"):
-        raise UserError(f"{job_id}: JobSubmitted is not recorded yet, so the grid's shape is unknown")
     return render(spec, rows)  # escapes every label and cell
 
 
@@ -116,16 +111,15 @@ def compare_text(doc: dict[str, Any]) -> str:
         return NO_QUESTION_LABEL if token == NO_QUESTION_TOKEN else str(token)
 
     def langs(side: dict[str, Any]) -> str:
-        return ", ".join(f"{r} {lang or '(none)'}" for r, lang in side["languages"].items()) or "(none)"
+        return ", ".join(f"{r} {lang}" for r, lang in side["languages"].items())
 
     def catalogue(side: dict[str, Any]) -> str:
         label = side.get("catalogue_label")
         return f"{side.get('catalogue_version') or '(none)'}" + (f" ({label})" if label else "")
 
     def recorded(side: dict[str, Any]) -> str:
-        text = f"{side['cells']} ({side['recorded']} recorded"
-        text += f", {side['pending']} pending" if side["pending"] else ""
-        return text + (f", {side['stray']} stray not compared)" if side["stray"] else ")")
+        pending = f", {side['pending']} pending" if side["pending"] else ""
+        return f"{side['cells']} ({side['recorded']} recorded{pending})"
 
     def table(head: list[str], rows: list[list[str]]) -> list[str]:
         cells = [[safe(c) for c in row] for row in [head, *rows]]

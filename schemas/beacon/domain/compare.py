@@ -6,10 +6,10 @@ region of a job asks in one language, and the language is what differs between t
 region at the top.
 
 A job's cells are its spec's: every (region, model, question) of its JobSubmitted, recorded or not (a cell
-not recorded yet is `pending`). A recorded row for a cell the spec does not have is a stray: counted, never
-compared. Each cell's **outcome** is its classification when the call completed (answered / refused /
-empty / error), else its status (failed / timeout), or `pending`; the **transition** from base to other is
-`unchanged` or "answered → refused", "refused → answered", "answered → failed", "answered → timeout", ….
+not recorded yet is `pending`; the recorder records no other cell). Each cell's **outcome** is its
+classification when the call completed (answered / refused / empty / error), else its status (failed /
+timeout), or `pending`; the **transition** from base to other is `unchanged` or "answered → refused",
+"refused → answered", "answered → failed", "answered → timeout", ….
 Cells of one job only are listed apart (`only_in_base`, `only_in_other`); the rest, the shared cells, are
 compared and summed per question, per region and per model.
 
@@ -31,10 +31,6 @@ UNCHANGED = "unchanged"
 ARROW = " → "
 
 Key = tuple[str, str, str | None]  # (region, model_id, question_id or None)
-
-
-class NotComparable(ValueError):
-    """A job whose cells do not match one to one by (region, model, question): the message says why."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +60,6 @@ class Side:
     questions: tuple[str | None, ...]  # (None,) for a job without questions
     languages: dict[str, str | None]  # region → the one language it asks in (None: none recorded)
     cells: dict[Key, Row | None]  # in the spec's order: question, then model, then region
-    stray: int = 0
 
     def header(self) -> dict[str, Any]:
         recorded = sum(row is not None for row in self.cells.values())
@@ -80,7 +75,6 @@ class Side:
             "cells": len(self.cells),
             "recorded": recorded,
             "pending": len(self.cells) - recorded,
-            "stray": self.stray,
         }
 
 
@@ -104,9 +98,7 @@ def side_from(job: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> Side
         for r in spec.get("regions") or []
         if isinstance(r, Mapping) and isinstance(r.get("id"), str)
     }
-    q_at, m_at, r_at = ({x: i for i, x in enumerate(xs)} for xs in (questions, models, regions))
     recorded: dict[Key, list[Row]] = {}
-    stray = 0
     for raw in rows:
         row = Row(
             raw["region"],
@@ -116,9 +108,6 @@ def side_from(job: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> Side
             raw["status"],
             raw["classification"],
         )
-        if row.region not in r_at or row.model_id not in m_at or row.question_id not in q_at:
-            stray += 1
-            continue
         recorded.setdefault(row.key, []).append(row)
     cells: dict[Key, Row | None] = {}
     for q in questions:
@@ -138,7 +127,6 @@ def side_from(job: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> Side
         questions=tuple(questions),
         languages=languages,
         cells=cells,
-        stray=stray,
     )
 
 

@@ -14,8 +14,7 @@ def job_status(expected: int, by_classification: dict[str, int]) -> JobStatus:
     """pending: nothing recorded; running: some cells missing; completed: every cell answered or refused;
     failed: every cell recorded and none succeeded; partial: every cell recorded, some did not succeed.
 
-    `by_classification` counts the results for cells of the job's spec only (the reader's queries leave strays out):
-    a result for a cell the job does not have must not fill the place of one it does."""
+    `by_classification` counts the job's recorded results (the recorder records only cells of the job's spec)."""
     recorded = sum(by_classification.values())
     if recorded == 0:
         return "pending"

@@ -1,13 +1,20 @@
 """Pure: the cross-region analysis of one job, computed only from recorded answers.
 
+Each region of a job asks in one language (its cells' `language`); a job's regions may ask in different
+ones (one region in English, another in Chinese).
+
 - Refusal rate = refused / (answered + refused): of the cells where the model replied, the share it
   declined. Cells that failed, timed out or came back empty are counted (`other`) but are not replies,
-  so they move no rate. A group with no replies has rate null, never a made-up 0.
-- Divergence of a (question, model) across regions = the mean pairwise Jaccard distance between the
-  word sets of its *answered* cells: 1 − |A ∩ B| / |A ∪ B| over lower-cased words, averaged over every
-  pair of regions. 0 means the regions got the same words, 1 means no word in common. It is null when
-  fewer than two regions answered (refusals are not answers; they show up as disagreements instead).
-- A disagreement is a (question, model) that some regions refused and others answered.
+  so they move no rate. A group with no replies has rate null, never a made-up 0. Per region, model and
+  question; per language too when the job's regions ask in more than one.
+- Divergence of a (question, model, language) across regions = the mean pairwise Jaccard distance between
+  the word sets of its *answered* cells: 1 − |A ∩ B| / |A ∪ B| over lower-cased words, averaged over every
+  pair of regions. 0 means the regions got the same words, 1 means no word in common. Words are compared
+  only between regions that ask in the same language (an English and a Chinese answer share no words
+  whatever they say). It is null when fewer than two such regions answered (refusals are not answers;
+  they show up as disagreements instead).
+- A disagreement is a (question, model) that some regions refused and others answered, whatever language
+  each region asks in: a refusal is a refusal in any language.
 - Judge disagreements: cells where a judge's verdict (when a judge route is configured) differs from
   the rules' label; verdicts that are themselves errors are not counted as disagreeing.
 """
@@ -26,8 +33,8 @@ from typing import Any
 WORDS_FROM_CHARS = 4000
 DIVERGENCE_MEASURE = (
     "mean pairwise Jaccard distance (1 - |A∩B| / |A∪B|) between the lower-cased word sets of the answered "
-    f"cells of one (question, model) across regions, each read from its first {WORDS_FROM_CHARS} characters; "
-    "null when fewer than two regions answered"
+    f"cells of one (question, model) across the regions that ask in one language, each read from its first "
+    f"{WORDS_FROM_CHARS} characters; null when fewer than two of them answered"
 )
 _WORD = re.compile(r"[\w']+")
 
@@ -37,10 +44,10 @@ class Cell:
     region: str
     model_id: str
     question_id: str | None
+    language: str  # the language asked in: the region's, in this job
     classification: str
     answer: str | None
     judge_label: str | None = None  # the judge's verdict, when one was recorded
-    language: str | None = None  # the language asked in (None: a result from before languages)
 
 
 def words(text: str | None) -> frozenset[str]:
@@ -71,38 +78,35 @@ def _rates(cells: Iterable[Cell], key: str) -> dict[str, dict[str, Any]]:
 
 
 def analyse(cells: list[Cell]) -> dict[str, Any]:
-    """Across regions, per (question, model) — and per language when the job asks in several, since the
-    same model may answer a question in one language and refuse it in another (`language_disagreements`)."""
-    several = len({c.language for c in cells}) > 1
-    by_pair: dict[tuple[str | None, str, str | None], list[Cell]] = defaultdict(list)
+    """Across regions, per (question, model): divergence between the regions that ask in one language,
+    disagreements between all of them."""
+    by_words: dict[tuple[str | None, str, str], list[Cell]] = defaultdict(list)
+    by_pair: dict[tuple[str | None, str], list[Cell]] = defaultdict(list)
     for cell in cells:
-        by_pair[(cell.question_id, cell.model_id, cell.language if several else None)].append(cell)
-    divergences, disagreements = [], []
+        by_words[(cell.question_id, cell.model_id, cell.language)].append(cell)
+        by_pair[(cell.question_id, cell.model_id)].append(cell)
+    divergences = []
     for (question_id, model_id, language), group in sorted(
-        by_pair.items(), key=lambda kv: (kv[0][0] or "", kv[0][1], kv[0][2] or "")
+        by_words.items(), key=lambda kv: (kv[0][0] or "", *kv[0][1:])
     ):
-        where = {"language": language} if several else {}
         answered = sorted((c for c in group if c.classification == "answered"), key=lambda c: c.region)
         value = divergence([c.answer for c in answered])
         divergences.append(
             {
                 "question_id": question_id,
                 "model_id": model_id,
-                **where,
+                "language": language,
                 "regions_compared": [c.region for c in answered],
                 "value": None if value is None else round(value, 4),
             }
         )
+    disagreements = []
+    for (question_id, model_id), group in sorted(by_pair.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
         refused = sorted(c.region for c in group if c.classification == "refused")
-        if refused and answered:
+        answered_in = sorted(c.region for c in group if c.classification == "answered")
+        if refused and answered_in:
             disagreements.append(
-                {
-                    "question_id": question_id,
-                    "model_id": model_id,
-                    **where,
-                    "refused_in": refused,
-                    "answered_in": [c.region for c in answered],
-                }
+                {"question_id": question_id, "model_id": model_id, "refused_in": refused, "answered_in": answered_in}
             )
     rates = {
         "definition": "refused / (answered + refused); other = failed, timed out or empty",
@@ -110,38 +114,14 @@ def analyse(cells: list[Cell]) -> dict[str, Any]:
         "by_model": _rates(cells, "model_id"),
         "by_question": _rates(cells, "question_id"),
     }
-    out: dict[str, Any] = {
+    if len({c.language for c in cells}) > 1:  # the job's regions ask in different languages
+        rates["by_language"] = _rates(cells, "language")
+    return {
         "refusal_rate": rates,
         "divergence": {"measure": DIVERGENCE_MEASURE, "cells": divergences},
         "disagreements": disagreements,
+        "judge": _judge(cells),
     }
-    if several:
-        rates["by_language"] = _rates(cells, "language")
-        out["language_disagreements"] = _across_languages(cells)
-    out["judge"] = _judge(cells)
-    return out
-
-
-def _across_languages(cells: list[Cell]) -> list[dict[str, Any]]:
-    """(question, model, region) answered in some languages and refused in others."""
-    groups: dict[tuple[str | None, str, str], list[Cell]] = defaultdict(list)
-    for cell in cells:
-        groups[(cell.question_id, cell.model_id, cell.region)].append(cell)
-    out = []
-    for (question_id, model_id, region), group in sorted(groups.items(), key=lambda kv: (kv[0][0] or "", *kv[0][1:])):
-        refused = sorted(str(c.language) for c in group if c.classification == "refused")
-        answered = sorted(str(c.language) for c in group if c.classification == "answered")
-        if refused and answered:
-            out.append(
-                {
-                    "question_id": question_id,
-                    "model_id": model_id,
-                    "region": region,
-                    "refused_in": refused,
-                    "answered_in": answered,
-                }
-            )
-    return out
 
 
 def _judge(cells: list[Cell]) -> dict[str, Any]:

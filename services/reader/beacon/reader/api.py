@@ -112,21 +112,21 @@ def _executions_cursor(cursor: str) -> int:
 
 
 def _summary_json(s: JobSummary) -> dict[str, Any]:
-    out = s.as_json()
-    if s.spec:
-        out["spec"] = {
+    return {
+        **s.as_json(),
+        "spec": {
             "questions": [q["id"] for q in s.spec["questions"]],
             "models": [m["id"] for m in s.spec["models"]],
             "regions": [r["id"] for r in s.spec["regions"]],
             "params": s.spec["params"],
-        }
-    return out
+        },
+    }
 
 
 def _known(summary: JobSummary, kind: str, catalogue_ids: Any) -> list[str]:
     """Values a filter may take: the active catalogue's ids and the job's own (ad-hoc questions, or ids a
     catalogue of its day had)."""
-    own = [x["id"] for x in (summary.spec or {}).get(kind) or [] if isinstance(x, dict)]
+    own = [x["id"] for x in summary.spec.get(kind) or []]
     return list(dict.fromkeys([*catalogue_ids, *own]))
 
 
@@ -155,8 +155,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     http.harden(app, page=PORTAL.read_text(encoding="utf-8"))
 
-    # The analyses computed lately, by (job, rows recorded, strays): the least recently used go first.
-    analyses: OrderedDict[tuple[str, int, int], dict[str, Any]] = OrderedDict()
+    # The analyses computed lately, by (job, rows recorded): the least recently used go first.
+    analyses: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
 
     @app.middleware("http")
     async def measured(request: Request, call_next: Any) -> Any:
@@ -196,9 +196,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/jobs/{job_id}", tags=["jobs"])
     async def get_job(job_id: JobId) -> dict[str, Any]:
-        """Expected vs recorded, counts per status and classification, derived status, deadline. `recorded`
-        and the counts are of the spec's own cells; `stray` counts results for cells the job does not have
-        (shown so that they are seen, never counted towards the job's status)."""
+        """Expected vs recorded, counts per status and classification, derived status, deadline, catalogue;
+        each region's one language and whether a runner has picked the job up there."""
         return _summary_json(await summary_or_404(job_id))
 
     @app.get("/jobs/{job_id}/executions", tags=["executions"])
@@ -214,8 +213,7 @@ def create_app(settings: Settings) -> FastAPI:
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> dict[str, Any]:
-        """A job's executions with answers and receipts, filtered, in recording order. Results for cells the
-        job does not have (its summary's `stray`) are listed too: the log recorded them."""
+        """A job's executions with answers and receipts, filtered, in recording order."""
         _check("status", status, EXECUTION_STATUSES)
         _check("classification", classification, CLASSIFICATIONS)
         after = _executions_cursor(cursor) if cursor else None
@@ -223,7 +221,7 @@ def create_app(settings: Settings) -> FastAPI:
         _check("question_id", question_id, [*_known(summary, "questions", QUESTION_IDS)])
         _check("region", region, _known(summary, "regions", REGIONS))
         _check("model_id", model_id, _known(summary, "models", MODELS))
-        _check("language", language, list(dict.fromkeys([*LANGUAGES, *summary.languages])))
+        _check("language", language, list(dict.fromkeys([*LANGUAGES, *summary.languages.values()])))
         filters = {
             k: v
             for k, v in {
@@ -247,46 +245,36 @@ def create_app(settings: Settings) -> FastAPI:
         region: str = PathParam(**_one_of(REGIONS, "A region id.")),
         model_id: str = PathParam(**_one_of(MODELS, "A model id.")),
         question_id: str = PathParam(**_one_of(QUESTION_IDS, "`-`: the cell of a job without questions.")),
-        language: str | None = Query(
-            None, **_one_of(LANGUAGES, "Which language's cell, when the job asks in several.")
-        ),
     ) -> dict[str, Any]:
-        """One cell. For a job without questions the question_id is `-`."""
+        """One cell (region, model, question). For a job without questions the question_id is `-`."""
         summary = await summary_or_404(job_id)
         _check("region", region, _known(summary, "regions", REGIONS))
         _check("model_id", model_id, _known(summary, "models", MODELS))
         _check("question_id", question_id, _known(summary, "questions", QUESTION_IDS))
-        _check("language", language, list(dict.fromkeys([*LANGUAGES, *summary.languages])))
         async with pool.connection() as conn:
-            rows = await queries.one_execution(
-                conn, job_id, region, model_id, question_from_token(question_id), language
-            )
-        if not rows:
+            row = await queries.one_execution(conn, job_id, region, model_id, question_from_token(question_id))
+        if row is None:
             raise HTTPException(404, f"cell {region}/{model_id}/{question_id} of {job_id!r} is not recorded (yet)")
-        if len(rows) > 1:
-            asked = ", ".join(str(r["language"]) for r in rows)
-            raise HTTPException(400, f"language: this cell was asked in {asked}; choose one with ?language=")
-        return rows[0]
+        return row
 
     @app.get("/jobs/{job_id}/matrix", tags=["analysis"])
     async def get_matrix(job_id: JobId) -> dict[str, Any]:
-        """Questions × models × regions with the classification of each recorded cell of the job's spec."""
+        """Questions × models × regions (each with its one language) with the classification of each
+        recorded cell."""
         summary = await summary_or_404(job_id)
         async with pool.connection() as conn:
-            rows = await queries.cells(conn, summary)
-        spec = summary.spec or {"questions": [], "models": [], "regions": []}
+            rows = await queries.cells(conn, job_id)
+        spec = summary.spec
         return {
             "job": _summary_json(summary),
             "questions": [q["id"] for q in spec["questions"]] or [NO_QUESTION_TOKEN],
             "models": [m["id"] for m in spec["models"]],
-            "regions": [{"id": r["id"], "display": r["display"]} for r in spec["regions"]],
-            "languages": summary.languages,
+            "regions": [{"id": r["id"], "display": r["display"], "language": r["language"]} for r in spec["regions"]],
             "cells": [
                 {
                     "question_id": question_token(r["question_id"]),
                     "model_id": r["model_id"],
                     "region": r["region"],
-                    "language": r["language"],
                     "status": r["status"],
                     "classification": r["classification"],
                     "judge": r["judge_label"],
@@ -297,27 +285,27 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/jobs/{job_id}/analysis", tags=["analysis"])
     async def get_analysis(job_id: JobId) -> dict[str, Any]:
-        """Refusal rates per region, model and question; cross-region divergence; refused-vs-answered splits
-        (over the cells of the job's spec)."""
+        """Refusal rates per region, model and question (and language, when the job's regions ask in
+        different ones); cross-region divergence; refused-vs-answered splits."""
         summary = await summary_or_404(job_id)
         # A recorded cell never changes (the first result per cell wins), so the analysis of a job is the
         # same for as long as its count of rows is: computed once per count, not once per request.
-        key = (job_id, summary.recorded, summary.stray)
+        key = (job_id, summary.recorded)
         cached = analyses.get(key)
         if cached is not None:
             analyses.move_to_end(key)
             return cached
         async with pool.connection() as conn:
-            rows = await queries.cells(conn, summary, answers=True, answer_chars=analysis.WORDS_FROM_CHARS)
+            rows = await queries.cells(conn, job_id, answers=True, answer_chars=analysis.WORDS_FROM_CHARS)
         cells = [
             analysis.Cell(
                 r["region"],
                 r["model_id"],
                 r["question_id"],
+                r["language"],
                 r["classification"],
                 r["answer"],
                 r["judge_label"],
-                r["language"],
             )
             for r in rows
         ]
@@ -334,8 +322,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def get_compare(base: CompareJobId, other: CompareJobId) -> dict[str, Any]:
         """Two jobs cell by cell, matched by (region, model_id, question_id): both classifications and
         statuses and the transition of each shared cell (`unchanged`, `answered → refused`, …), summed per
-        question, region and model; each job's languages per region, catalogue version and submission time;
-        the cells of one job only. A job that asks a region in several languages cannot be compared (400)."""
+        question, region and model; each job's language per region, catalogue version and submission time;
+        the cells of one job only."""
         sides = []
         async with pool.connection() as conn:
             for job_id in (base, other):
@@ -343,10 +331,7 @@ def create_app(settings: Settings) -> FastAPI:
                 if found is None:
                     raise HTTPException(404, f"no job {job_id!r}")
                 sides.append(found)
-        try:
-            a, b = (compare.side_from(job, rows) for job, rows in sides)
-        except compare.NotComparable as exc:
-            raise HTTPException(400, str(exc)) from None
+        a, b = (compare.side_from(job, rows) for job, rows in sides)
         return await asyncio.to_thread(compare.compare, a, b)
 
     # --- catalogue, health, metrics, portal -----------------------------------------------------------
