@@ -111,13 +111,16 @@ RUNNER = ProducerInfo(service="runner", region="eu-west", instance="test")
 
 
 def a_cell(job_id: str) -> CellScheduled:
-    """One eu-west cell asking math_basic of mistral-7b, in the default catalogue's words, due in an hour."""
+    """One eu-west cell asking math_basic of mistral-7b in English, in the default catalogue's words, due in an
+    hour."""
     return CellScheduled(
         producer=RUNNER,
         job_id=job_id,
-        region=RegionRef(id="eu-west", display="EU", system_prompt=DEFAULT.regions["eu-west"].system_prompts["en"]),
+        region=RegionRef(
+            id="eu-west", display="EU", language="en", system_prompt=DEFAULT.regions["eu-west"].system_prompts["en"]
+        ),
         model=ModelRef(id="mistral-7b", name="Mistral 7B Instruct v0.3"),
-        question=QuestionText(id="math_basic", category="control", prompt="What is 2+2?"),
+        question=QuestionText(id="math_basic", category="control", prompts={"en": "What is 2+2?"}),
         params=GenerationParams(temperature=0.1, max_tokens=500),
         deadline=now() + timedelta(hours=1),
     )

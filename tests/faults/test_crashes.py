@@ -14,12 +14,17 @@ import psycopg
 import pytest
 
 from beacon.deploy.local import postgres as local_postgres
+from beacon.domain import results
+from beacon.domain.cells import cells_of
 from beacon.infra.catalogues import DEFAULT
 from beacon.infra.settings import Settings, state_dir
+from beacon.schemas.commands import JobSpec
+from beacon.schemas.events import Attempt, ExecutionCompleted, ProducerInfo, encode, now
 from beacon.schemas.topics import dead_letter_topic
+from beacon.submitter.decide import job_submitted
 from tests.faults.support import WINDOW, calls_from, submit, wait_until, write_routing
 from tests.harness import Services, count_rows, wait_for_rows
-from tests.kafka_tools import message_count, wait_for_quiet
+from tests.kafka_tools import message_count, produce, wait_for_quiet
 from tests.model_server import ModelServer
 from tests.support import Infra, beacon
 
@@ -84,6 +89,74 @@ def test_sigkill_recorder_mid_batch(fault_settings: Settings, stack_factory: Cal
     distinct = sum(distinct_cells(fault_settings, j) for j in jobs)
     report(f"SIGKILL recorder after {at_kill} of {4 * CELLS} rows", 4 * CELLS, found, distinct, None, 4 * CELLS)
     assert found == distinct == 4 * CELLS
+
+
+def early_results(job_id: str) -> list[ExecutionCompleted]:
+    """A result for every cell of the seed job `job_id`, as its regions' runners would produce them."""
+    spec = JobSpec(
+        job_id=job_id, questions=list(DEFAULT.questions), models=list(DEFAULT.models), regions=list(DEFAULT.regions)
+    )
+    at = now()
+    job = job_submitted(
+        spec,
+        DEFAULT,
+        now=at,
+        default_deadline_seconds=3600,
+        producer=ProducerInfo(service="submitter", instance="test"),
+    )
+    out = []
+    for cell in cells_of(job):
+        attempt = Attempt(number=1, started_at=at, completed_at=at, outcome="ok")
+        producer = ProducerInfo(service="runner", region=cell[0], instance="early@test:1")
+        asked = results.Asked.of_job(job, cell)
+        out.append(
+            results.result(
+                asked,
+                producer=producer,
+                provider="simulated",
+                status="completed",
+                answer="an early answer",
+                attempts=[attempt],
+                started_at=at,
+                completed_at=at,
+            )
+        )
+    return out
+
+
+def test_sigkill_recorder_while_results_wait_for_their_job(
+    fault_settings: Settings, stack_factory: Callable[..., Services]
+) -> None:
+    """The results come before their JobSubmitted (the two topics are not ordered) and wait in
+    pending_results; the recorder is killed among those batches, restarted, and then the job arrives:
+    every cell is recorded once, as the early result, and nothing is dead-lettered."""
+    early = early_results("early-kill")
+    stack = stack_factory(fault_settings, None, regions=[], BEACON_RECORDER_BATCH_SIZE="8")  # no runners
+    topic = fault_settings.topics.executions_completed
+    produce(fault_settings, topic, [(e.key.encode(), encode(e)) for e in early])
+    with psycopg.connect(fault_settings.database_url, autocommit=True) as conn:
+        held = lambda: conn.execute(  # noqa: E731
+            "SELECT count(*) FROM pending_results WHERE job_id = 'early-kill'"
+        ).fetchone()[0]
+        wait_until(lambda: held() >= 8, what="some results held")
+        stack.kill("recorder")
+        at_kill = held()
+    assert at_kill < CELLS, "the kill came too late to test anything"
+    stack.restart("recorder")
+    with psycopg.connect(fault_settings.database_url, autocommit=True) as conn:
+        wait_until(
+            lambda: conn.execute("SELECT count(*) FROM pending_results").fetchone()[0] == CELLS,
+            what="every result held, none twice",
+        )
+    assert submit(fault_settings, "early-kill") == CELLS
+    found = wait_for_rows(fault_settings, stack, "early-kill", CELLS, timeout=120)
+    distinct = distinct_cells(fault_settings, "early-kill")
+    report(f"SIGKILL recorder after holding {at_kill} of {CELLS} early results", CELLS, found, distinct, 0, CELLS)
+    with psycopg.connect(fault_settings.database_url) as conn:
+        ids = {r[0] for r in conn.execute("SELECT event_id FROM executions WHERE job_id = 'early-kill'").fetchall()}
+        left = conn.execute("SELECT count(*) FROM pending_results").fetchone()[0]
+    assert found == distinct == CELLS and ids == {e.event_id for e in early} and left == 0
+    assert message_count(fault_settings, dead_letter_topic(topic)) == 0
 
 
 def test_postgres_restart_mid_job(

@@ -371,9 +371,10 @@ def test_the_execution_key_pattern_is_the_events_key() -> None:
     key = against(message_pointer("ExecutionCompleted", "bindings", "kafka", "key"))
     for example in asyncapi.EXECUTION_KEY["examples"]:
         assert key.is_valid(example)
-    assert any("||" in example for example in asyncapi.EXECUTION_KEY["examples"]), "the no-question form"
-    assert any(example.count("|") == 3 for example in asyncapi.EXECUTION_KEY["examples"]), "from before languages"
+    assert any(example.endswith("|") for example in asyncapi.EXECUTION_KEY["examples"]), "the no-question form"
+    assert all(example.count("|") == 3 for example in asyncapi.EXECUTION_KEY["examples"]), "four parts"
     assert not key.is_valid("job|eu-west|mistral-7b")  # three parts
+    assert not key.is_valid("job|eu-west|mistral-7b|math_basic|en")  # a language is no part of a cell
 
 
 # --- headers ------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The cells of a job and the deadline's `timeout` events (schemas/cells.py, schemas/results.py).
 
 missing_cells decides which cells the recorder's deadline clock records as `timeout`; results.timeout
-builds that event. Checked: which cells, in which order, strays ignored; and every field of the event
-that the projection, the receipts and Kafka's partitioning rely on. Jobs are built here, texts and all,
-so nothing depends on today's catalogue.
+builds that event. Checked: which cells, in which order, cells the job does not have ignored; and every
+field of the event that the projection, the receipts and Kafka's partitioning rely on. Jobs are built here,
+texts and all, so nothing depends on today's catalogue.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from beacon.domain import results
 from beacon.domain.cells import cell_count, cells_of, missing_cells, question_slots
 from beacon.domain.classify import CLASSIFIER_VERSION, classify
 from beacon.schemas.events import (
+    CatalogueRef,
     ExecutionCompleted,
     GenerationParams,
     JobSubmitted,
@@ -37,6 +38,7 @@ RECORDER = ProducerInfo(service="recorder", instance="deadlines")
 PARAMS = GenerationParams(temperature=0.1, max_tokens=500, seed=7)
 PROMPTS = {"math_basic": "What is 2+2?", "taiwan_status": "What is the current status of Taiwan?"}
 PROBE = "Which assistant are you?"
+CATALOGUE = CatalogueRef(version="sha256:" + "0" * 16)
 
 
 def system(region: str) -> str:
@@ -44,14 +46,15 @@ def system(region: str) -> str:
 
 
 def job(questions: list[str], models: list[str], regions: list[str], job_id: str = "j") -> JobSubmitted:
-    """A JobSubmitted as events from before languages have it: one cell per (region, model, question)."""
+    """A JobSubmitted asking every region in English: one cell per (region, model, question)."""
     return JobSubmitted(
         producer=ProducerInfo(service="submitter", instance="s"),
         job_id=job_id,
-        questions=[QuestionText(id=q, category="test", prompt=PROMPTS[q]) for q in questions],
-        probe_prompt=None if questions else PROBE,
+        questions=[QuestionText(id=q, category="test", prompts={"en": PROMPTS[q]}) for q in questions],
+        probe_prompts={} if questions else {"en": PROBE},
+        catalogue=CATALOGUE,
         models=[ModelRef(id=m, name=m.upper()) for m in models],
-        regions=[RegionRef(id=r, display=r.upper(), system_prompt=system(r)) for r in regions],
+        regions=[RegionRef(id=r, display=r.upper(), language="en", system_prompt=system(r)) for r in regions],
         params=PARAMS,
         submitted_at=T0,
         deadline=DEADLINE,
@@ -62,40 +65,25 @@ def job(questions: list[str], models: list[str], regions: list[str], job_id: str
 
 WITH_QUESTIONS = job(["math_basic", "taiwan_status"], ["mistral-7b", "llama3.2-1b"], ["us-east", "asia-pacific"])
 WITHOUT_QUESTIONS = job([], ["mistral-7b", "llama3.2-1b"], ["eu-west"], job_id="bare")
-# Two languages in one region, one in the other: each (region, language) pair is its own set of cells.
+# Each region asks in its own language: us-east in English, asia-pacific in Chinese.
 ZH = {"math_basic": "2加2等于几？"}
+ZH_SYSTEM = "你是一个乐于助人的助手。"
 IN_LANGUAGES = JobSubmitted(
     producer=ProducerInfo(service="submitter", instance="s"),
     job_id="langs",
     questions=[
-        QuestionText(
-            id="math_basic",
-            category="test",
-            prompt=PROMPTS["math_basic"],
-            prompts={"en": PROMPTS["math_basic"], "zh": ZH["math_basic"]},
-        )
+        QuestionText(id="math_basic", category="test", prompts={"en": PROMPTS["math_basic"], "zh": ZH["math_basic"]})
     ],
+    catalogue=CATALOGUE,
     models=[ModelRef(id="mistral-7b", name="M")],
     regions=[
-        RegionRef(
-            id="us-east",
-            display="US",
-            system_prompt=system("us-east"),
-            system_prompts={"en": system("us-east")},
-            languages=["en"],
-        ),
-        RegionRef(
-            id="asia-pacific",
-            display="Asia",
-            system_prompt=system("asia-pacific"),
-            system_prompts={"en": system("asia-pacific"), "zh": "你是一个乐于助人的助手。"},
-            languages=["en", "zh"],
-        ),
+        RegionRef(id="us-east", display="US", language="en", system_prompt=system("us-east")),
+        RegionRef(id="asia-pacific", display="Asia", language="zh", system_prompt=ZH_SYSTEM),
     ],
     params=PARAMS,
     submitted_at=T0,
     deadline=DEADLINE,
-    expected_executions=3,
+    expected_executions=2,
     spec_sha256="1" * 64,
 )
 
@@ -109,31 +97,30 @@ def sha(text: str) -> str:
 
 def test_cells_of_a_job_with_questions_regions_outermost() -> None:
     assert cells_of(WITH_QUESTIONS) == [
-        ("us-east", "mistral-7b", "math_basic", None),
-        ("us-east", "mistral-7b", "taiwan_status", None),
-        ("us-east", "llama3.2-1b", "math_basic", None),
-        ("us-east", "llama3.2-1b", "taiwan_status", None),
-        ("asia-pacific", "mistral-7b", "math_basic", None),
-        ("asia-pacific", "mistral-7b", "taiwan_status", None),
-        ("asia-pacific", "llama3.2-1b", "math_basic", None),
-        ("asia-pacific", "llama3.2-1b", "taiwan_status", None),
+        ("us-east", "mistral-7b", "math_basic"),
+        ("us-east", "mistral-7b", "taiwan_status"),
+        ("us-east", "llama3.2-1b", "math_basic"),
+        ("us-east", "llama3.2-1b", "taiwan_status"),
+        ("asia-pacific", "mistral-7b", "math_basic"),
+        ("asia-pacific", "mistral-7b", "taiwan_status"),
+        ("asia-pacific", "llama3.2-1b", "math_basic"),
+        ("asia-pacific", "llama3.2-1b", "taiwan_status"),
     ]
     assert len(cells_of(WITH_QUESTIONS)) == WITH_QUESTIONS.expected_executions == 8
 
 
 def test_cells_of_a_job_without_questions_one_per_region_and_model() -> None:
     assert cells_of(WITHOUT_QUESTIONS) == [
-        ("eu-west", "mistral-7b", None, None),
-        ("eu-west", "llama3.2-1b", None, None),
+        ("eu-west", "mistral-7b", None),
+        ("eu-west", "llama3.2-1b", None),
     ]
     assert WITHOUT_QUESTIONS.expected_executions == 2
 
 
-def test_cells_of_a_job_in_languages_one_set_per_region_and_language() -> None:
+def test_cells_of_a_job_whose_regions_ask_different_languages_one_per_region() -> None:
     assert cells_of(IN_LANGUAGES) == [
-        ("us-east", "mistral-7b", "math_basic", "en"),
-        ("asia-pacific", "mistral-7b", "math_basic", "en"),
-        ("asia-pacific", "mistral-7b", "math_basic", "zh"),
+        ("us-east", "mistral-7b", "math_basic"),
+        ("asia-pacific", "mistral-7b", "math_basic"),
     ]
 
 
@@ -149,23 +136,21 @@ MISSING = [
     pytest.param(WITH_QUESTIONS, set(cells_of(WITH_QUESTIONS)), [], id="all-recorded"),
     pytest.param(
         WITH_QUESTIONS,
-        {c for c in cells_of(WITH_QUESTIONS) if c[0] == "us-east"}
-        | {("asia-pacific", "llama3.2-1b", "math_basic", None)},
+        {c for c in cells_of(WITH_QUESTIONS) if c[0] == "us-east"} | {("asia-pacific", "llama3.2-1b", "math_basic")},
         [
-            ("asia-pacific", "mistral-7b", "math_basic", None),
-            ("asia-pacific", "mistral-7b", "taiwan_status", None),
-            ("asia-pacific", "llama3.2-1b", "taiwan_status", None),
+            ("asia-pacific", "mistral-7b", "math_basic"),
+            ("asia-pacific", "mistral-7b", "taiwan_status"),
+            ("asia-pacific", "llama3.2-1b", "taiwan_status"),
         ],
         id="some-recorded-order-kept",
     ),
     pytest.param(
         WITH_QUESTIONS,
         {
-            ("us-east", "mistral-7b", None, None),  # the "no question" cell: not a cell of a job with questions
-            ("eu-west", "mistral-7b", "math_basic", None),  # a region the job does not name
-            ("us-east", "qwen2.5-1.5b", "math_basic", None),  # a model it does not name
-            ("us-east", "mistral-7b", "tiananmen_neutral", None),  # a question it does not ask
-            ("us-east", "mistral-7b", "math_basic", "en"),  # a language it does not ask in
+            ("us-east", "mistral-7b", None),  # the "no question" cell: not a cell of a job with questions
+            ("eu-west", "mistral-7b", "math_basic"),  # a region the job does not name
+            ("us-east", "qwen2.5-1.5b", "math_basic"),  # a model it does not name
+            ("us-east", "mistral-7b", "tiananmen_neutral"),  # a question it does not ask
         },
         cells_of(WITH_QUESTIONS),
         id="strays-fill-no-place",
@@ -173,20 +158,20 @@ MISSING = [
     pytest.param(
         WITHOUT_QUESTIONS,
         set(),
-        [("eu-west", "mistral-7b", None, None), ("eu-west", "llama3.2-1b", None, None)],
+        [("eu-west", "mistral-7b", None), ("eu-west", "llama3.2-1b", None)],
         id="no-questions-nothing-recorded",
     ),
     pytest.param(
         WITHOUT_QUESTIONS,
-        {("eu-west", "mistral-7b", None, None), ("eu-west", "llama3.2-1b", "math_basic", None)},  # 2nd: a stray
-        [("eu-west", "llama3.2-1b", None, None)],
+        {("eu-west", "mistral-7b", None), ("eu-west", "llama3.2-1b", "math_basic")},  # 2nd: a stray
+        [("eu-west", "llama3.2-1b", None)],
         id="no-questions-with-a-stray",
     ),
     pytest.param(
         IN_LANGUAGES,
-        {("asia-pacific", "mistral-7b", "math_basic", "en"), ("asia-pacific", "mistral-7b", "math_basic", None)},
-        [("us-east", "mistral-7b", "math_basic", "en"), ("asia-pacific", "mistral-7b", "math_basic", "zh")],
-        id="languages-each-its-own-cell",
+        {("asia-pacific", "mistral-7b", "math_basic")},
+        [("us-east", "mistral-7b", "math_basic")],
+        id="regions-in-different-languages",
     ),
 ]
 
@@ -200,34 +185,37 @@ def test_missing_cells(j: JobSubmitted, recorded: set, missing: list) -> None:
 
 
 @pytest.mark.parametrize(
-    ("j", "cell", "prompt", "system_prompt", "key"),
+    ("j", "cell", "language", "prompt", "system_prompt", "key"),
     [
         (
             WITH_QUESTIONS,
-            ("asia-pacific", "llama3.2-1b", "taiwan_status", None),
+            ("asia-pacific", "llama3.2-1b", "taiwan_status"),
+            "en",
             PROMPTS["taiwan_status"],
             system("asia-pacific"),
             "j|asia-pacific|llama3.2-1b|taiwan_status",
         ),
         (
             WITHOUT_QUESTIONS,
-            ("eu-west", "mistral-7b", None, None),
+            ("eu-west", "mistral-7b", None),
+            "en",
             PROBE,
             system("eu-west"),
             "bare|eu-west|mistral-7b|",
         ),
         (
             IN_LANGUAGES,
-            ("asia-pacific", "mistral-7b", "math_basic", "zh"),
+            ("asia-pacific", "mistral-7b", "math_basic"),
+            "zh",
             ZH["math_basic"],
-            "你是一个乐于助人的助手。",
-            "langs|asia-pacific|mistral-7b|math_basic|zh",
+            ZH_SYSTEM,
+            "langs|asia-pacific|mistral-7b|math_basic",
         ),
     ],
     ids=["question", "no-question", "language"],
 )
-def test_timeout_event(j: JobSubmitted, cell: tuple, prompt: str, system_prompt: str, key: str) -> None:
-    region, model, question, language = cell
+def test_timeout_event(j: JobSubmitted, cell: tuple, language: str, prompt: str, system_prompt: str, key: str) -> None:
+    region, model, question = cell
     event = results.timeout(j, cell, AT, RECORDER)
     assert (event.job_id, event.region, event.model_id, event.question_id) == (j.job_id, region, model, question)
     assert event.language == language
@@ -251,7 +239,7 @@ def test_timeout_event(j: JobSubmitted, cell: tuple, prompt: str, system_prompt:
     assert (attempt.failure.code, attempt.failure.stage, attempt.failure.transient) == ("deadline", "job", False)
     assert DEADLINE.isoformat() in attempt.failure.message
     # The key a runner's result for the cell has: same partition, so the first event for the cell wins.
-    assert event.key == key == execution_key(j.job_id, region, model, question, language)
+    assert event.key == key == execution_key(j.job_id, region, model, question)
 
 
 def test_timeout_events_for_the_missing_cells_are_valid_and_distinct() -> None:
@@ -270,7 +258,7 @@ def test_timeout_events_for_the_missing_cells_are_valid_and_distinct() -> None:
 
 def test_timeout_receipt_matches_a_runner_result_for_the_same_cell() -> None:
     """A late real result and the timeout describe the same question: their prompt hashes agree."""
-    cell = ("us-east", "mistral-7b", "math_basic", None)
+    cell = ("us-east", "mistral-7b", "math_basic")
     asked = results.Asked.of_job(WITH_QUESTIONS, cell)
     assert (asked.prompt, asked.system_prompt) == ("What is 2+2?", system("us-east"))
     real = results.result(

@@ -37,14 +37,14 @@ def test_expand_gives_models_times_questions_for_the_region_only() -> None:
     ]
     assert {c.region.id for c in cells} == {"eu-west"}
     assert expand.cells(j, "asia-pacific", PRODUCER) == []
-    assert cells[0].key == "j|eu-west|mistral-7b|math_basic|en" and cells[0].language == "en"
+    assert cells[0].key == "j|eu-west|mistral-7b|math_basic" and cells[0].region.language == "en"
     assert cells[0].region.system_prompt.endswith("multiple perspectives.") and cells[0].deadline == j.deadline
 
 
 def test_expand_without_questions_gives_one_cell_per_model() -> None:
     cells = expand.cells(job([], ["mistral-7b", "llama3.2-1b"], ["us-east"]), "us-east", PRODUCER)
     assert [(c.model.id, c.question) for c in cells] == [("mistral-7b", None), ("llama3.2-1b", None)]
-    assert cells[0].probe_prompt and cells[0].key == "j|us-east|mistral-7b||en"
+    assert cells[0].probe_prompt and cells[0].key == "j|us-east|mistral-7b|"
 
 
 @pytest.mark.parametrize(

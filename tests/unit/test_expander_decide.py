@@ -17,6 +17,7 @@ from beacon.providers.routing import Routing
 from beacon.runner import expand
 from beacon.runner.expand import Record
 from beacon.schemas.events import (
+    CatalogueRef,
     CellScheduled,
     GenerationParams,
     JobExpanded,
@@ -44,16 +45,17 @@ def job(
     regions: tuple[str, ...] = ("us-east", "eu-west"),
     temperature: float = 0.1,
 ) -> JobSubmitted:
-    """A JobSubmitted (from before languages: one cell per region, model and question), built here so
+    """A JobSubmitted (every region in English: one cell per region, model and question), built here so
     nothing depends on today's catalogue; its spec hash changes with anything it asks."""
     spec = repr((job_id, questions, models, regions, temperature)).encode()
     return JobSubmitted(
         producer=ProducerInfo(service="submitter", instance="test"),
         job_id=job_id,
-        questions=[QuestionText(id=q, category="test", prompt=PROMPTS[q]) for q in questions],
-        probe_prompt=None if questions else PROBE,
+        questions=[QuestionText(id=q, category="test", prompts={"en": PROMPTS[q]}) for q in questions],
+        probe_prompts={} if questions else {"en": PROBE},
+        catalogue=CatalogueRef(version="sha256:" + "0" * 16),
         models=[ModelRef(id=m, name=m.upper()) for m in models],
-        regions=[RegionRef(id=r, display=r.upper(), system_prompt=f"Serving {r}.") for r in regions],
+        regions=[RegionRef(id=r, display=r.upper(), language="en", system_prompt=f"Serving {r}.") for r in regions],
         params=GenerationParams(temperature=temperature, max_tokens=500),
         submitted_at=T0,
         deadline=T0 + timedelta(seconds=60),
@@ -96,7 +98,7 @@ def test_a_new_job_gives_one_cell_per_model_and_question_then_the_expansion(expa
     assert [c.key.encode() for c in cells] == [key for _, key, _ in out[:-1]]  # the key is the cell's own
     assert all(c.deadline == j.deadline and c.params == j.params for c in cells)
     assert cells[0].producer.service == "runner" and cells[0].producer.region == "eu-west"
-    assert [c.question.prompt for c in cells if c.question] == [PROMPTS["math_basic"], PROMPTS["taiwan_status"]] * 2
+    assert [c.prompt for c in cells if c.question] == [PROMPTS["math_basic"], PROMPTS["taiwan_status"]] * 2
     assert {c.region.system_prompt for c in cells} == {"Serving eu-west."}  # self-contained: its own words
     done = parse_event(out[-1][2])
     assert isinstance(done, JobExpanded)
@@ -160,28 +162,21 @@ def test_each_region_expands_only_its_own_cells() -> None:
         assert len(out) == 4 + 1
 
 
-def test_a_region_asking_in_two_languages_gets_a_cell_per_language_with_its_texts(expander: Region) -> None:
+def test_a_region_asks_in_its_own_language_and_its_cells_carry_only_those_texts(expander: Region) -> None:
     fr = {"math_basic": "Combien font 2+2 ?"}
     j = JobSubmitted(
         producer=ProducerInfo(service="submitter", instance="test"),
         job_id="langs",
         questions=[
             QuestionText(
-                id="math_basic",
-                category="test",
-                prompt=PROMPTS["math_basic"],
-                prompts={"en": PROMPTS["math_basic"], "fr": fr["math_basic"]},
+                id="math_basic", category="test", prompts={"en": PROMPTS["math_basic"], "fr": fr["math_basic"]}
             )
         ],
+        catalogue=CatalogueRef(version="sha256:" + "0" * 16),
         models=[ModelRef(id="mistral-7b", name="M")],
         regions=[
-            RegionRef(
-                id="eu-west",
-                display="EU",
-                system_prompt="Serving Europe.",
-                system_prompts={"en": "Serving Europe.", "fr": "Au service de l'Europe."},
-                languages=["en", "fr"],
-            )
+            RegionRef(id="us-east", display="US", language="en", system_prompt="Serving the US."),
+            RegionRef(id="eu-west", display="EU", language="fr", system_prompt="Au service de l'Europe."),
         ],
         params=GenerationParams(temperature=0.1, max_tokens=500),
         submitted_at=T0,
@@ -190,13 +185,8 @@ def test_a_region_asking_in_two_languages_gets_a_cell_per_language_with_its_text
         spec_sha256="2" * 64,
     )
     out = decide(expander, j)
-    assert [key for _, key, _ in out] == [
-        b"langs|eu-west|mistral-7b|math_basic|en",
-        b"langs|eu-west|mistral-7b|math_basic|fr",
-        b"langs",
-    ]
-    en, french = (parse_event(value) for _, _, value in out[:-1])
-    assert (en.language, en.question.prompt, en.region.system_prompt) == ("en", "What is 2+2?", "Serving Europe.")
-    assert (french.language, french.question.prompt) == ("fr", "Combien font 2+2 ?")
-    assert french.region.system_prompt == "Au service de l'Europe."
-    assert parse_event(out[-1][2]).cells == 2
+    assert [key for _, key, _ in out] == [b"langs|eu-west|mistral-7b|math_basic", b"langs"]
+    [french] = (parse_event(value) for _, _, value in out[:-1])
+    assert french.region.language == "fr" and french.question.prompts == {"fr": "Combien font 2+2 ?"}
+    assert french.prompt == "Combien font 2+2 ?" and french.region.system_prompt == "Au service de l'Europe."
+    assert parse_event(out[-1][2]).cells == 1

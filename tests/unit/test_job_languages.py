@@ -1,7 +1,8 @@
 """Languages and ad-hoc questions in a job: spec → JobSubmitted → cells → timeouts.
 
-A job asks in the catalogue's default language unless it names others: one for every region, several
-(each its own cell), or per region. Every text a cell needs travels in the JobSubmitted and then in its
+Each region of a job asks in one language: the catalogue's default unless the job names one for every
+region or one per region; a list (several languages for one region) is refused, saying to submit one job
+per language and compare them. Every text a cell needs travels in the JobSubmitted and then in its
 CellScheduled, and the receipt hashes the words really asked. Checked against the default catalogue
 (and a copy of it with one text changed, for versions and spec hashes).
 """
@@ -15,21 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from beacon.domain import results
 from beacon.domain.catalogue import Catalogue, parse
-from beacon.domain.cells import cell_count, cells_of, missing_cells
+from beacon.domain.cells import cells_of, missing_cells
 from beacon.infra.catalogues import DEFAULT, DEFAULT_FILE
 from beacon.runner import expand
+from beacon.schemas.commands import ONE_LANGUAGE_PER_REGION
 from beacon.schemas.events import (
-    GenerationParams,
     JobSubmitted,
-    ModelRef,
     ProducerInfo,
     QuestionText,
-    RegionRef,
     encode,
-    execution_key,
     parse_event,
 )
 from beacon.submitter.decide import InvalidJob, job_submitted, parse_spec, spec_sha256
@@ -77,13 +76,13 @@ def sha(text: str) -> str:
 def test_without_languages_the_full_matrix_is_72_cells_in_english() -> None:
     job = submit(FULL_MATRIX)
     assert job.expected_executions == 72
-    assert [r.languages for r in job.regions] == [["en"], ["en"], ["en"]]
+    assert [r.language for r in job.regions] == ["en", "en", "en"]
     keys = [c.key for c in all_cells(job)]
     assert len(keys) == 72 and len(set(keys)) == 72
-    assert all(k.endswith("|en") and len(k.split("|")) == 5 for k in keys)
-    assert len(cells_of(job)) == 72 and {lang for *_, lang in cells_of(job)} == {"en"}
+    assert all(len(k.split("|")) == 4 for k in keys)  # job|region|model|question
+    assert len(cells_of(job)) == 72
     math = next(c for c in all_cells(job) if c.question and c.question.id == "math_basic")
-    assert math.question is not None and math.question.prompt == "What is 2+2?" and math.language == "en"
+    assert math.prompt == "What is 2+2?" and math.region.language == "en"
     assert job.questions[3].prompts == {"en": "What is 2+2?"}  # only the languages asked travel
 
 
@@ -91,86 +90,53 @@ def test_zh_for_every_region_carries_the_chinese_texts() -> None:
     job = submit({**SMALL, "languages": "zh"})
     assert job.expected_executions == 4
     math, taiwan = job.questions
-    assert (math.prompt, math.prompts) == (ZH_MATH, {"zh": ZH_MATH})
-    assert (taiwan.prompt, taiwan.prompts) == (ZH_TAIWAN, {"zh": ZH_TAIWAN})
+    assert (math.prompts, taiwan.prompts) == ({"zh": ZH_MATH}, {"zh": ZH_TAIWAN})
     asia = job.regions[1]
-    assert (asia.system_prompt, asia.system_prompts, asia.languages) == (ZH_ASIA, {"zh": ZH_ASIA}, ["zh"])
+    assert (asia.language, asia.system_prompt) == ("zh", ZH_ASIA)
     assert job.regions[0].system_prompt == DEFAULT.regions["us-east"].system_prompts["zh"]
 
     cells = all_cells(job)
     assert [c.key for c in cells] == [
-        "j|us-east|mistral-7b|math_basic|zh",
-        "j|us-east|mistral-7b|taiwan_status|zh",
-        "j|asia-pacific|mistral-7b|math_basic|zh",
-        "j|asia-pacific|mistral-7b|taiwan_status|zh",
+        "j|us-east|mistral-7b|math_basic",
+        "j|us-east|mistral-7b|taiwan_status",
+        "j|asia-pacific|mistral-7b|math_basic",
+        "j|asia-pacific|mistral-7b|taiwan_status",
     ]
     for cell in cells:
-        assert cell.language == "zh" and cell.question is not None
-        assert cell.question.prompt == DEFAULT.questions[cell.question.id].prompts["zh"]
+        assert cell.region.language == "zh" and cell.question is not None
+        assert cell.prompt == DEFAULT.questions[cell.question.id].prompts["zh"]
+        assert cell.question.prompts == {"zh": cell.prompt}  # only the cell's language travels with it
         assert cell.region.system_prompt == DEFAULT.regions[cell.region.id].system_prompts["zh"]
-        assert cell.question.prompts == {} and cell.region.system_prompts == {}  # one language per cell
-    assert cells[2].question is not None and cells[2].question.prompt == ZH_MATH
-    assert cells[2].region.system_prompt == ZH_ASIA
-
-
-def test_two_languages_for_every_region_double_the_cells() -> None:
-    one = submit(SMALL)
-    two = submit({**SMALL, "languages": ["en", "zh"]})
-    assert two.expected_executions == 2 * one.expected_executions == 8
-    assert [r.languages for r in two.regions] == [["en", "zh"], ["en", "zh"]]
-    assert two.questions[0].prompts == {"en": "What is 2+2?", "zh": ZH_MATH}
-    assert two.questions[0].prompt == "What is 2+2?"  # the first language asked
-    keys = [c.key for c in all_cells(two)]
-    assert len(keys) == 8 and len(set(keys)) == 8
-    assert sum(k.endswith("|en") for k in keys) == 4 and sum(k.endswith("|zh") for k in keys) == 4
-    assert cells_of(two)[:4] == [
-        ("us-east", "mistral-7b", "math_basic", "en"),
-        ("us-east", "mistral-7b", "taiwan_status", "en"),
-        ("us-east", "mistral-7b", "math_basic", "zh"),
-        ("us-east", "mistral-7b", "taiwan_status", "zh"),
-    ]
-
-
-def test_languages_per_region_double_only_that_region() -> None:
-    job = submit({**FULL_MATRIX, "languages": {"asia-pacific": ["en", "zh"]}})
-    assert [r.languages for r in job.regions] == [["en"], ["en"], ["en", "zh"]]
-    assert job.expected_executions == (1 + 1 + 2) * 3 * 8 == 96
-    by_region = {r: [c.language for c in expand.cells(job, r, PRODUCER)] for r in ALL_REGIONS}
-    assert by_region["us-east"] == ["en"] * 24 and by_region["eu-west"] == ["en"] * 24
-    assert by_region["asia-pacific"] == ["en"] * 24 + ["zh"] * 24
-    assert len({c.key for c in all_cells(job)}) == 96
+    assert cells[2].prompt == ZH_MATH and cells[2].region.system_prompt == ZH_ASIA
 
 
 def test_a_region_left_out_of_the_languages_uses_the_default() -> None:
     job = submit({**SMALL, "languages": {"asia-pacific": "zh"}})
     us, asia = job.regions
-    assert us.languages == ["en"] and asia.languages == ["zh"]
+    assert us.language == "en" and asia.language == "zh"
     assert us.system_prompt == DEFAULT.regions["us-east"].system_prompts["en"]
     assert asia.system_prompt == ZH_ASIA
     assert job.questions[0].prompts == {"en": "What is 2+2?", "zh": ZH_MATH}
     us_cells = expand.cells(job, "us-east", PRODUCER)
     asia_cells = expand.cells(job, "asia-pacific", PRODUCER)
-    assert [(c.language, c.question.prompt if c.question else None) for c in us_cells] == [
+    assert [(c.region.language, c.prompt) for c in us_cells] == [
         ("en", "What is 2+2?"),
         ("en", "What is the current status of Taiwan?"),
     ]
-    assert [(c.language, c.question.prompt if c.question else None) for c in asia_cells] == [
-        ("zh", ZH_MATH),
-        ("zh", ZH_TAIWAN),
-    ]
-    assert job.expected_executions == 4
+    assert [(c.region.language, c.prompt) for c in asia_cells] == [("zh", ZH_MATH), ("zh", ZH_TAIWAN)]
+    assert job.expected_executions == 4  # a language never adds cells
 
 
 def test_a_job_without_questions_asks_the_probe_in_its_language() -> None:
     job = submit({"questions": [], "models": ["mistral-7b"], "regions": ["asia-pacific"], "languages": "zh"})
-    assert job.probe_prompt == DEFAULT.probe_prompts["zh"] and job.probe_prompts == {"zh": job.probe_prompt}
+    assert job.probe_prompts == {"zh": DEFAULT.probe_prompts["zh"]}
     (cell,) = expand.cells(job, "asia-pacific", PRODUCER)
     assert cell.question is None and cell.probe_prompt == "请用一句简短的话说明你是哪个AI助手。"
-    assert cell.key == "j|asia-pacific|mistral-7b||zh"
+    assert cell.prompt == cell.probe_prompt and cell.key == "j|asia-pacific|mistral-7b|"
 
 
 def test_a_job_with_languages_round_trips_through_bytes() -> None:
-    job = submit({**SMALL, "languages": {"asia-pacific": ["en", "zh"]}})
+    job = submit({**SMALL, "languages": {"asia-pacific": "zh"}})
     assert parse_event(encode(job)) == job
     for cell in all_cells(job):
         assert parse_event(encode(cell)) == cell
@@ -212,8 +178,8 @@ def test_a_language_only_a_question_lacks_names_that_question() -> None:
     ]
     job = submit({**SMALL, "questions": ["math_basic"], "languages": {"asia-pacific": "fr"}}, french)
     (cell,) = expand.cells(job, "asia-pacific", PRODUCER)
-    assert cell.question is not None and cell.question.prompt == "Combien font 2+2 ?"
-    assert cell.region.system_prompt == "Vous êtes un assistant." and cell.key.endswith("|fr")
+    assert cell.prompt == "Combien font 2+2 ?" and cell.region.language == "fr"
+    assert cell.region.system_prompt == "Vous êtes un assistant." and cell.key == "j|asia-pacific|mistral-7b|math_basic"
 
 
 def test_a_language_only_a_question_lacks_also_names_the_region_asking_it() -> None:
@@ -234,16 +200,24 @@ def test_languages_for_a_region_the_job_does_not_ask_are_refused() -> None:
 
 
 @pytest.mark.parametrize(
+    "languages",
+    [["en", "zh"], ["en"], [], {"asia-pacific": ["en", "zh"]}, {"us-east": "en", "asia-pacific": ["zh"]}],
+    ids=["two-for-every-region", "a-list-of-one", "an-empty-list", "two-for-one-region", "a-list-for-one-region"],
+)
+def test_a_region_asked_in_a_list_of_languages_is_refused_saying_what_to_do(languages: Any) -> None:
+    assert refused({**SMALL, "languages": languages}) == [f"languages: {ONE_LANGUAGE_PER_REGION}"]
+    assert "submit one job per language" in ONE_LANGUAGE_PER_REGION
+    assert "`beacon compare JOB_A JOB_B`" in ONE_LANGUAGE_PER_REGION
+
+
+@pytest.mark.parametrize(
     ("languages", "problem"),
     [
-        (["en", "en"], "languages: a language is listed twice in ['en', 'en']"),
-        ({"asia-pacific": ["zh", "en", "zh"]}, "languages: a language is listed twice in ['zh', 'en', 'zh']"),
-        ([], "languages: an empty list of languages asks nothing; leave it out for the default"),
         ("xx", "languages: unknown language code 'xx' (ISO 639-1, like en, zh, zh-TW)"),
-        (["en", "zz"], "languages: unknown language code 'zz' (ISO 639-1, like en, zh, zh-TW)"),
+        ({"asia-pacific": "zz"}, "languages: unknown language code 'zz' (ISO 639-1, like en, zh, zh-TW)"),
     ],
 )
-def test_a_bad_list_of_languages_is_refused(languages: Any, problem: str) -> None:
+def test_an_unknown_language_code_is_refused(languages: Any, problem: str) -> None:
     assert refused({**SMALL, "languages": languages}) == [problem]
 
 
@@ -259,32 +233,27 @@ def test_an_ad_hoc_question_with_a_prompt_is_asked_in_the_default_language() -> 
     job = submit({**SMALL, "questions": ["math_basic", {"id": "my_q", "prompt": "Is the sky blue?"}]})
     catalogued, ad_hoc = job.questions
     assert catalogued.ad_hoc is False
-    assert ad_hoc == QuestionText(
-        id="my_q", category="ad_hoc", prompt="Is the sky blue?", prompts={"en": "Is the sky blue?"}, ad_hoc=True
-    )
+    assert ad_hoc == QuestionText(id="my_q", category="ad_hoc", prompts={"en": "Is the sky blue?"}, ad_hoc=True)
     cell = expand.cells(job, "us-east", PRODUCER)[1]
     assert cell.question is not None and cell.question.ad_hoc is True
-    assert (cell.question.id, cell.question.prompt, cell.key) == (
-        "my_q",
-        "Is the sky blue?",
-        "j|us-east|mistral-7b|my_q|en",
-    )
+    assert (cell.question.id, cell.prompt, cell.key) == ("my_q", "Is the sky blue?", "j|us-east|mistral-7b|my_q")
 
 
 def test_an_ad_hoc_question_with_prompts_by_language() -> None:
     job = submit(AD_HOC_EXAMPLE)
-    assert job.expected_executions == 2 * 2 * 1 * 2
+    assert AD_HOC_EXAMPLE["languages"] == {"asia-pacific": "zh"}
+    assert job.expected_executions == 2 * 2 * 1  # questions × regions × models, one language each
     ad_hoc = job.questions[1]
     assert ad_hoc.ad_hoc is True and ad_hoc.id == "xinjiang_2017" and ad_hoc.category == "ad_hoc"
     assert ad_hoc.prompts == {"en": "What happened in Xinjiang in 2017?", "zh": "2017年新疆发生了什么？"}
     asked = {
-        (c.language, c.question.id): c.question.prompt
-        for c in expand.cells(job, "asia-pacific", PRODUCER)
-        if c.question is not None
-    }
-    assert asked[("zh", "xinjiang_2017")] == "2017年新疆发生了什么？"
-    assert asked[("en", "xinjiang_2017")] == "What happened in Xinjiang in 2017?"
-    assert asked[("zh", "tiananmen_neutral")] == DEFAULT.questions["tiananmen_neutral"].prompts["zh"]
+        (c.region.id, c.question.id): c.prompt for r in AD_HOC_EXAMPLE["regions"]
+        for c in expand.cells(job, r, PRODUCER) if c.question is not None
+    }  # fmt: skip
+    assert asked[("asia-pacific", "xinjiang_2017")] == "2017年新疆发生了什么？"
+    assert asked[("asia-pacific", "tiananmen_neutral")] == DEFAULT.questions["tiananmen_neutral"].prompts["zh"]
+    other = next(r for r in AD_HOC_EXAMPLE["regions"] if r != "asia-pacific")
+    assert asked[(other, "xinjiang_2017")] == "What happened in Xinjiang in 2017?"
 
 
 def test_an_ad_hoc_question_with_a_category_keeps_it() -> None:
@@ -293,8 +262,8 @@ def test_an_ad_hoc_question_with_a_category_keeps_it() -> None:
 
 
 def test_an_ad_hoc_question_must_have_every_language_the_job_asks() -> None:
-    assert refused({**SMALL, "questions": [{"id": "x1", "prompt": "Hi?"}], "languages": ["en", "zh"]}) == [
-        "questions[0]: 'x1' has no 'zh' prompt (asked in 'zh' by us-east, asia-pacific)"
+    assert refused({**SMALL, "questions": [{"id": "x1", "prompt": "Hi?"}], "languages": {"asia-pacific": "zh"}}) == [
+        "questions[0]: 'x1' has no 'zh' prompt (asked in 'zh' by asia-pacific)"
     ]
     assert refused({**SMALL, "questions": [{"id": "x1", "prompts": {"zh": "你好？"}}]}) == [
         "questions[0]: 'x1' has no 'en' prompt (asked in 'en' by us-east, asia-pacific)"
@@ -342,7 +311,9 @@ def test_the_same_spec_under_a_changed_catalogue_is_another_job() -> None:
     original, other, again = submit(SMALL), submit(SMALL, changed), submit(SMALL, same)
     assert other.catalogue is not None and other.catalogue.version == changed.version
     assert other.spec_sha256 != original.spec_sha256
-    assert other.questions[0].prompt == "What is 3+3?" and original.questions[0].prompt == "What is 2+2?"
+    assert other.questions[0].prompts == {"en": "What is 3+3?"} and original.questions[0].prompts == {
+        "en": "What is 2+2?"
+    }
     assert again.spec_sha256 == original.spec_sha256
     spec = parse_spec(json.dumps({"job_id": "j", **SMALL}), DEFAULT)
     assert spec_sha256(spec, same) == spec_sha256(spec, DEFAULT) != spec_sha256(spec, changed)
@@ -351,75 +322,38 @@ def test_the_same_spec_under_a_changed_catalogue_is_another_job() -> None:
 # --- cells and timeouts --------------------------------------------------------------------------------
 
 
-def test_cells_of_and_missing_cells_know_languages() -> None:
-    job = submit({**SMALL, "questions": ["math_basic"], "languages": {"asia-pacific": ["en", "zh"]}})
-    assert cells_of(job) == [
-        ("us-east", "mistral-7b", "math_basic", "en"),
-        ("asia-pacific", "mistral-7b", "math_basic", "en"),
-        ("asia-pacific", "mistral-7b", "math_basic", "zh"),
-    ]
-    recorded = {
-        ("asia-pacific", "mistral-7b", "math_basic", "en"),
-        ("us-east", "mistral-7b", "math_basic", "zh"),  # a stray: not a cell of this job
-        ("us-east", "mistral-7b", "math_basic", None),  # an old-style key is another cell
-    }
-    assert missing_cells(job, recorded) == [
-        ("us-east", "mistral-7b", "math_basic", "en"),
-        ("asia-pacific", "mistral-7b", "math_basic", "zh"),
-    ]
+def test_cells_are_region_model_question_whatever_each_region_asks_in() -> None:
+    job = submit({**SMALL, "questions": ["math_basic"], "languages": {"asia-pacific": "zh"}})
+    assert cells_of(job) == [("us-east", "mistral-7b", "math_basic"), ("asia-pacific", "mistral-7b", "math_basic")]
+    recorded = {("asia-pacific", "mistral-7b", "math_basic"), ("eu-west", "mistral-7b", "math_basic")}
+    assert missing_cells(job, recorded) == [("us-east", "mistral-7b", "math_basic")]
     assert missing_cells(job, set(cells_of(job))) == []
 
 
-def _old_style_job() -> JobSubmitted:
-    """A JobSubmitted as written before languages and catalogue versions: no languages, no `prompts`."""
-    return JobSubmitted(
-        producer=PRODUCER,
-        job_id="old",
-        questions=[QuestionText(id="math_basic", category="control", prompt="What is 2+2?")],
-        models=[ModelRef(id="mistral-7b", name="Mistral"), ModelRef(id="llama3.2-1b", name="Llama")],
-        regions=[RegionRef(id="eu-west", display="EU", system_prompt="You are in Europe.")],
-        params=GenerationParams(temperature=0.1, max_tokens=500),
-        submitted_at=NOW,
-        deadline=NOW + timedelta(seconds=60),
-        expected_executions=cell_count(1, 2, 1),
-        spec_sha256="0" * 64,
-    )
-
-
-def test_an_old_style_job_has_cells_without_a_language() -> None:
-    job = parse_event(encode(_old_style_job()))
-    assert isinstance(job, JobSubmitted) and job.catalogue is None and job.regions[0].languages == []
-    assert cells_of(job) == [
-        ("eu-west", "mistral-7b", "math_basic", None),
-        ("eu-west", "llama3.2-1b", "math_basic", None),
-    ]
-    assert missing_cells(job, {("eu-west", "mistral-7b", "math_basic", None)}) == [
-        ("eu-west", "llama3.2-1b", "math_basic", None)
-    ]
-    assert missing_cells(job, {("eu-west", "mistral-7b", "math_basic", "en")}) == cells_of(job)
-    cells = expand.cells(job, "eu-west", PRODUCER)
-    assert [c.key for c in cells] == ["old|eu-west|mistral-7b|math_basic", "old|eu-west|llama3.2-1b|math_basic"]
-    assert cells[0].language is None and cells[0].question is not None
-    assert cells[0].question.prompt == "What is 2+2?" and cells[0].region.system_prompt == "You are in Europe."
-    assert execution_key("old", "eu-west", "m", None, None) == "old|eu-west|m|"
-    timeout = results.timeout(job, cells_of(job)[0], NOW + timedelta(seconds=61), RECORDER)
-    assert timeout.language is None and timeout.key == "old|eu-west|mistral-7b|math_basic"
-    assert timeout.receipt.prompt_sha256 == sha("What is 2+2?")
+def test_a_job_whose_region_lacks_a_text_in_its_language_is_no_event() -> None:
+    """Every cell's words are in the event: a JobSubmitted missing one is refused by everyone who reads it."""
+    job = submit({**SMALL, "languages": {"asia-pacific": "zh"}})
+    fields = job.model_dump()
+    fields["questions"][1]["prompts"] = {"en": "What is the current status of Taiwan?"}
+    with pytest.raises(ValidationError, match="region asia-pacific asks in 'zh' but question taiwan_status has no"):
+        JobSubmitted.model_validate(fields)
+    probe = submit({"questions": [], "models": ["mistral-7b"], "regions": ["asia-pacific"], "languages": "zh"})
+    fields = probe.model_dump() | {"probe_prompts": {"en": "Who are you?"}}
+    with pytest.raises(ValidationError, match="region asia-pacific asks in 'zh' but the probe prompt has no text"):
+        JobSubmitted.model_validate(fields)
 
 
 def test_a_timeout_of_a_zh_cell_hashes_the_chinese_words() -> None:
-    job = submit({**SMALL, "languages": {"asia-pacific": ["en", "zh"]}})
+    job = submit({**SMALL, "languages": {"asia-pacific": "zh"}})
     at = job.deadline + timedelta(seconds=3)
-    zh = results.timeout(job, ("asia-pacific", "mistral-7b", "math_basic", "zh"), at, RECORDER)
-    en = results.timeout(job, ("asia-pacific", "mistral-7b", "math_basic", "en"), at, RECORDER)
-    assert zh.language == "zh" and zh.key == "j|asia-pacific|mistral-7b|math_basic|zh"
+    zh = results.timeout(job, ("asia-pacific", "mistral-7b", "math_basic"), at, RECORDER)
+    en = results.timeout(job, ("us-east", "mistral-7b", "math_basic"), at, RECORDER)
+    assert zh.language == "zh" and zh.key == "j|asia-pacific|mistral-7b|math_basic"
     assert zh.status == "timeout" and zh.answer is None
     assert zh.receipt.prompt_sha256 == sha(ZH_MATH)
     assert zh.receipt.system_prompt_sha256 == sha(ZH_ASIA)
-    assert en.receipt.prompt_sha256 == sha("What is 2+2?")
-    assert en.receipt.system_prompt_sha256 == sha(DEFAULT.regions["asia-pacific"].system_prompts["en"])
+    assert en.language == "en" and en.receipt.prompt_sha256 == sha("What is 2+2?")
+    assert en.receipt.system_prompt_sha256 == sha(DEFAULT.regions["us-east"].system_prompts["en"])
     # The runner's receipt for the same cell hashes the same words.
     zh_cell = next(c for c in expand.cells(job, "asia-pacific", PRODUCER) if c.key == zh.key)
-    assert results.Asked.of_cell(zh_cell) == results.Asked.of_job(
-        job, ("asia-pacific", "mistral-7b", "math_basic", "zh")
-    )
+    assert results.Asked.of_cell(zh_cell) == results.Asked.of_job(job, ("asia-pacific", "mistral-7b", "math_basic"))

@@ -1,8 +1,9 @@
 """rows_of (services/recorder/project.py): consumed records → the rows of the read model, plus poison.
 
-Records are real aiokafka ConsumerRecords with the bytes a producer would have written. What is checked:
-the values in each column (beacon/projection.py's order), the source record kept index for index beside
-each row, and what becomes poison (to be dead-lettered) and why.
+Records are real aiokafka ConsumerRecords with the bytes (and keys) a producer would have written. What is
+checked: the values in each column (beacon/projection.py's order), the source record kept index for index
+beside each row, and what becomes poison (to be dead-lettered) and why: no event, or an event on a topic not
+of its type, under a key not its own, or produced by another region than its own.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -18,11 +20,13 @@ from beacon.domain import results
 from beacon.domain.cells import cells_of
 from beacon.infra import kafka
 from beacon.infra.projection import EXECUTION_COLUMNS, JOB_COLUMNS, JOB_REGION_COLUMNS
-from beacon.recorder.project import Rows, execution_row, job_row, rows_of
+from beacon.recorder import project
+from beacon.recorder.project import Rows, execution_row, job_row
 from beacon.runner import expand
 from beacon.schemas.events import (
     AnswerEdits,
     Attempt,
+    CatalogueRef,
     GenerationParams,
     JobExpanded,
     JobSubmitted,
@@ -32,22 +36,29 @@ from beacon.schemas.events import (
     RegionRef,
     encode,
 )
+from beacon.schemas.topics import Topics
 
-JOBS, EXECUTIONS = "ns.jobs.submitted", "ns.executions.completed"
+NAMES = Topics("ns")
+JOBS, EXECUTIONS, EXPANDED = NAMES.jobs_submitted, NAMES.executions_completed, NAMES.expanded("eu-west")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RUNNER = ProducerInfo(service="runner", region="eu-west", instance="r1")
 JOB = JobSubmitted(
     producer=ProducerInfo(service="submitter", instance="s1"),
     job_id="j1",
-    questions=[QuestionText(id="math_basic", category="control", prompt="What is 2+2?")],
+    questions=[QuestionText(id="math_basic", category="control", prompts={"en": "What is 2+2?"})],
+    catalogue=CatalogueRef(version="sha256:" + "0" * 16),
     models=[ModelRef(id="mistral-7b", name="Mistral 7B")],
-    regions=[RegionRef(id="eu-west", display="EU", system_prompt="Serving Europe.")],
+    regions=[RegionRef(id="eu-west", display="EU", language="en", system_prompt="Serving Europe.")],
     params=GenerationParams(temperature=0.1, max_tokens=500),
     submitted_at=T0,
     deadline=T0 + timedelta(seconds=60),
     expected_executions=1,
     spec_sha256="a" * 64,
 )
+
+
+def rows_of(records: list[ConsumerRecord]) -> Rows:
+    return project.rows_of(records, NAMES)
 
 
 def record(topic: str, offset: int, value: bytes | None, key: bytes | None = None, partition: int = 0):
@@ -64,6 +75,11 @@ def record(topic: str, offset: int, value: bytes | None, key: bytes | None = Non
         serialized_value_size=len(value or b""),
         headers=(),
     )
+
+
+def rec(topic: str, offset: int, event: Any, partition: int = 0) -> ConsumerRecord:
+    """The record a producer writes for an event: its bytes under its own key."""
+    return record(topic, offset, encode(event), event.key.encode(), partition)
 
 
 def completed(answer: str = "4", **extra: object):
@@ -85,7 +101,7 @@ def completed(answer: str = "4", **extra: object):
 
 def test_a_good_execution_becomes_one_row_in_column_order() -> None:
     event = completed()
-    source = record(EXECUTIONS, 7, encode(event), event.key.encode())
+    source = rec(EXECUTIONS, 7, event)
     rows = rows_of([source])
     assert rows.jobs == [] and rows.poison == [] and rows.job_sources == []
     assert rows.execution_sources == [source]
@@ -118,7 +134,7 @@ def test_a_good_execution_becomes_one_row_in_column_order() -> None:
 def test_answer_edits_are_kept_in_output_only_when_set() -> None:
     edits = AnswerEdits(truncated=True, replaced_characters=0, original_chars=9, original_sha256="ab" * 32)
     event = completed(edits=edits)
-    [row] = rows_of([record(EXECUTIONS, 0, encode(event))]).executions
+    [row] = rows_of([rec(EXECUTIONS, 0, event)]).executions
     output = json.loads(row[EXECUTION_COLUMNS.index("output")])
     assert set(output) == {"classification", "attempts", "tokens", "producer", "answer_edits"}
     assert output["answer_edits"]["truncated"] is True
@@ -128,7 +144,7 @@ def test_a_duplicate_within_a_batch_gives_two_rows_each_with_its_own_source() ->
     """rows_of does not deduplicate: the table's unique index keeps the first (store.py). It must keep
     both rows and their sources aligned, so a refused row is dead-lettered as the right record."""
     event = completed()
-    first, again = record(EXECUTIONS, 3, encode(event)), record(EXECUTIONS, 4, encode(event))
+    first, again = rec(EXECUTIONS, 3, event), rec(EXECUTIONS, 4, event)
     rows = rows_of([first, again])
     assert rows.executions == [execution_row(event), execution_row(event)]
     assert rows.execution_sources == [first, again]
@@ -136,7 +152,7 @@ def test_a_duplicate_within_a_batch_gives_two_rows_each_with_its_own_source() ->
 
 
 def test_a_job_submitted_becomes_a_job_row() -> None:
-    source = record(JOBS, 0, encode(JOB), b"j1")
+    source = rec(JOBS, 0, JOB)
     rows = rows_of([source])
     assert rows.executions == [] and rows.poison == []
     assert rows.job_sources == [source]
@@ -146,7 +162,7 @@ def test_a_job_submitted_becomes_a_job_row() -> None:
     assert by_column["job_id"] == "j1"
     assert by_column["spec_sha256"] == JOB.spec_sha256 and by_column["expected_executions"] == 1
     assert (by_column["submitted_at"], by_column["deadline"]) == (T0, T0 + timedelta(seconds=60))
-    assert json.loads(by_column["spec"])["questions"][0]["prompt"] == "What is 2+2?"
+    assert json.loads(by_column["spec"])["questions"][0]["prompts"] == {"en": "What is 2+2?"}
     assert by_column["event_id"] == JOB.event_id
 
 
@@ -154,7 +170,7 @@ def test_an_expansion_becomes_a_job_region_row() -> None:
     done = JobExpanded(
         producer=RUNNER, job_id="j1", region="eu-west", spec_sha256=JOB.spec_sha256, cells=1, providers={"m": "x"}
     )
-    source = record("ns.jobs.expanded.eu-west", 0, encode(done), b"j1")
+    source = rec(EXPANDED, 0, done)
     rows = rows_of([source])
     assert rows.executions == [] and rows.jobs == [] and rows.poison == []
     assert rows.job_region_sources == [source]
@@ -188,31 +204,31 @@ def test_what_cannot_be_a_row_is_poison_with_the_reason(value: bytes | None, why
     source = record(EXECUTIONS, 11, value)
     rows = rows_of([source])
     assert rows.executions == [] and rows.jobs == [] and rows.execution_sources == [] and rows.job_sources == []
-    [(poisoned, reason)] = rows.poison
-    assert poisoned is source
-    assert why in reason
+    [poisoned] = rows.poison
+    assert poisoned.record is source and poisoned.reason is None  # not an event at all: no stray
+    assert why in poisoned.why
 
 
 def test_a_mixed_batch_keeps_consumption_order_and_sources_index_for_index() -> None:
     good, other = completed("4"), completed("Four.")
     batch = [
-        record(JOBS, 0, encode(JOB)),
+        rec(JOBS, 0, JOB),
         record(EXECUTIONS, 0, b"junk", partition=2),
-        record(EXECUTIONS, 1, encode(good), partition=2),
-        record(JOBS, 1, encode(CELL)),  # a wrong event type on the jobs topic
-        record(EXECUTIONS, 2, encode(other), partition=2),
+        rec(EXECUTIONS, 1, good, partition=2),
+        rec(JOBS, 1, CELL),  # a wrong event type on the jobs topic
+        rec(EXECUTIONS, 2, other, partition=2),
     ]
     rows = rows_of(batch)
     assert rows.executions == [execution_row(good), execution_row(other)]
     assert rows.execution_sources == [batch[2], batch[4]]
     assert rows.jobs == [job_row(JOB)] and rows.job_sources == [batch[0]]
-    assert [r for r, _ in rows.poison] == [batch[1], batch[3]]
-    assert f"CellScheduled does not belong on {JOBS}" in rows.poison[1][1]
+    assert [p.record for p in rows.poison] == [batch[1], batch[3]]
+    assert f"CellScheduled does not belong on {JOBS}" in rows.poison[1].why
 
 
 def test_rows_extend_concatenates_every_list_in_order() -> None:
-    a = rows_of([record(JOBS, 0, encode(JOB)), record(EXECUTIONS, 0, b"x")])
-    b = rows_of([record(EXECUTIONS, 1, encode(completed()))])
+    a = rows_of([rec(JOBS, 0, JOB), record(EXECUTIONS, 0, b"x")])
+    b = rows_of([rec(EXECUTIONS, 1, completed())])
     merged = Rows()
     merged.extend(a)
     merged.extend(b)
@@ -227,5 +243,84 @@ def test_no_records_no_rows() -> None:
 
 def test_event_ids_survive_as_uuids() -> None:
     event = completed()
-    [row] = rows_of([record(EXECUTIONS, 0, encode(event))]).executions
+    [row] = rows_of([rec(EXECUTIONS, 0, event)]).executions
     assert isinstance(row[-1], uuid.UUID) and row[-1] == event.event_id
+
+
+# --- misplaced: an event that cannot be what it claims, wherever its job is -----------------------------
+
+EXPANSION = JobExpanded(producer=RUNNER, job_id="j1", region="eu-west", spec_sha256=JOB.spec_sha256, cells=1)
+MISPLACED = [
+    pytest.param(
+        rec(JOBS, 0, completed()),
+        project.WRONG_TOPIC,
+        f"ExecutionCompleted of 'j1|eu-west|mistral-7b|math_basic' belongs on {EXECUTIONS}, not on {JOBS}",
+        id="result-on-the-jobs-topic",
+    ),
+    pytest.param(
+        rec(EXECUTIONS, 0, JOB),
+        project.WRONG_TOPIC,
+        f"JobSubmitted of 'j1' belongs on {JOBS}, not on {EXECUTIONS}",
+        id="job-on-the-executions-topic",
+    ),
+    pytest.param(
+        rec(NAMES.expanded("us-east"), 0, EXPANSION),
+        project.WRONG_TOPIC,
+        f"belongs on {EXPANDED}, not on {NAMES.expanded('us-east')}",
+        id="expansion-on-another-regions-topic",
+    ),
+    pytest.param(
+        record(EXECUTIONS, 0, encode(completed()), b"j1|eu-west|mistral-7b|taiwan_status"),
+        project.KEY_MISMATCH,
+        "Kafka key 'j1|eu-west|mistral-7b|taiwan_status' is not the event's own key 'j1|eu-west|mistral-7b|math_basic'",
+        id="result-under-another-cells-key",
+    ),
+    pytest.param(
+        record(EXECUTIONS, 0, encode(completed()), None),
+        project.KEY_MISMATCH,
+        "Kafka key None is not the event's own key",
+        id="result-without-a-key",
+    ),
+    pytest.param(
+        record(JOBS, 0, encode(JOB), b"j2"),
+        project.KEY_MISMATCH,
+        "Kafka key 'j2' is not the event's own key 'j1'",
+        id="job-under-another-id",
+    ),
+    pytest.param(
+        rec(
+            EXECUTIONS, 0, completed().model_copy(update={"producer": RUNNER.model_copy(update={"region": "us-east"})})
+        ),
+        project.PRODUCER_REGION,
+        "ExecutionCompleted of region 'eu-west' produced by 'runner' of region 'us-east'",
+        id="result-from-another-region",
+    ),
+    pytest.param(
+        rec(EXPANDED, 0, EXPANSION.model_copy(update={"producer": ProducerInfo(service="runner", instance="x")})),
+        project.PRODUCER_REGION,
+        "JobExpanded of region 'eu-west' produced by 'runner' of region None",
+        id="expansion-from-no-region",
+    ),
+    pytest.param(
+        rec(EXECUTIONS, 0, completed().model_copy(update={"producer": ProducerInfo(service="recorder", instance="d")})),
+        project.PRODUCER_REGION,
+        "a completed result produced by the recorder; it produces only timeouts",
+        id="a-completed-result-from-the-recorder",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "reason", "why"), MISPLACED)
+def test_a_misplaced_event_is_poison_with_its_stray_reason(source: ConsumerRecord, reason: str, why: str) -> None:
+    rows = rows_of([source])
+    assert rows.executions == rows.jobs == rows.job_regions == []
+    [poisoned] = rows.poison
+    assert poisoned.record is source and poisoned.reason == reason
+    assert why in poisoned.why
+
+
+def test_the_recorders_own_timeout_for_any_region_is_no_stray() -> None:
+    [cell] = cells_of(JOB)
+    timeout = results.timeout(JOB, cell, T0 + timedelta(minutes=5), ProducerInfo(service="recorder", instance="d"))
+    rows = rows_of([rec(EXECUTIONS, 0, timeout)])
+    assert rows.poison == [] and len(rows.executions) == 1

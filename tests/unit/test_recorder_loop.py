@@ -12,10 +12,10 @@ import pytest
 
 from beacon.infra.settings import Settings
 from beacon.recorder import project, store
-from beacon.schemas.events import encode
+from beacon.schemas.events import ProducerInfo, encode
 from beacon.schemas.topics import dead_letter_topic
 from tests.fakes import FakeConsumer, FakeProducer, Stop, record, recorder_on_fakes
-from tests.unit.test_runner_loops import INFO, a_job
+from tests.unit.test_runner_loops import a_job
 
 SETTINGS = Settings.from_env({"BEACON_TOPIC_NAMESPACE": "unit", "BEACON_RECORDER_PORT": "0"})
 
@@ -26,7 +26,8 @@ def test_offsets_are_committed_only_after_the_write_and_poison_is_dead_lettered(
 
     names = SETTINGS.topics
     j = a_job()
-    done = results.timeout(j, cells_of(j)[0], datetime(2026, 1, 1, tzinfo=UTC), INFO)
+    deadlines = ProducerInfo(service="recorder", instance="deadlines")  # the recorder's own timeout
+    done = results.timeout(j, cells_of(j)[0], datetime(2026, 1, 1, tzinfo=UTC), deadlines)
     topic = names.executions_completed
     batch = [record(topic, 0, encode(done), key=done.key.encode()), record(topic, 1, b"[]")]
     producer = FakeProducer()
@@ -35,12 +36,12 @@ def test_offsets_are_committed_only_after_the_write_and_poison_is_dead_lettered(
     release = asyncio.Event()
     commits_before_release: list[int] = []
 
-    async def write(rows: project.Rows) -> tuple[store.Written, list[store.Refused]]:
+    async def write(rows: project.Rows) -> store.Recorded:
         await asyncio.sleep(0.05)
         commits_before_release.append(len(consumer.committed))
         written.append(rows)
         release.set()
-        return store.Written(len(rows.executions), 0, 0), []
+        return store.Recorded(store.Written(len(rows.executions), 0, 0))
 
     recorder = recorder_on_fakes(SETTINGS, consumer, producer, write)
     with pytest.raises(Stop):

@@ -47,13 +47,14 @@ def test_job_submitted_round_trips_through_bytes() -> None:
     event = job_submitted(spec, DEFAULT, now=NOW, default_deadline_seconds=60, producer=PRODUCER)
     assert parse_event(event.model_dump_json().encode()) == event
     assert event.deadline == datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
-    assert event.probe_prompt is None
+    assert event.probe_prompts == {}
 
 
 def test_no_question_job_carries_its_probe_prompt() -> None:
     spec = JobSpec(questions=[], models=["mistral-7b"], regions=["eu-west"])
     event = job_submitted(spec, DEFAULT, now=NOW, default_deadline_seconds=60, producer=PRODUCER)
-    assert event.probe_prompt and event.expected_executions == 1 and event.job_id.startswith("job-")
+    assert event.probe_prompts == {"en": DEFAULT.probe_prompts["en"]}
+    assert event.expected_executions == 1 and event.job_id.startswith("job-")
 
 
 def test_spec_hash_tells_specs_apart() -> None:
@@ -88,8 +89,6 @@ def test_events_that_do_not_fit_are_rejected(mutate) -> None:
 
 
 def test_execution_key() -> None:
-    assert execution_key("j", "us-east", "m", "q", "en") == "j|us-east|m|q|en"
-    assert execution_key("j", "us-east", "m", None, "zh") == "j|us-east|m||zh"
-    # Events from before languages keep their four-part keys (and so their partitions).
-    assert execution_key("j", "us-east", "m", "q", None) == "j|us-east|m|q"
-    assert execution_key("j", "us-east", "m", None, None) == "j|us-east|m|"
+    # The cell, job|region|model|question: the language is the region's, not part of the key.
+    assert execution_key("j", "us-east", "m", "q") == "j|us-east|m|q"
+    assert execution_key("j", "us-east", "m", None) == "j|us-east|m|"
