@@ -20,13 +20,12 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from aiokafka import AIOKafkaProducer
 
 from beacon.domain import results
 from beacon.domain.cells import CellKey, missing_cells
 from beacon.infra import kafka, logs, metrics
 from beacon.infra.settings import Settings
-from beacon.recorder import store
+from beacon.recorder import store, sweeps
 from beacon.schemas.events import ExecutionCompleted, JobSubmitted, ProducerInfo, encode, now
 
 log = logs.get("beacon.recorder.deadlines")
@@ -50,40 +49,20 @@ async def sweep(
     info = ProducerInfo(service="recorder", instance=kafka.instance_id("recorder-deadlines"))
     topic = settings.topics.executions_completed
     emitted_at: dict[str, float] = {}  # job_id → when we last emitted, so one outage is not spammed
-    conn: psycopg.AsyncConnection | None = None  # one connection for every sweep, remade after an outage
-    producer: AIOKafkaProducer | None = None  # likewise
-    try:
-        while True:
-            await asyncio.sleep(settings.deadline_sweep_seconds)
-            try:
-                if conn is None or conn.closed or conn.broken:
-                    conn = await connect()
-                overdue = await store.overdue_jobs(conn)
-                if overdue and producer is None:
-                    producer = new_producer()
-                    await producer.start()
-                for job in overdue:
-                    if time.monotonic() - emitted_at.get(job.job_id, -1e9) < RE_EMIT_AFTER_SECONDS:
-                        continue
-                    assert producer is not None
-                    events = timeouts(job, await store.recorded_cells(conn, job.job_id), now(), info)
-                    acks = [await producer.send(topic, encode(e), key=e.key.encode()) for e in events]
-                    await asyncio.gather(*acks)
-                    metrics.EVENTS_PRODUCED.labels(topic).inc(len(acks))
-                    emitted_at[job.job_id] = time.monotonic()
-                    log.info("deadline_passed", job_id=job.job_id, timeouts_emitted=len(events))
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                log.warning("deadline_sweep_skipped", error=str(exc).strip()[:300])
-                conn = None if conn is None or conn.closed or conn.broken else conn
-            except Exception as exc:
-                if not kafka.is_transient(exc):
-                    raise
-                log.warning("deadline_sweep_skipped", error=kafka.describe(exc))
-                if producer is not None:  # a fresh producer next time
-                    await producer.stop()
-                    producer = None
-    finally:
-        if producer is not None:
-            await producer.stop()
-        if conn is not None:
-            await conn.close()
+
+    async def one_pass(clients: sweeps.Clients) -> None:
+        conn = await clients.conn()
+        for job in await store.overdue_jobs(conn):
+            if time.monotonic() - emitted_at.get(job.job_id, -1e9) < RE_EMIT_AFTER_SECONDS:
+                continue
+            producer = await clients.producer()  # made only once a job is overdue
+            events = timeouts(job, await store.recorded_cells(conn, job.job_id), now(), info)
+            acks = [await producer.send(topic, encode(e), key=e.key.encode()) for e in events]
+            await asyncio.gather(*acks)
+            metrics.EVENTS_PRODUCED.labels(topic).inc(len(acks))
+            emitted_at[job.job_id] = time.monotonic()
+            log.info("deadline_passed", job_id=job.job_id, timeouts_emitted=len(events))
+
+    await sweeps.every(
+        settings.deadline_sweep_seconds, "deadline_sweep", sweeps.Clients(connect, new_producer), one_pass
+    )

@@ -13,7 +13,6 @@ The dead letter is sent before the row is deleted: a crash in between sends it a
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,7 +21,7 @@ from aiokafka.structs import ConsumerRecord
 
 from beacon.infra import kafka, logs, metrics
 from beacon.infra.settings import Settings
-from beacon.recorder import admit, project, store
+from beacon.recorder import admit, project, store, sweeps
 
 log = logs.get("beacon.recorder.pending")
 
@@ -72,36 +71,13 @@ async def sweep(
     new_producer: Callable[[], Any],
     connect: Callable[[], Awaitable[psycopg.AsyncConnection]],
 ) -> None:
-    """`resolve` every deadline_sweep_seconds; the database or the broker being away skips a pass."""
+    """`resolve` every deadline_sweep_seconds (sweeps.every: an outage skips a pass)."""
     book = store.Book()
-    conn: psycopg.AsyncConnection | None = None
-    producer: Any = None
-    try:
-        while True:
-            await asyncio.sleep(settings.deadline_sweep_seconds)
-            try:
-                if conn is None or conn.closed or conn.broken:
-                    conn = await connect()
-                    await store.prepare(conn)
-                if producer is None:
-                    producer = new_producer()
-                    await producer.start()
-                given_up = await resolve(conn, producer, book, settings)
-                if given_up:
-                    log.info("waiting_results_dead_lettered", count=given_up)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                log.warning("pending_sweep_skipped", error=str(exc).strip()[:300])
-                if conn is not None and (conn.closed or conn.broken):
-                    conn = None
-            except Exception as exc:
-                if not kafka.is_transient(exc):
-                    raise
-                log.warning("pending_sweep_skipped", error=kafka.describe(exc))
-                if producer is not None:
-                    await producer.stop()
-                    producer = None
-    finally:
-        if producer is not None:
-            await producer.stop()
-        if conn is not None:
-            await conn.close()
+
+    async def one_pass(clients: sweeps.Clients) -> None:
+        given_up = await resolve(await clients.conn(), await clients.producer(), book, settings)
+        if given_up:
+            log.info("waiting_results_dead_lettered", count=given_up)
+
+    clients = sweeps.Clients(connect, new_producer, prepare=store.prepare)
+    await sweeps.every(settings.deadline_sweep_seconds, "pending_sweep", clients, one_pass)
