@@ -23,8 +23,9 @@ from beacon.domain.catalogue import Catalogue, parse
 from beacon.domain.cells import cells_of, missing_cells
 from beacon.infra.catalogues import DEFAULT, DEFAULT_FILE
 from beacon.runner import expand
-from beacon.schemas.commands import ONE_LANGUAGE_PER_REGION
+from beacon.schemas.commands import ONE_LANGUAGE_PER_REGION, JobSpec
 from beacon.schemas.events import (
+    CellScheduled,
     JobSubmitted,
     ProducerInfo,
     QuestionText,
@@ -211,6 +212,33 @@ def test_a_region_asked_in_a_list_of_languages_is_refused_saying_what_to_do(lang
 
 
 @pytest.mark.parametrize(
+    "languages",
+    [["en", "zh"], ["zh"], {"asia-pacific": ["zh"]}, {"us-east": "en", "asia-pacific": ["en", "zh"]}],
+    ids=["list-for-the-job", "list-of-one", "list-for-a-region", "list-beside-a-code"],
+)
+def test_the_spec_model_itself_refuses_a_list_of_languages(languages: Any) -> None:
+    """JobSpec, not only parse_spec: the API's 400 and the CLI's exit 2 both come from this message."""
+    with pytest.raises(ValidationError) as exc:
+        JobSpec.model_validate({**SMALL, "languages": languages})
+    [error] = exc.value.errors()
+    assert error["loc"] == ("languages",)
+    assert ONE_LANGUAGE_PER_REGION in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("languages", "us_east", "asia_pacific"),
+    [(None, "fr", "fr"), ("zh", "zh", "zh"), ({"asia-pacific": "zh"}, "fr", "zh"), ({"us-east": "en"}, "en", "fr")],
+    ids=["absent-the-default", "one-code-for-every-region", "a-table", "a-table-without-that-region"],
+)
+def test_the_spec_gives_each_region_one_language(languages: Any, us_east: str, asia_pacific: str) -> None:
+    spec = JobSpec.model_validate({**SMALL, "languages": languages})
+    assert spec.languages == languages
+    assert spec.language_of("us-east", "fr") == us_east  # "fr": a default no value above names
+    assert spec.language_of("asia-pacific", "fr") == asia_pacific
+    assert spec.expected_executions == 2 * 1 * 2  # regions × models × questions: a language adds no cell
+
+
+@pytest.mark.parametrize(
     ("languages", "problem"),
     [
         ("xx", "languages: unknown language code 'xx' (ISO 639-1, like en, zh, zh-TW)"),
@@ -357,3 +385,19 @@ def test_a_timeout_of_a_zh_cell_hashes_the_chinese_words() -> None:
     # The runner's receipt for the same cell hashes the same words.
     zh_cell = next(c for c in expand.cells(job, "asia-pacific", PRODUCER) if c.key == zh.key)
     assert results.Asked.of_cell(zh_cell) == results.Asked.of_job(job, ("asia-pacific", "mistral-7b", "math_basic"))
+
+
+def test_a_job_with_questions_carries_no_probe_prompts() -> None:
+    fields = submit(SMALL).model_dump() | {"probe_prompts": {"en": "Who are you?"}}
+    with pytest.raises(ValidationError, match="probe_prompts is for a job without questions"):
+        JobSubmitted.model_validate(fields)
+
+
+def test_a_cell_carries_its_question_in_its_regions_language_and_asks_it() -> None:
+    job = submit({**SMALL, "languages": {"asia-pacific": "zh"}})
+    cell = expand.cells(job, "asia-pacific", PRODUCER)[0]
+    assert cell.prompt == ZH_MATH and cell.question is not None and cell.question.prompts == {"zh": ZH_MATH}
+    fields = cell.model_dump()
+    fields["question"]["prompts"] = {"en": "What is 2+2?"}  # not the region's language
+    with pytest.raises(ValidationError, match="question math_basic has no text in the region's language 'zh'"):
+        CellScheduled.model_validate(fields)

@@ -324,3 +324,15 @@ def test_the_recorders_own_timeout_for_any_region_is_no_stray() -> None:
     timeout = results.timeout(JOB, cell, T0 + timedelta(minutes=5), ProducerInfo(service="recorder", instance="d"))
     rows = rows_of([rec(EXECUTIONS, 0, timeout)])
     assert rows.poison == [] and len(rows.executions) == 1
+
+
+@pytest.mark.parametrize(
+    "source",
+    [rec(JOBS, 0, JOB), rec(EXECUTIONS, 0, completed()), rec(EXPANDED, 0, EXPANSION)],
+    ids=["job", "result", "expansion"],
+)
+def test_an_event_on_its_topic_under_its_key_from_its_region_is_not_misplaced(source: ConsumerRecord) -> None:
+    event = kafka.read_event(source, *project.PROJECTED)
+    assert project.misplaced(source, event, NAMES) is None
+    rows = rows_of([source])
+    assert rows.poison == [] and len(rows.executions) + len(rows.jobs) + len(rows.job_regions) == 1

@@ -52,3 +52,59 @@ def test_offsets_are_committed_only_after_the_write_and_poison_is_dead_lettered(
     (dead,) = producer.sent
     assert dead[0] == dead_letter_topic(topic) and dead[2] == b"[]"
     assert consumer.topics == [names.projected()] and consumer.stopped and producer.stopped
+
+
+def test_misplaced_records_strays_and_refused_rows_are_dead_lettered_with_their_reasons_and_counted() -> None:
+    """What rows_of finds misplaced is dead-lettered before the write, with its stray reason counted; what the
+    write returns as a stray (no cell of its job) or as refused by PostgreSQL is dead-lettered after it, before
+    the offsets are committed."""
+    from prometheus_client import REGISTRY
+
+    from beacon.domain import results
+    from beacon.domain.cells import cells_of
+    from beacon.recorder import admit
+
+    def strays(reason: str) -> float:
+        return REGISTRY.get_sample_value("beacon_recorder_stray_results_total", {"reason": reason}) or 0.0
+
+    names = SETTINGS.topics
+    topic = names.executions_completed
+    j = a_job()
+    deadlines = ProducerInfo(service="recorder", instance="deadlines")
+    first, second, third = (results.timeout(j, c, datetime(2026, 1, 1, tzinfo=UTC), deadlines) for c in cells_of(j)[:3])
+    batch = [
+        record(topic, 0, encode(first), key=b"another|key"),  # misplaced: not its own key
+        record(topic, 1, encode(second), key=second.key.encode()),  # the write finds it no cell of its job
+        record(topic, 2, encode(third), key=third.key.encode()),  # the write says PostgreSQL refused it
+    ]
+    producer = FakeProducer()
+    consumer = FakeConsumer([batch], done=lambda: bool(consumer.committed))
+    before = {reason: strays(reason) for reason in (project.KEY_MISMATCH, admit.OUT_OF_SPEC)}
+    sent_before_write: list[int] = []
+
+    async def write(rows: project.Rows) -> store.Recorded:
+        sent_before_write.append(len(producer.sent))
+        assert rows.execution_sources == batch[1:]  # the misplaced record is no row
+        return store.Recorded(
+            store.Written(0, 0, 0),
+            refused=[store.Refused(rows.execution_sources[1], "DataError: a NUL byte")],
+            strays=[store.Stray(rows.execution_sources[0], "model 'x' is not one of job 'j''s models")],
+        )
+
+    recorder = recorder_on_fakes(SETTINGS, consumer, producer, write)
+    with pytest.raises(Stop):
+        asyncio.run(recorder.consume())
+    assert sent_before_write == [1]  # the misplaced record went before the write
+    errors = {
+        int(dict(headers)["beacon.source.offset"]): dict(headers)["beacon.error"].decode()
+        for _, _, _, headers in producer.sent
+    }
+    assert errors == {
+        0: f"Kafka key 'another|key' is not the event's own key {first.key!r}",
+        1: admit.NOT_A_CELL + "model 'x' is not one of job 'j''s models",
+        2: "PostgreSQL refused the row: DataError: a NUL byte",
+    }
+    assert {t for t, *_ in producer.sent} == {dead_letter_topic(topic)}
+    assert [list(c.values()) for c in consumer.committed] == [[3]]
+    assert strays(project.KEY_MISMATCH) == before[project.KEY_MISMATCH] + 1
+    assert strays(admit.OUT_OF_SPEC) == before[admit.OUT_OF_SPEC] + 1
