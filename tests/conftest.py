@@ -29,14 +29,14 @@ def _start_infra() -> Infra:
     state = state_dir()
     if not database:
         local_postgres.PostgresCluster(state).start()
-        database = local_postgres.url("postgres")
+        database = local_postgres.admin_url(state, "postgres")
+    cluster = local_kafka.KafkaCluster(state, local_kafka.brokers())
     if not kafka:
-        cluster = local_kafka.KafkaCluster(state, local_kafka.brokers())
         cluster.start()
         kafka = cluster.bootstrap
-    if not local_kafka.metadata_ok(kafka):
-        raise StartError(f"Kafka at {kafka} does not answer a metadata request")
-    return Infra(kafka=kafka, admin_db_url=database)
+    if not local_kafka.metadata_ok(kafka, cluster.admin_security()):
+        raise StartError(f"Kafka at {kafka} does not answer a metadata request as the admin principal")
+    return Infra(kafka=kafka, admin_db_url=database, state=state)
 
 
 @pytest.fixture(scope="session")

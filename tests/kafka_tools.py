@@ -57,9 +57,7 @@ async def _unconsumed(settings: Settings, group: str, topics: list[str]) -> dict
     consumed a transactional topic to its end still sits one offset short of the end offset. So from
     each partition's committed offset (its beginning when the group has none, as auto_offset_reset
     says) to the end, the records are read, read_committed as the services read them, and counted."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = kafka.admin_client(settings)
     consumer = kafka.consumer(settings, group_id=None)
     try:
         await admin.start()

@@ -5,6 +5,7 @@ files build their fixtures from these, and test modules import them from here, n
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -14,12 +15,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 
+from beacon.deploy.local import credentials
+from beacon.deploy.local import postgres as local_postgres
+from beacon.deploy.local.__main__ import grant_services
 from beacon.infra import db
 from beacon.infra.catalogues import DEFAULT
-from beacon.infra.settings import Settings
+from beacon.infra.settings import DB_ROLE_PREFIX, Settings, state_dir, with_credentials, without_credentials
 from beacon.schemas.events import (
     CellScheduled,
     GenerationParams,
@@ -29,12 +34,26 @@ from beacon.schemas.events import (
     RegionRef,
     now,
 )
+from beacon.schemas.topics import Principals
 
 
 @dataclass(frozen=True)
 class Infra:
     kafka: str
-    admin_db_url: str  # a database we may CREATE DATABASE from
+    admin_db_url: str  # the PostgreSQL superuser's URL to a database we may CREATE DATABASE from
+    # The state folder whose secrets/ holds every password `make up` made (Kafka principals, PostgreSQL roles):
+    # tests act as the Kafka admin; the services they start act as themselves.
+    state: Path = dataclasses.field(default_factory=state_dir)
+
+    @property
+    def secrets(self) -> Path:
+        return self.state / "secrets"
+
+    def kafka_admin_env(self) -> dict[str, str]:
+        return {
+            "BEACON_KAFKA_USERNAME": Principals.ADMIN,
+            "BEACON_KAFKA_PASSWORD": credentials.password(self.state, "kafka", Principals.ADMIN),
+        }
 
 
 def with_database(url: str, name: str) -> str:
@@ -42,13 +61,24 @@ def with_database(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
+def role_url(infra: Infra, url: str, role: str) -> str:
+    """`url` (any database of the session's server) as one service's PostgreSQL role."""
+    password = credentials.password(infra.state, "postgres", role)
+    return with_credentials(url, DB_ROLE_PREFIX + role, password)
+
+
 @contextmanager
-def isolated(infra: Infra, kafka: str | None = None, **env: str) -> Iterator[Settings]:
-    """Settings with a fresh database (migrated, dropped afterwards) and a private topic namespace."""
+def isolated(
+    infra: Infra, kafka: str | None = None, regions: list[str] | None = None, **env: str
+) -> Iterator[Settings]:
+    """Settings with a fresh database (owned by the migrator, migrated, dropped afterwards) and a private
+    topic namespace whose principals and ACLs are granted as `make up` grants them (the catalogue's regions,
+    unless given). The settings act as the Kafka admin and the PostgreSQL superuser (tests look everywhere);
+    the services started from them (service_env) act as themselves."""
     tag = uuid.uuid4().hex[:10]
     name = f"beacon_test_{tag}"
     with psycopg.connect(infra.admin_db_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        local_postgres.create_database(conn, name)
     settings = Settings.from_env(
         {
             **os.environ,
@@ -57,10 +87,13 @@ def isolated(infra: Infra, kafka: str | None = None, **env: str) -> Iterator[Set
             "BEACON_TOPIC_NAMESPACE": f"test-{tag}",
             "BEACON_HTTP_PORT": "0",  # tests that want the read API ask for a port
             "BEACON_RECORDER_PORT": "0",  # likewise the recorder's /metrics
+            "BEACON_SECRETS_DIR": str(infra.secrets),
+            **infra.kafka_admin_env(),
             **env,
         }
     )
-    db.migrate(settings.database_url)
+    db.migrate(role_url(infra, settings.database_url, "migrator"))
+    grant(infra, settings, regions)
     try:
         yield settings
     finally:
@@ -68,11 +101,31 @@ def isolated(infra: Infra, kafka: str | None = None, **env: str) -> Iterator[Set
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+def admin_security(state: Path | None = None) -> dict[str, object]:
+    """Client options of the Kafka admin principal, for tests that open their own connections."""
     return {
-        **os.environ,
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": Principals.ADMIN,
+        "sasl_plain_password": credentials.password(state or state_dir(), "kafka", Principals.ADMIN),
+    }
+
+
+def grant(infra: Infra, settings: Settings, regions: list[str] | None = None) -> None:
+    """The principals and ACLs of `settings`'s namespace (as `make up` grants the default one)."""
+    grant_services(infra.state, settings, regions)
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """A service's environment: the session's servers without any credentials, so it acts as itself."""
+    inherited = {
+        k: v for k, v in os.environ.items() if not k.startswith("BEACON_KAFKA_") or k == "BEACON_KAFKA_WAIT_SECONDS"
+    }
+    return {
+        **inherited,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "DATABASE_URL": settings.database_url,
+        "DATABASE_URL": without_credentials(settings.database_url),
+        "BEACON_SECRETS_DIR": str(settings.secrets_dir),
         "BEACON_TOPIC_NAMESPACE": settings.topic_namespace,
         "BEACON_REPLICATION_FACTOR": str(settings.replication_factor),
         "BEACON_RUNNER_CONCURRENCY": str(settings.runner_concurrency),

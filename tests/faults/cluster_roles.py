@@ -40,6 +40,8 @@ from aiokafka.protocol.types import (
     TaggedFields,
 )
 
+from tests.support import admin_security
+
 GROUP, TRANSACTION = 0, 1  # FindCoordinator key types
 
 
@@ -163,7 +165,7 @@ async def _ask(addresses: list[str], question: Callable[[AIOKafkaConnection], Aw
         for address in addresses:
             host, port = address.rsplit(":", 1)
             try:
-                conn = await create_conn(host, int(port), request_timeout_ms=5000)
+                conn = await create_conn(host, int(port), request_timeout_ms=5000, **admin_security())
             except Exception as exc:  # refused, timed out: try the next node
                 last = exc
                 continue

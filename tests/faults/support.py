@@ -98,6 +98,8 @@ def private_kafka(folder: Path, nodes: int) -> local_kafka.KafkaCluster:
     shared.mkdir(parents=True, exist_ok=True)
     (folder / "kafka-state").mkdir()
     (folder / "kafka-state" / "cache").symlink_to(shared)
+    # The session's passwords: the tests and the services they start know one admin and one set of principals.
+    (folder / "kafka-state" / "secrets").symlink_to(state_dir() / "secrets")
     return local_kafka.KafkaCluster(folder / "kafka-state", nodes, base_port=free_port_block(2 * nodes))
 
 

@@ -40,8 +40,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from beacon.deploy.local import kafka as local_kafka
 from beacon.deploy.local import postgres as local_postgres
+from beacon.infra import kafka
 from beacon.infra.catalogues import DEFAULT
-from beacon.infra.settings import Settings
+from beacon.infra.settings import Settings, state_dir
 from beacon.infra.topics import declared
 from beacon.schemas.topics import dead_letter_topic
 from tests.faults import cluster_roles
@@ -49,7 +50,7 @@ from tests.faults.support import WINDOW, free_port_block, private_kafka, record_
 from tests.harness import Services
 from tests.kafka_tools import message_count, wait_for_quiet
 from tests.model_server import ModelServer
-from tests.support import Infra, beacon, isolated
+from tests.support import Infra, admin_security, beacon, isolated
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
@@ -136,7 +137,7 @@ def topic_names(bootstrap: str) -> list[str]:
 async def delete_topics(bootstrap: str, topics: list[str]) -> None:
     if not topics:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **admin_security())
     await admin.start()
     try:
         await admin.delete_topics(topics)
@@ -156,10 +157,12 @@ def private_postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """A PostgreSQL server of our own on a free port: stopping the session's server would break every
     other test (and every other developer's run) using it. Yields the Infra to make databases on."""
     monkeypatch.setenv("BEACON_PG_PORT", str(free_port_block(1)))
+    (tmp_path / "pg-state").mkdir()
+    (tmp_path / "pg-state" / "secrets").symlink_to(state_dir() / "secrets")  # the session's role passwords
     cluster = local_postgres.PostgresCluster(tmp_path / "pg-state")
     cluster.start()
     try:
-        yield Infra(kafka="", admin_db_url=local_postgres.url("postgres"))
+        yield Infra(kafka="", admin_db_url=local_postgres.admin_url(tmp_path / "pg-state", "postgres"))
     finally:
         cluster.stop()
         cluster.remove_outside()
@@ -373,7 +376,7 @@ def executions_led_by(settings: Settings, node: int) -> None:
     assignment = {p: [node, *(others if p % 2 else others[::-1])] for p in range(spec.partitions)}
 
     async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        admin = kafka.admin_client(settings)
         await admin.start()
         try:
             await admin.create_topics([NewTopic(spec.name, -1, -1, assignment, spec.config)])

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from beacon.infra import dlq, kafka, topics
 from beacon.infra.settings import Settings
@@ -64,7 +63,7 @@ async def _park(settings: Settings, topic: str, parked: list[tuple[str, bytes, l
 
 
 async def _topic_names(settings: Settings) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = kafka.admin_client(settings)
     await admin.start()
     try:
         return set(await admin.list_topics())

@@ -10,6 +10,7 @@ from beacon.cli.show import matrix_text, watch
 from beacon.deploy.local import services
 from beacon.infra import db
 from beacon.infra.settings import Settings, state_dir
+from beacon.schemas.topics import Principals
 from beacon.submitter.bootstrap import submit_once
 from beacon.submitter.decide import parse_spec
 
@@ -20,7 +21,7 @@ DEMO_JOB = resources.files("beacon.cli").joinpath("examples", "full-matrix.json"
 def demo(settings: Settings, timeout: float) -> None:
     began = time.monotonic()
     print("1/4 database: ", end="", flush=True)
-    applied = db.migrate(settings.database_url)
+    applied = db.migrate(settings.acting_as(db_role="migrator").database_url)
     print(f"applied {', '.join(applied)}" if applied else "up to date")
 
     print("2/4 services (simulated models — no model server is called):")
@@ -28,7 +29,8 @@ def demo(settings: Settings, timeout: float) -> None:
         print(f"    {name:<22} pid {pid:<7} {'started' if started else 'already running'}")
 
     spec = parse_spec(DEMO_JOB.read_bytes(), settings.catalogue)
-    submitted = asyncio.run(submit_once(settings, spec))
+    submitted = asyncio.run(submit_once(settings.acting_as(Principals.SUBMITTER, "submitter"), spec))
+    settings = settings.acting_as(db_role="reader")  # from here on it only reads
     catalogue = settings.catalogue
     print(
         f"3/4 submitted {submitted.job_id} (catalogue {catalogue.describe()}, asked in {catalogue.default_language}):"

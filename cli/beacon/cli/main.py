@@ -21,6 +21,7 @@ from beacon.infra import db, kafka, logs
 from beacon.infra.settings import Settings, SettingsError
 from beacon.infra.terminal import safe, safe_json
 from beacon.providers.routing import RoutingError
+from beacon.schemas.topics import Principals
 
 SERVICES = ("runner", "recorder", "reader", "submitter-api")
 API_HELP = (
@@ -29,6 +30,33 @@ API_HELP = (
 )
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
+
+# The Kafka principal and the PostgreSQL role each command acts as (README, Security model): a service its
+# own; a person's read-only commands the reader's; the operator's tools the admin's and the schema owner's.
+# `demo` picks per step; `runner` is runner-<its region>.
+READER: tuple[str | None, str | None] = (None, "reader")
+ACTS_AS: dict[str, tuple[str | None, str | None]] = {
+    "migrate": (None, "migrator"),
+    "submit": (Principals.SUBMITTER, "submitter"),
+    "submitter-api": (Principals.SUBMITTER, "submitter"),
+    "recorder": (Principals.RECORDER, "recorder"),
+    "reader": READER,
+    "status": READER,
+    "executions": READER,
+    "matrix": READER,
+    "compare": READER,
+    "dlq": (Principals.ADMIN, None),
+    "replay": (Principals.ADMIN, "migrator"),
+    "reclassify": (Principals.RECORDER, "recorder"),
+    "tokens": (None, "migrator"),
+}
+
+
+def acting_as(settings: Settings, args: argparse.Namespace) -> Settings:
+    if args.command == "runner":
+        return settings.acting_as(Principals.runner(args.region))
+    principal, role = ACTS_AS.get(args.command, (None, None))
+    return settings.acting_as(principal, role)
 
 
 T = TypeVar("T")
@@ -454,6 +482,7 @@ def main(argv: list[str] | None = None) -> None:
             logs.configure(settings.log_format)
         else:  # a person's command: show only what went wrong, not the services' chatter
             logs.configure("console", level=logging.WARNING, library_level=logging.ERROR)
+        settings = acting_as(settings, args)
         args.func(settings, args)
     except (UserError, SettingsError, RoutingError, CatalogueError, db.MigrationError) as exc:
         print(f"error: {safe(exc, newlines=True)}", file=sys.stderr)
@@ -467,6 +496,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(EXIT_UNAVAILABLE)
     except (psycopg.OperationalError, KafkaError, TimeoutError, ConnectionError) as exc:
+        refused = kafka.credentials_problem(settings, exc)
+        if refused:
+            print(f"error: {refused}", file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
         if isinstance(exc, KafkaError) and not kafka.is_transient(exc):
             raise
         hint = ""

@@ -23,6 +23,69 @@ class MigrationError(RuntimeError):
     pass
 
 
+# Least privilege, table by table: what each service's role may do (roles are beacon_<service>; the migrator
+# owns the schema and every table, so it needs no grant). Applied after every migration run, for the roles and
+# tables that exist, replacing whatever those roles had on the schema's tables before.
+PRIVILEGES: dict[str, dict[str, str]] = {
+    "beacon_recorder": {
+        "jobs": "SELECT, INSERT",
+        "executions": "SELECT, INSERT",
+        "classifications": "SELECT, INSERT",
+        "job_regions": "SELECT, INSERT",
+        "pending_results": "SELECT, INSERT, UPDATE, DELETE",
+        "schema_migrations": "SELECT",
+    },
+    "beacon_submitter": {
+        "submissions": "SELECT, INSERT",
+        "api_tokens": "SELECT",
+        "api_token_usage": "SELECT, INSERT, UPDATE",
+        "schema_migrations": "SELECT",
+    },
+    "beacon_reader": {
+        "jobs": "SELECT",
+        "executions": "SELECT",
+        "classifications": "SELECT",
+        "job_regions": "SELECT",
+        "api_tokens": "SELECT",
+        "schema_migrations": "SELECT",
+    },
+}
+
+
+def apply_privileges(conn: psycopg.Connection) -> None:
+    """GRANT what PRIVILEGES says (and nothing else) on the current database, inside the caller's transaction."""
+    from psycopg import sql
+
+    roles = {r for (r,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (list(PRIVILEGES),))}
+    tables = {t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    for role in sorted(roles):
+        conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+        for table, privileges in PRIVILEGES[role].items():
+            if table in tables:
+                conn.execute(
+                    sql.SQL("GRANT {} ON {} TO {}").format(
+                        sql.SQL(privileges), sql.Identifier(table), sql.Identifier(role)
+                    )
+                )
+
+
+def require_current(url: str, directory: Traversable | None = None) -> None:
+    """What a service checks at start instead of migrating (its role may not): every migration applied."""
+    wanted = [p.name for p in migration_files(directory)]
+    with connect(url) as conn:
+        try:
+            applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        except psycopg.errors.UndefinedTable:
+            applied = set()
+    missing = [name for name in wanted if name not in applied]
+    if missing:
+        raise MigrationError(
+            f"the database at {redact(url)} lacks migrations {', '.join(missing)}; run `beacon migrate` "
+            "(`make up` does) as the schema's owner"
+        )
+
+
 def connect(url: str, **kwargs: object) -> psycopg.Connection:
     try:
         return psycopg.connect(url, **kwargs)
@@ -93,4 +156,5 @@ def migrate(url: str, directory: Traversable | None = None) -> list[str]:
             conn.execute("INSERT INTO schema_migrations (version, sha256) VALUES (%s, %s)", (path.name, digest))
             applied_now.append(path.name)
             log.info("migration_applied", version=path.name)
+        apply_privileges(conn)
     return applied_now

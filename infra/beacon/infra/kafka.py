@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import errors as kafka_errors
@@ -27,6 +27,9 @@ from beacon.infra import logs, metrics
 from beacon.infra.settings import Settings
 from beacon.schemas.events import parse_event
 from beacon.schemas.topics import dead_letter_topic
+
+if TYPE_CHECKING:
+    from aiokafka.admin import AIOKafkaAdminClient
 
 log = logs.get("beacon.infra.kafka")
 
@@ -40,9 +43,41 @@ def instance_id(service: str) -> str:
     return f"{service}@{socket.gethostname()}:{os.getpid()}"
 
 
+def security(settings: Settings) -> dict[str, object]:
+    """How every client of Beacon's authenticates: SASL/SCRAM-SHA-512 as the settings' principal (over loopback
+    or a private network; put TLS in front for the open internet), or PLAINTEXT when the settings say so."""
+    if settings.kafka_security == "plaintext":
+        return {"security_protocol": "PLAINTEXT"}
+    return {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        # aiokafka refuses a None user for SASL; an empty one is then refused by the broker, with the hint below.
+        "sasl_plain_username": settings.kafka_username or "",
+        "sasl_plain_password": settings.kafka_password or "",
+    }
+
+
+def credentials_problem(settings: Settings, exc: BaseException) -> str | None:
+    """What to do about an authentication or authorization failure, naming the setting; None for others."""
+    who = settings.kafka_username or "(no principal)"
+    if isinstance(exc, kafka_errors.SaslAuthenticationFailed | kafka_errors.AuthenticationFailedError):
+        return (
+            f"Kafka at {settings.kafka_bootstrap_servers} refused the password of principal {who}, read from "
+            f"{settings.kafka_credentials_from}. Check that setting (`make up` writes each service's password to "
+            f"{settings.secrets_dir}/kafka/)."
+        )
+    if isinstance(exc, FATAL) and "Authorization" in type(exc).__name__:
+        return (
+            f"Kafka principal {who} is not allowed to do this ({describe(exc)}); each service may touch only its "
+            "own topics, groups and transactional ids (README, Security model). Run it as the right service."
+        )
+    return None
+
+
 def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
     options: dict[str, object] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
+        **security(settings),
         "enable_idempotence": True,
         "acks": "all",
         "linger_ms": 5,
@@ -55,6 +90,7 @@ def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
 def consumer(settings: Settings, *topics: str, group_id: str, **overrides: object) -> AIOKafkaConsumer:
     options: dict[str, object] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
+        **security(settings),
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -87,14 +123,18 @@ FATAL = (
 
 async def reachable(settings: Settings) -> None:
     """Raises unless the cluster answers a metadata request within 3 s (a readiness check)."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=3000)
+    admin = admin_client(settings, request_timeout_ms=3000)
     try:
         await admin.start()
         await admin.list_topics()
     finally:
         await admin.close()
+
+
+def admin_client(settings: Settings, **overrides: object) -> AIOKafkaAdminClient:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    return AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **security(settings), **overrides)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -2,14 +2,21 @@
 
 `make up` writes `.beacon/env` with KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL; when those variables are
 not set, they are read from that file, so `beacon …` works right after `make up` without sourcing it.
+
+Credentials: each service acts as its own Kafka principal and PostgreSQL role (`Settings.acting_as`). An
+explicit BEACON_KAFKA_USERNAME / BEACON_KAFKA_PASSWORD(_FILE), or a DATABASE_URL that names a user, is used
+as given; otherwise the service's own password is read from the mode-600 file `make up` wrote for it under
+BEACON_SECRETS_DIR (default `.beacon/secrets`): `kafka/<principal>` and `postgres/<role>`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from beacon.domain.catalogue import Catalogue
 from beacon.schemas.topics import Groups, Topics
@@ -44,6 +51,45 @@ def _env_file_values() -> dict[str, str]:
 
 class SettingsError(ValueError):
     pass
+
+
+# How clients authenticate to Kafka: SASL/SCRAM-SHA-512 (what `make up` starts), or — only for a cluster of
+# your own that has no authentication — PLAINTEXT, which every service then warns about at start.
+KAFKA_SECURITY = ("sasl", "plaintext")
+# PostgreSQL roles are named beacon_<role> (beacon.deploy.local.postgres creates them; README lists them).
+DB_ROLE_PREFIX = "beacon_"
+
+
+def read_secret(path: Path, setting: str) -> str:
+    """A password from a file of its owner's alone; a file others may read is refused (it leaked already)."""
+    try:
+        mode = path.stat().st_mode & 0o077
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise SettingsError(f"{setting}: cannot read {path}: {exc.strerror}") from None
+    if mode:
+        raise SettingsError(f"{setting}: {path} may be read by others (mode {oct(mode)}); chmod 600 {path}")
+    if not text:
+        raise SettingsError(f"{setting}: {path} is empty")
+    return text
+
+
+def url_user(url: str) -> str | None:
+    """The user a postgresql:// URL names, if any."""
+    rest = url.partition("://")[2]
+    creds, at, _ = rest.rpartition("@")
+    return creds.split(":", 1)[0] or None if at else None
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    scheme, _, rest = url.partition("://")
+    host = rest.rpartition("@")[2]
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+
+
+def without_credentials(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -92,6 +138,14 @@ class Settings:
     recorder_group: str | None = None
     # Where `beacon status`/`matrix` read from when given no database: a reader's base URL.
     api_url: str | None = None
+    # "sasl" (SCRAM-SHA-512) or "plaintext"; the principal and its password (never printed: repr=False).
+    kafka_security: str = "sasl"
+    kafka_username: str | None = None
+    kafka_password: str | None = dataclasses.field(default=None, repr=False)
+    # Where the credentials came from, for messages (a setting's name or a file), never the secret itself.
+    kafka_credentials_from: str = "nowhere: set BEACON_KAFKA_USERNAME and BEACON_KAFKA_PASSWORD(_FILE)"
+    # The mode-700 folder of the password files `make up` writes (kafka/<principal>, postgres/<role>).
+    secrets_dir: Path = Path(".beacon/secrets")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -101,7 +155,7 @@ class Settings:
             raise SettingsError(f"BEACON_LOG_FORMAT={log_format!r}: use 'json' or 'console'")
         return cls(
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
-            database_url=env.get("DATABASE_URL", "postgresql://beacon@127.0.0.1:15432/beacon"),
+            database_url=env.get("DATABASE_URL", "postgresql://127.0.0.1:15432/beacon"),
             topic_namespace=env.get("BEACON_TOPIC_NAMESPACE", DEFAULT_NAMESPACE),
             topic_partitions=_int(env, "BEACON_TOPIC_PARTITIONS", 6, 1),
             replication_factor=_int(env, "BEACON_REPLICATION_FACTOR", 1, 1),
@@ -121,7 +175,28 @@ class Settings:
             recorder_group=env.get("BEACON_RECORDER_GROUP") or None,
             catalogue_file=Path(env["BEACON_CATALOGUE_FILE"]) if env.get("BEACON_CATALOGUE_FILE") else None,
             api_url=env.get("BEACON_API_URL") or None,
+            **_kafka_credentials(env),
+            secrets_dir=Path(env["BEACON_SECRETS_DIR"]) if env.get("BEACON_SECRETS_DIR") else state_dir() / "secrets",
         )
+
+    def acting_as(self, kafka_principal: str | None = None, db_role: str | None = None) -> Settings:
+        """These settings for one service: its own Kafka principal and PostgreSQL role, unless the
+        environment names credentials explicitly (a user's deployment gives each service its own)."""
+        changes: dict[str, object] = {}
+        if kafka_principal and self.kafka_username is None:
+            path = self.secrets_dir / "kafka" / kafka_principal
+            if path.exists():
+                changes.update(
+                    kafka_username=kafka_principal,
+                    kafka_password=read_secret(path, "BEACON_SECRETS_DIR"),
+                    kafka_credentials_from=f"{path} (BEACON_SECRETS_DIR; or set BEACON_KAFKA_PASSWORD)",
+                )
+        if db_role and url_user(self.database_url) is None:
+            path = self.secrets_dir / "postgres" / db_role
+            if path.exists():
+                password = read_secret(path, "BEACON_SECRETS_DIR")
+                changes["database_url"] = with_credentials(self.database_url, DB_ROLE_PREFIX + db_role, password)
+        return dataclasses.replace(self, **changes) if changes else self
 
     @property
     def topics(self) -> Topics:
@@ -135,6 +210,27 @@ class Settings:
     def catalogue(self) -> Catalogue:
         """The active catalogue, read once per file (raises CatalogueError, naming line and field)."""
         return _catalogue(self.catalogue_file)
+
+
+def _kafka_credentials(env: dict[str, str]) -> dict[str, object]:
+    security = env.get("BEACON_KAFKA_SECURITY", "sasl").lower()
+    if security not in KAFKA_SECURITY:
+        raise SettingsError(f"BEACON_KAFKA_SECURITY={security!r}: use 'sasl' (SCRAM-SHA-512) or 'plaintext'")
+    out: dict[str, object] = {"kafka_security": security}
+    user = env.get("BEACON_KAFKA_USERNAME") or None
+    if user is None:
+        return out
+    if env.get("BEACON_KAFKA_PASSWORD"):
+        password, source = env["BEACON_KAFKA_PASSWORD"], "BEACON_KAFKA_PASSWORD"
+    elif env.get("BEACON_KAFKA_PASSWORD_FILE"):
+        source = f"BEACON_KAFKA_PASSWORD_FILE={env['BEACON_KAFKA_PASSWORD_FILE']}"
+        password = read_secret(Path(env["BEACON_KAFKA_PASSWORD_FILE"]), "BEACON_KAFKA_PASSWORD_FILE")
+    else:
+        raise SettingsError(
+            f"BEACON_KAFKA_USERNAME={user!r} needs a password: set BEACON_KAFKA_PASSWORD_FILE (a mode-600 file) "
+            "or BEACON_KAFKA_PASSWORD"
+        )
+    return out | {"kafka_username": user, "kafka_password": password, "kafka_credentials_from": source}
 
 
 @functools.cache

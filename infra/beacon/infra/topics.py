@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin import NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError
 
-from beacon.infra import logs
+from beacon.infra import kafka, logs
 from beacon.infra.settings import Settings
 from beacon.schemas.topics import KEEP_FOREVER, LATEST_PER_KEY, dead_letter_topic
 
@@ -51,7 +51,7 @@ def declared(settings: Settings, regions: Iterable[str] = ()) -> list[TopicSpec]
 
 async def ensure(settings: Settings, regions: Iterable[str] = ()) -> None:
     """Create the declared topics that are missing; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = kafka.admin_client(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -61,14 +61,22 @@ async def ensure(settings: Settings, regions: Iterable[str] = ()) -> None:
         response = await admin.create_topics(
             [NewTopic(t.name, t.partitions, t.replication_factor, topic_configs=t.config) for t in missing]
         )
+        refused = []
         for result in response.to_object()["topic_errors"]:
             code = result["error_code"]
+            # A service principal sees (DESCRIBE) only its own topics and creates none: the admin made them
+            # (beacon.deploy.local.access); ones it may not see are someone else's, not missing.
+            if code == TopicAuthorizationFailedError.errno:
+                refused.append(result["topic"])
+                continue
             # Another service may create it between our list and create: the same declaration, fine.
             if code not in (0, TopicAlreadyExistsError.errno):
                 raise RuntimeError(
                     f"cannot create topic {result['topic']}: Kafka error {code} "
                     f"({result.get('error_message') or 'see the broker log'})"
                 )
-        log.info("topics_ready", created=[t.name for t in missing])
+        created = [t.name for t in missing if t.name not in refused]
+        if created:
+            log.info("topics_ready", created=created)
     finally:
         await admin.close()

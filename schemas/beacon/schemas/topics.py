@@ -74,3 +74,16 @@ class Groups:
     @property
     def dlq_replay(self) -> str:
         return f"{self.namespace}.dlq-replay"
+
+
+class Principals:
+    """Kafka principal names (User:<name>), one per service and region; what each may do is
+    beacon.deploy.local.access's plan, and README's Security model."""
+
+    ADMIN = "admin"
+    SUBMITTER = "submitter"
+    RECORDER = "recorder"
+
+    @staticmethod
+    def runner(region: str) -> str:
+        return f"runner-{region}"

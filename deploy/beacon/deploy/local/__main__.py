@@ -1,22 +1,49 @@
 """`python -m beacon.deploy.local up|down|status|clean` — what `make up`, `make down` and `make clean` run.
 
 up starts PostgreSQL and Kafka (each only if not already running, and only if DATABASE_URL /
-KAFKA_BOOTSTRAP_SERVERS do not already name a server of yours), waits until both answer, and writes
-`.beacon/env` with the two sourceable lines the services and tests read. clean deletes what lives outside
+KAFKA_BOOTSTRAP_SERVERS do not already name a server of yours), waits until both answer, gives every
+service its own Kafka principal with its ACLs and its own PostgreSQL role (passwords in mode-600 files under
+`.beacon/secrets/`), migrates the database as its owner, and writes `.beacon/env` with the sourceable lines
+the services and tests read (addresses only: no secret). clean deletes what lives outside
 `.beacon/` (as root, PostgreSQL's cluster); `make clean` then deletes `.beacon/`.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 
-from beacon.deploy.local import kafka, postgres, services
+from beacon.deploy.local import access, credentials, kafka, postgres, services
 from beacon.deploy.local.proc import PRIVATE_UMASK, StartError, private_file, read_pid
-from beacon.infra.settings import state_dir
+from beacon.infra import db, logs
+from beacon.infra.settings import Settings, state_dir
+from beacon.schemas.topics import Principals
+
+
+def admin_settings(state: Path, servers: str, replication_factor: int, **env: str) -> Settings:
+    """Settings of the Kafka admin principal on the local cluster (ACLs, topics, readiness; tests too)."""
+    return Settings.from_env(
+        {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": servers,
+            "BEACON_REPLICATION_FACTOR": str(replication_factor),
+            "BEACON_KAFKA_USERNAME": Principals.ADMIN,
+            "BEACON_KAFKA_PASSWORD": credentials.password(state, "kafka", Principals.ADMIN),
+            **env,
+        }
+    )
+
+
+def grant_services(state: Path, admin: Settings, regions: list[str] | None = None) -> None:
+    """Every service principal of the namespace of `admin` (the catalogue's regions, unless given): its
+    password, its ACLs, its topics."""
+    regions = list(admin.catalogue.regions) if regions is None else regions
+    passwords = {p: credentials.password(state, "kafka", p) for p in access.principals(regions)}
+    access.grant(admin, passwords, regions)
 
 
 def make_private(state: Path) -> None:
@@ -34,6 +61,7 @@ def make_private(state: Path) -> None:
 
 
 def up() -> None:
+    logs.configure("console", level=logging.WARNING, library_level=logging.ERROR)  # its own lines say it all
     os.umask(PRIVATE_UMASK)  # every file this process and its children create is the owner's alone
     state = state_dir()
     state.mkdir(parents=True, exist_ok=True)
@@ -48,7 +76,12 @@ def up() -> None:
         was_running = cluster.running()
         cluster.start()
         db_url = postgres.url()
-        print(f"PostgreSQL: {'already running' if was_running else 'started'} on 127.0.0.1:{postgres.port()}")
+        applied = db.migrate(postgres.role_url(state, "migrator"))
+        print(
+            f"PostgreSQL: {'already running' if was_running else 'started'} on 127.0.0.1:{postgres.port()}, "
+            f"scram-sha-256, roles {', '.join(postgres.ROLES)} (beacon_*); "
+            f"{'migrated: ' + ', '.join(applied) if applied else 'schema up to date'}"
+        )
         if cluster.outside:
             print(
                 f"  as root, it runs as postgres: data, sockets and log in {cluster.home} (owned by postgres; "
@@ -58,8 +91,10 @@ def up() -> None:
     servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     extra = ""
     if servers:
-        print(f"Kafka: using KAFKA_BOOTSTRAP_SERVERS from the environment ({servers})")
-        if not kafka.metadata_ok(servers):
+        print(f"Kafka: using KAFKA_BOOTSTRAP_SERVERS from the environment ({servers}); its ACLs are yours to set")
+        from beacon.infra import kafka as clients
+
+        if not kafka.metadata_ok(servers, clients.security(Settings.from_env())):
             raise StartError(f"Kafka at {servers} does not answer a metadata request")
     else:
         cluster = kafka.KafkaCluster(state, kafka.brokers())
@@ -70,11 +105,16 @@ def up() -> None:
         seconds = cluster.start()
         servers = cluster.bootstrap
         how = "already running" if was_running else f"started in {seconds:.1f} s"
+        granted = time.monotonic()
+        grant_services(state, admin_settings(state, servers, cluster.replication_factor))
         print(
             f"Kafka {kafka.KAFKA_VERSION} (KRaft, {cluster.nodes} node{'s' * (cluster.nodes > 1)}): {how} on {servers}"
+            f"; SASL/SCRAM-SHA-512, ACLs for {', '.join(access.principals(Settings.from_env().catalogue.regions))}"
+            f" ({time.monotonic() - granted:.1f} s)"
         )
         extra = f"BEACON_REPLICATION_FACTOR={cluster.replication_factor}\n"
 
+    print(f"  passwords: {state / 'secrets'} (one mode-600 file per principal and role)")
     env = f"KAFKA_BOOTSTRAP_SERVERS={servers}\nDATABASE_URL={db_url}\n{extra}"
     fd = private_file(state / "env")  # it may hold a DATABASE_URL with a password
     try:

@@ -1,5 +1,11 @@
 """Apache Kafka 4 in KRaft mode (one node, or three on loopback), run from its Maven Central jars on Java 17+.
 
+Authenticated and authorized from its first start: clients and brokers speak SASL/SCRAM-SHA-512 on the
+BROKER listener, controllers SASL/PLAIN on the CONTROLLER listener (SCRAM credentials live in the metadata
+log, which a controller cannot read before it is up), and the StandardAuthorizer allows nothing that no ACL
+allows. `admin` (and the nodes' own `broker` and `controller`) are super users; the admin and broker SCRAM
+credentials are written at format time, every service's principal and ACLs by beacon.deploy.local.access.
+
 Ready means ready for Beacon, not merely an open port: every node answers a metadata request naming
 every node, and Kafka's internal topics (__consumer_offsets for consumer groups, __transaction_state for
 transactions) exist with a leader and enough in-sync replicas for every partition (`readiness`)."""
@@ -18,12 +24,16 @@ import time
 import uuid
 from pathlib import Path
 
+from beacon.deploy.local import credentials
 from beacon.deploy.local.proc import StartError, alive, read_pid, require_free, spawn, stop, tail, wait_for
 
 # Maven fetches Kafka's jars from Central with this (package data, beside this module).
 POM = Path(__file__).parent / "kafka-jars" / "pom.xml"
 KAFKA_VERSION = re.search(r"<kafka.version>([^<]+)<", POM.read_text()).group(1)  # type: ignore[union-attr]
 HEAP = "-Xms256m -Xmx1g"  # ample for a test broker; leaves the 24 GiB machine to Postgres and Python
+# The principals every node knows from its first start: the operator's, and the nodes' own two.
+ADMIN, BROKER, CONTROLLER = "admin", "broker", "controller"
+SCRAM = "SCRAM-SHA-512"
 
 
 def port() -> int:
@@ -45,6 +55,7 @@ class KafkaCluster:
     def __init__(self, state: Path, nodes: int = 1, base_port: int | None = None) -> None:
         self.nodes = nodes
         self.base = port() if base_port is None else base_port
+        self.state = state
         self.home = state / "kafka" / f"{nodes}-node"
         self.lib = state / "cache" / f"kafka-lib-{KAFKA_VERSION}"
         self.log_dir = state / "logs"
@@ -73,6 +84,18 @@ class KafkaCluster:
     @property
     def replication_factor(self) -> int:
         return 3 if self.nodes >= 3 else 1
+
+    def password(self, principal: str) -> str:
+        return credentials.password(self.state, "kafka", principal)
+
+    def admin_security(self) -> dict[str, object]:
+        """Client options of the admin principal (readiness probes, ACLs, tests)."""
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": SCRAM,
+            "sasl_plain_username": ADMIN,
+            "sasl_plain_password": self.password(ADMIN),
+        }
 
     # --- prerequisites ---------------------------------------------------------------------------
 
@@ -135,7 +158,11 @@ class KafkaCluster:
         else:
             voters = ",".join(f"{n}@127.0.0.1:{self.controller_port(n)}" for n in range(1, self.nodes + 1))
             quorum = f"controller.quorum.voters={voters}"
+        broker_pw, controller_pw = self.password(BROKER), self.password(CONTROLLER)
+        scram_login = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        plain_login = "org.apache.kafka.common.security.plain.PlainLoginModule"
         self.node_dir(node).mkdir(parents=True, exist_ok=True)
+        # Mode 600 (the private umask): it holds the nodes' own passwords.
         self.properties(node).write_text(
             "\n".join(
                 [
@@ -143,11 +170,22 @@ class KafkaCluster:
                     "process.roles=broker,controller",
                     f"node.id={node}",
                     quorum,
-                    f"listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}",
+                    f"listeners=BROKER://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}",
+                    f"advertised.listeners=BROKER://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}",
                     "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    "inter.broker.listener.name=BROKER",
+                    "listener.security.protocol.map=BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+                    f"listener.name.broker.sasl.enabled.mechanisms={SCRAM}",
+                    f"sasl.mechanism.inter.broker.protocol={SCRAM}",
+                    f'listener.name.broker.scram-sha-512.sasl.jaas.config={scram_login} required username="{BROKER}" '
+                    f'password="{broker_pw}";',
+                    "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+                    "sasl.mechanism.controller.protocol=PLAIN",
+                    f'listener.name.controller.plain.sasl.jaas.config={plain_login} required username="{CONTROLLER}" '
+                    f'password="{controller_pw}" user_{CONTROLLER}="{controller_pw}";',
+                    "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                    "allow.everyone.if.no.acl.found=false",
+                    f"super.users=User:{ADMIN};User:{BROKER};User:{CONTROLLER}",
                     f"log.dirs={self.node_dir(node) / 'data'}",
                     "num.partitions=6",
                     # Kafka's own topics: as many replicas as there are nodes (at most 3).
@@ -169,10 +207,19 @@ class KafkaCluster:
     def format_storage(self, nodes: list[int], cluster_id: str) -> None:
         """Format the storage of the nodes not formatted yet, all at once (one JVM each, ~3 s apiece)."""
         todo = [n for n in nodes if not (self.node_dir(n) / "data" / "meta.properties").exists()]
+        old = [n for n in nodes if n not in todo and not self.secured_marker(n).exists()]
+        if old:
+            raise StartError(
+                f"the Kafka data in {self.home} was made before Beacon's Kafka required authentication; "
+                "`make down && make clean && make up` starts it afresh (its topics are deleted)"
+            )
         formats = {}
         for node in todo:
             argv = ["java", "-cp", f"{self.lib}/*", "kafka.tools.StorageTool", "format", "-t", cluster_id]
             argv += ["-c", str(self.properties(node))]
+            # The two principals needed before any ACL exists; argv is private to this process's user.
+            for principal in (ADMIN, BROKER):
+                argv += ["--add-scram", f"{SCRAM}=[name={principal},password={self.password(principal)}]"]
             if self.nodes == 1:
                 argv.append("--standalone")
             formats[node] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -181,6 +228,11 @@ class KafkaCluster:
         if failed:
             node, out = next(iter(failed.items()))
             raise StartError(f"kafka-storage format of node {node} failed:\n{out[-2000:]}")
+        for node in todo:
+            self.secured_marker(node).write_text("formatted with SCRAM credentials for admin and broker\n")
+
+    def secured_marker(self, node: int) -> Path:
+        return self.node_dir(node) / "authenticated"
 
     def cluster_id(self) -> str:
         path = self.home / "cluster-id"
@@ -223,7 +275,7 @@ class KafkaCluster:
         """Wait until `readiness` finds nothing missing; fail with what is missing and the nodes' logs."""
         deadline = time.monotonic() + timeout
         while True:
-            missing = readiness(self.addresses())
+            missing = readiness(self.addresses(), self.admin_security())
             if missing is None:
                 return
             dead = [n for n in range(1, self.nodes + 1) if n not in self.running_nodes()]
@@ -269,7 +321,7 @@ class KafkaCluster:
         return bool(pids)
 
 
-def metadata_ok(servers: str, brokers: int = 1) -> bool:
+def metadata_ok(servers: str, security: dict[str, object], brokers: int = 1) -> bool:
     """Ready means a real client gets cluster metadata naming every broker, not merely an open port."""
     import logging
 
@@ -279,7 +331,7 @@ def metadata_ok(servers: str, brokers: int = 1) -> bool:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     async def ask() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=3000, **security)
         try:
             await admin.start()
             # The brokers the answer names (the client's own list falls back to the bootstrap addresses).
@@ -302,7 +354,7 @@ COORDINATOR_KINDS = {0: "group", 1: "transaction"}
 PROBE_KEY = "beacon.readiness"  # a group id and a transactional id that are only ever looked up
 
 
-def readiness(nodes: dict[int, str]) -> str | None:
+def readiness(nodes: dict[int, str], security: dict[str, object]) -> str | None:
     """None when the cluster of `nodes` (node id → host:port) can serve Beacon, else what is missing:
     - every node answers a metadata request, and its answer names every node;
     - every node finds a group coordinator and a transaction coordinator (creating the internal topics);
@@ -320,7 +372,7 @@ def readiness(nodes: dict[int, str]) -> str | None:
     async def probe(node: int, address: str) -> str | None:
         host, port_ = address.rsplit(":", 1)
         try:
-            conn = await create_conn(host, int(port_), request_timeout_ms=5000)
+            conn = await create_conn(host, int(port_), request_timeout_ms=5000, **security)
         except Exception as exc:
             return f"node {node} ({address}) does not answer: {type(exc).__name__}: {exc}"
         try:

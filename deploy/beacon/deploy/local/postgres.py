@@ -4,6 +4,11 @@ As root it runs as the `postgres` user, who may not be allowed into the clone (a
 `mktemp -d`, is mode 700): so as root the cluster (data, sockets, log) lives in a folder of its own that
 postgres owns, /var/lib/beacon/<hash of the state folder's path>, and `.beacon/pg` is a symlink to it.
 The permissions of the user's own folders are never touched.
+
+Authenticated from the start: initdb sets scram-sha-256 for every connection (no trust line) and the
+superuser `beacon` gets a generated password; `ensure_roles` makes the services' roles (none of them a
+superuser): beacon_migrator owns the database and its schema, beacon_recorder, beacon_submitter and
+beacon_reader get table privileges from beacon.infra.db.PRIVILEGES when `beacon migrate` runs.
 """
 
 from __future__ import annotations
@@ -16,13 +21,21 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from beacon.deploy.local import credentials
 from beacon.deploy.local.proc import StartError, require_free, tail
+from beacon.infra.settings import DB_ROLE_PREFIX, with_credentials
 
 USER = "beacon"
 DATABASE = "beacon"
 # As root: where clusters live, one folder per state folder, each owned by postgres (mode 700).
 ROOT_CLUSTERS = Path("/var/lib/beacon")
+
+if TYPE_CHECKING:
+    import psycopg
+# The services' roles (beacon_<name>), each with its own password file under .beacon/secrets/postgres/.
+ROLES = ("migrator", "recorder", "submitter", "reader")
 
 
 def port() -> int:
@@ -30,7 +43,21 @@ def port() -> int:
 
 
 def url(database: str = DATABASE) -> str:
-    return f"postgresql://{USER}@127.0.0.1:{port()}/{database}"
+    """The database's address without credentials: each service fills in its own role (Settings.acting_as)."""
+    return f"postgresql://127.0.0.1:{port()}/{database}"
+
+
+def superuser_password(state: Path) -> str:
+    return credentials.password(state.absolute(), "postgres", "admin")
+
+
+def admin_url(state: Path, database: str = DATABASE) -> str:
+    """The superuser's URL: for `make up` and the tests' fixtures (creating databases and roles), no service."""
+    return with_credentials(url(database), USER, superuser_password(state))
+
+
+def role_url(state: Path, role: str, database: str = DATABASE) -> str:
+    return with_credentials(url(database), DB_ROLE_PREFIX + role, credentials.password(state, "postgres", role))
 
 
 def find_bindir() -> Path:
@@ -53,6 +80,7 @@ def find_bindir() -> Path:
 class PostgresCluster:
     def __init__(self, state: Path) -> None:
         state = state.absolute()
+        self.state = state
         self.link = state / "pg"
         self.home = self._home(self.link)
         self.data = self.home / "data"
@@ -129,19 +157,30 @@ class PostgresCluster:
         bindir = find_bindir()
         self._prepare_dirs()
         if not (self.data / "PG_VERSION").exists():
-            self._run(
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(self.data),
-                    "-U",
-                    USER,
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--locale=C.UTF-8",
-                ]
-            )
+            # The superuser's password reaches initdb in a file of the user that runs it, deleted at once.
+            pwfile = self.home / "initdb-password"
+            pwfile.write_text(superuser_password(self.state))
+            if os.geteuid() == 0:
+                owner = pwd.getpwnam(self._os_user())
+                os.chown(pwfile, owner.pw_uid, owner.pw_gid)
+            try:
+                self._run(
+                    [
+                        str(bindir / "initdb"),
+                        "-D",
+                        str(self.data),
+                        "-U",
+                        USER,
+                        f"--pwfile={pwfile}",
+                        "--auth=scram-sha-256",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                    ]
+                )
+            finally:
+                pwfile.unlink(missing_ok=True)
+        self.refuse_trust()
         require_free(port(), "PostgreSQL", "BEACON_PG_PORT")
         options = (
             f"-p {port()} -c listen_addresses=127.0.0.1 -k {self.sockets} "
@@ -167,13 +206,28 @@ class PostgresCluster:
             raise StartError(f"PostgreSQL did not start. Last lines of {self.log}:\n{tail(self.log)}")
         self.ensure_database()
 
+    def refuse_trust(self) -> None:
+        """A cluster an earlier Beacon made with `--auth=trust` lets any local user in as superuser: refused."""
+        hba = self.data / "pg_hba.conf"
+        try:
+            lines = [line.split() for line in hba.read_text().splitlines() if line.strip() and line[0] != "#"]
+        except PermissionError:  # as root the file is postgres's; initdb above wrote it without trust
+            return
+        if any("trust" in fields for fields in lines):
+            raise StartError(
+                f"the PostgreSQL cluster in {self.home} trusts every local connection (made before Beacon's "
+                "database required passwords); `make down && make clean && make up` makes it afresh (its data "
+                "is deleted)"
+            )
+
     def ensure_database(self, name: str = DATABASE) -> None:
         import psycopg
 
-        with psycopg.connect(url("postgres"), autocommit=True) as conn:
+        with psycopg.connect(admin_url(self.state, "postgres"), autocommit=True) as conn:
+            ensure_roles(conn, self.state)
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if not exists:
-                conn.execute(f'CREATE DATABASE "{name}"')
+                create_database(conn, name)
 
     def stop(self) -> bool:
         if not self.running():
@@ -188,3 +242,32 @@ class PostgresCluster:
             return None
         shutil.rmtree(self.home)
         return self.home
+
+
+def ensure_roles(conn: psycopg.Connection, state: Path) -> None:
+    """Each service's role, with its password from its file (a rotated file is applied here). None may
+    create databases or roles, or bypass row security; none is a superuser."""
+    from psycopg import sql
+
+    for role in ROLES:
+        name = sql.Identifier(DB_ROLE_PREFIX + role)
+        secret = sql.Literal(credentials.password(state, "postgres", role))
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_ROLE_PREFIX + role,)).fetchone()
+        verb = sql.SQL("ALTER ROLE") if exists else sql.SQL("CREATE ROLE")
+        conn.execute(
+            sql.SQL("{} {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}").format(
+                verb, name, secret
+            )
+        )
+
+
+def create_database(conn: psycopg.Connection, name: str) -> None:
+    """A database the migrator owns (so it owns the schema `public` and every table it creates), that only
+    the services' roles may connect to."""
+    from psycopg import sql
+
+    db = sql.Identifier(name)
+    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, sql.Identifier(DB_ROLE_PREFIX + "migrator")))
+    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+    roles = sql.SQL(", ").join(sql.Identifier(DB_ROLE_PREFIX + r) for r in ROLES)
+    conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, roles))

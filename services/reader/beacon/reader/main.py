@@ -13,7 +13,7 @@ log = logs.get("beacon.reader")
 async def run(settings: Settings) -> None:
     if not settings.http_port:
         raise RuntimeError("BEACON_HTTP_PORT is 0: the reader has nothing to serve (set a port)")
-    db.migrate(settings.database_url)  # idempotent; whichever of reader and recorder starts first applies them
+    db.require_current(settings.database_url)  # migrated by `beacon migrate` (make up): its role may only read
     host, port = settings.http_host, settings.http_port
     log.info("reader_serving", url=f"http://{host}:{port}/")
     await http.serve(create_app(settings), host, port, "the read API", "BEACON_HTTP_PORT")

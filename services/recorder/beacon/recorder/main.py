@@ -154,7 +154,7 @@ class Recorder:
         await http.serve(app, host, port, "the recorder's /metrics", "BEACON_RECORDER_PORT")
 
     async def run(self) -> None:
-        db.migrate(self.settings.database_url)
+        db.require_current(self.settings.database_url)  # the schema is the migrator's: `beacon migrate`
         await kafka.retrying("topics", lambda: topics.ensure(self.settings))
         # One process: the projection (started again, fresh, after a transient Kafka failure), the deadline
         # clock and the sweep of waiting results; /metrics and /health beside them. If one fails for good,

@@ -62,7 +62,7 @@ class Publisher:
         self.info = ProducerInfo(service="submitter", instance=kafka.instance_id("submitter"))
 
     async def start(self) -> None:
-        db.migrate(self.settings.database_url)  # the registry table; idempotent and quick
+        db.require_current(self.settings.database_url)  # `beacon migrate` (make up) made the registry table
         await self._waiting("Kafka", self._start_kafka)
         self.pool = self.new_pool()
         await self.pool.open(wait=True, timeout=self.pool.timeout)
