@@ -41,11 +41,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from beacon.infra import kafka
-from beacon.infra.settings import Settings
+from beacon.infra.settings import Settings, state_dir
 from beacon.recorder.project import rows_of
 from beacon.schemas.events import encode
 from bench.workload import events
@@ -54,10 +54,14 @@ PARTITIONS = 6
 
 
 def settings_for(bootstrap: str | None) -> Settings:
+    """As the Kafka admin of `make up`'s cluster (it makes and deletes its own topics)."""
+    from beacon.deploy.local import __main__ as local
+
     env = dict(os.environ)
     if bootstrap:
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    return Settings.from_env(env)
+    s = Settings.from_env(env)
+    return local.admin_settings(state_dir(), s.kafka_bootstrap_servers, s.replication_factor, **env)
 
 
 def payloads(n: int, distinct: int) -> list[tuple[bytes, bytes]]:
@@ -67,7 +71,7 @@ def payloads(n: int, distinct: int) -> list[tuple[bytes, bytes]]:
 
 
 async def make_topic(s: Settings, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+    admin = kafka.admin_client(s)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, PARTITIONS, s.replication_factor)])
@@ -76,7 +80,7 @@ async def make_topic(s: Settings, topic: str) -> None:
 
 
 async def drop_topic(s: Settings, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+    admin = kafka.admin_client(s)
     await admin.start()
     try:
         await admin.delete_topics([topic])
@@ -171,7 +175,10 @@ async def run_faststream(
     # prints only warnings: its start, stop and partition-assignment lines stay out of the report.
     quiet = logging.getLogger("bench.faststream_eval.faststream")
     quiet.setLevel(logging.WARNING)
-    broker = KafkaBroker(s.kafka_bootstrap_servers, logger=quiet)
+    from faststream.security import SASLScram512
+
+    scram = SASLScram512(username=s.kafka_username or "", password=s.kafka_password or "")
+    broker = KafkaBroker(s.kafka_bootstrap_servers, logger=quiet, security=scram)
 
     async def timed_parser(records: Any, parse: Any) -> Any:
         """FastStream's own parser, once the clock runs: as in (a), whose clock starts when getmany
@@ -263,10 +270,10 @@ async def main_async(args: argparse.Namespace) -> None:
         await drop_topic(s, topic)
 
 
-def kafka_answers(servers: str) -> bool:
+def kafka_answers(s: Settings) -> bool:
     from beacon.deploy.local.kafka import metadata_ok
 
-    return metadata_ok(servers)
+    return metadata_ok(s.kafka_bootstrap_servers, kafka.security(s))
 
 
 def main() -> None:
@@ -284,9 +291,9 @@ def main() -> None:
         import faststream.kafka  # noqa: F401
     except ImportError:
         raise SystemExit("needs FastStream: pip install 'faststream[kafka]' (into a venv of your own)") from None
-    servers = settings_for(args.bootstrap).kafka_bootstrap_servers
-    if not kafka_answers(servers):
-        raise SystemExit(f"no Kafka answers at {servers}: start one (make up) or pass --bootstrap")
+    s = settings_for(args.bootstrap)
+    if not kafka_answers(s):
+        raise SystemExit(f"no Kafka answers at {s.kafka_bootstrap_servers}: start one (make up) or pass --bootstrap")
     asyncio.run(main_async(args))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import json
 import math
@@ -26,10 +27,12 @@ from typing import Any
 import httpx
 import psycopg
 
+from beacon.deploy.local import __main__ as local
 from beacon.deploy.local import kafka as local_kafka
-from beacon.infra import db, kafka, topics
+from beacon.deploy.local import postgres as local_postgres
+from beacon.infra import db, kafka
 from beacon.infra.projection import EXECUTION_COLUMNS, JOB_COLUMNS, columns
-from beacon.infra.settings import Settings
+from beacon.infra.settings import Settings, state_dir, with_credentials, without_credentials
 from beacon.recorder import project
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import encode
@@ -44,26 +47,36 @@ _EXEC_COLS = columns(EXECUTION_COLUMNS)
 
 
 def base_settings() -> Settings:
-    return Settings.from_env()
+    """The benchmark itself acts as the Kafka admin and the PostgreSQL superuser of `make up`'s servers; the
+    services it starts act as themselves (as in production: SASL and least privilege included)."""
+    state, s = state_dir(), Settings.from_env()
+    admin = local.admin_settings(state, s.kafka_bootstrap_servers, s.replication_factor)
+    superuser = with_credentials(s.database_url, local_postgres.USER, local_postgres.superuser_password(state))
+    return dataclasses.replace(admin, database_url=superuser)
 
 
 def fresh(base: Settings, **env: str) -> Settings:
-    """A fresh database (migrated) and topic namespace, so each measurement starts from empty."""
+    """A fresh database (migrated, owned by the migrator) and topic namespace (its principals granted), so
+    each measurement starts from empty."""
     tag = uuid.uuid4().hex[:8]
-    admin = base.database_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "bench_{tag}"')
+    server = base.database_url.rsplit("/", 1)[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        local_postgres.create_database(conn, f"bench_{tag}")
     s = Settings.from_env(
         {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
-            "DATABASE_URL": base.database_url.rsplit("/", 1)[0] + f"/bench_{tag}",
+            "DATABASE_URL": f"{server}/bench_{tag}",
             "BEACON_TOPIC_NAMESPACE": f"bench-{tag}",
+            "BEACON_REPLICATION_FACTOR": str(base.replication_factor),
+            "BEACON_KAFKA_USERNAME": str(base.kafka_username),
+            "BEACON_KAFKA_PASSWORD": str(base.kafka_password),
             **env,
         }
     )
-    db.migrate(s.database_url)
-    asyncio.run(topics.ensure(s))
+    migrator = dataclasses.replace(s, database_url=without_credentials(s.database_url)).acting_as(db_role="migrator")
+    db.migrate(migrator.database_url)
+    local.grant_services(state_dir(), s)
     return s
 
 
@@ -80,10 +93,12 @@ def free_port() -> int:
 
 
 def service(s: Settings, *args: str, **env: str) -> subprocess.Popen:
+    """A service of the benchmark's servers, with no credentials given: it acts as itself."""
     full = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith(("BEACON_KAFKA_USERNAME", "BEACON_KAFKA_PASSWORD"))},
         "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
-        "DATABASE_URL": s.database_url,
+        "DATABASE_URL": without_credentials(s.database_url),
+        "BEACON_SECRETS_DIR": str(s.secrets_dir),
         "BEACON_TOPIC_NAMESPACE": s.topic_namespace,
         "BEACON_LOG_FORMAT": "json",
         "BEACON_HTTP_PORT": "0",
@@ -192,7 +207,7 @@ def bench_recorder(base: Settings, n: int, baseline_rows: int, out: dict[str, An
         # Replay, all duplicates: a second group projects the whole topic again into the full table.
         port = free_port()
         again = service(
-            s, "recorder", BEACON_RECORDER_GROUP=f"{s.topic_namespace}.again", BEACON_RECORDER_PORT=str(port)
+            s, "recorder", BEACON_RECORDER_GROUP=f"{s.groups.recorder}.again", BEACON_RECORDER_PORT=str(port)
         )
         try:
             dup_rate = rate_until(lambda: duplicates_seen(port), n)
@@ -430,7 +445,7 @@ def bench_scaling(base: Settings, n: int, out: dict[str, Any]) -> None:
             # Same topic, an empty table and a new group for each run.
             with psycopg.connect(s.database_url) as conn:
                 conn.execute("TRUNCATE executions")
-            group = f"{s.topic_namespace}.scale{instances}"
+            group = f"{s.groups.recorder}.scale{instances}"  # under the recorder's ACL prefix
             procs = [service(s, "recorder", BEACON_RECORDER_GROUP=group) for _ in range(instances)]
             try:
                 result[instances] = rate_until(lambda: rows(s), n)

@@ -101,6 +101,13 @@ def isolated(
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def own_namespace(infra: Infra, settings: Settings, suffix: str, **changes: object) -> Settings:
+    """`settings` with a namespace of its own (same database), its principals and ACLs granted."""
+    own = dataclasses.replace(settings, topic_namespace=settings.topic_namespace + suffix, **changes)  # type: ignore[arg-type]
+    grant(infra, own)
+    return own
+
+
 def admin_security(state: Path | None = None) -> dict[str, object]:
     """Client options of the Kafka admin principal, for tests that open their own connections."""
     return {

@@ -20,7 +20,7 @@ from beacon.infra.settings import Settings
 from tests.harness import Services, wait_for_rows
 from tests.kafka_tools import message_count
 from tests.model_server import ModelServer
-from tests.support import beacon, free_port
+from tests.support import Infra, beacon, free_port, own_namespace
 
 pytestmark = pytest.mark.pipeline
 
@@ -78,7 +78,7 @@ def model_server() -> Iterator[ModelServer]:
 
 @pytest.fixture(scope="module")
 def own(
-    settings: Settings, model_server: ModelServer, tmp_path_factory: pytest.TempPathFactory
+    infra: Infra, settings: Settings, model_server: ModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Settings, Services, Path, int]]:
     folder = tmp_path_factory.mktemp("catalogue")
     catalogue = folder / "catalogue.toml"
@@ -94,9 +94,7 @@ def own(
             for region in ("us-east", "ru-central")
         )
     )
-    mine = dataclasses.replace(
-        settings, topic_namespace=settings.topic_namespace + "-cat", catalogue_file=catalogue, http_port=free_port()
-    )
+    mine = own_namespace(infra, settings, "-cat", catalogue_file=catalogue, http_port=free_port())
     services = Services(mine, folder)
     services.start("recorder", "recorder")
     services.start("reader", "reader")

@@ -33,6 +33,7 @@ def test_make_up_writes_its_env_file_600_in_a_700_folder(infra: Infra, tmp_path:
         "BEACON_STATE_DIR": str(state),
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka,  # the session's servers: `up` starts nothing, only writes env
         "DATABASE_URL": infra.admin_db_url,
+        **infra.kafka_admin_env(),  # a cluster of the user's own: `up` checks it as the principal they name
     }
     subprocess.run([sys.executable, "-m", "beacon.deploy.local", "up"], env=env, check=True, timeout=120,
                    capture_output=True)  # fmt: skip

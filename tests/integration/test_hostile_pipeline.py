@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -35,7 +34,7 @@ from beacon.schemas.topics import dead_letter_topic
 from tests.harness import Services, wait_for_rows
 from tests.kafka_tools import produce, read_all
 from tests.model_server import Behaviour, ModelServer
-from tests.support import beacon
+from tests.support import Infra, beacon, own_namespace
 
 pytestmark = pytest.mark.pipeline
 
@@ -60,10 +59,10 @@ def hostile_server() -> Iterator[ModelServer]:
 
 @pytest.fixture(scope="module")
 def hostile(
-    settings: Settings, hostile_server: ModelServer, tmp_path_factory: pytest.TempPathFactory
+    infra: Infra, settings: Settings, hostile_server: ModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Settings, Services]]:
     """Own namespace; eu-west routed to the hostile server with a canary key; a recorder of its own."""
-    own = dataclasses.replace(settings, topic_namespace=settings.topic_namespace + "-hostile")
+    own = own_namespace(infra, settings, "-hostile")
     folder = tmp_path_factory.mktemp("hostile")
     routing = folder / "routing.toml"
     routing.write_text(

@@ -4,7 +4,6 @@ about answers recorded without one, once."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 
@@ -17,7 +16,7 @@ from beacon.infra.settings import Settings
 from beacon.providers.judge import JUDGE_VERSION
 from tests.harness import Services, wait_for_rows
 from tests.model_server import ModelServer
-from tests.support import beacon, free_port, service_env
+from tests.support import Infra, beacon, free_port, own_namespace, service_env
 
 pytestmark = pytest.mark.pipeline
 
@@ -45,9 +44,9 @@ def routing_with_judge(folder, server: ModelServer):  # type: ignore[no-untyped-
 
 
 def test_verdicts_beside_the_rules_and_reclassify_with_the_judge(
-    settings: Settings, judge_server: ModelServer, tmp_path_factory: pytest.TempPathFactory
+    infra: Infra, settings: Settings, judge_server: ModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    own = dataclasses.replace(settings, topic_namespace=settings.topic_namespace + "-judge")
+    own = own_namespace(infra, settings, "-judge")
     folder = tmp_path_factory.mktemp("judge")
     routing = routing_with_judge(folder, judge_server)
     services = Services(own, folder)

@@ -4,7 +4,6 @@ server is called exactly once per cell routed to it."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from beacon.infra.catalogues import DEFAULT
 from beacon.infra.settings import Settings
 from tests.harness import Services, wait_for_rows
 from tests.model_server import ModelServer
-from tests.support import beacon
+from tests.support import Infra, beacon, own_namespace
 
 pytestmark = pytest.mark.pipeline
 
@@ -34,10 +33,10 @@ def model_server() -> Iterator[ModelServer]:
 
 @pytest.fixture(scope="module")
 def routed(
-    settings: Settings, model_server: ModelServer, tmp_path_factory: pytest.TempPathFactory
+    infra: Infra, settings: Settings, model_server: ModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Settings, Services]]:
     """Own topic namespace (same database), own recorder and runners, eu-west routed to the local server."""
-    own = dataclasses.replace(settings, topic_namespace=settings.topic_namespace + "-routed")
+    own = own_namespace(infra, settings, "-routed")
     folder = tmp_path_factory.mktemp("routed")
     routing = folder / "routing.toml"
     routing.write_text(

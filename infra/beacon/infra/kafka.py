@@ -74,6 +74,30 @@ def credentials_problem(settings: Settings, exc: BaseException) -> str | None:
     return None
 
 
+async def authenticate(settings: Settings) -> None:
+    """Log in once to a bootstrap server, so a refused password fails the service at start, with
+    credentials_problem's message, instead of being retried for ever: aiokafka's clients wrap a refused
+    login in a connection error, which Beacon waits out like any other (is_transient)."""
+    if settings.kafka_security == "plaintext":
+        log.warning("kafka_plaintext", note="BEACON_KAFKA_SECURITY=plaintext: no authentication, no authorization")
+        return
+    from aiokafka.conn import create_conn
+
+    last: Exception | None = None
+    for address in settings.kafka_bootstrap_servers.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            conn = await create_conn(host, int(port), request_timeout_ms=5000, **security(settings))
+        except kafka_errors.SaslAuthenticationFailed:
+            raise
+        except Exception as exc:  # that server is away: try the next; none answering is transient
+            last = exc
+            continue
+        conn.close()
+        return
+    raise kafka_errors.KafkaConnectionError(f"no bootstrap server answered: {last}")
+
+
 def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
     options: dict[str, object] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,

@@ -108,7 +108,7 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap_servers: str
-    database_url: str
+    database_url: str = dataclasses.field(repr=False)  # it may hold a password
     # Prefix of every topic name; tests use their own so they never see each other's events.
     topic_namespace: str
     topic_partitions: int

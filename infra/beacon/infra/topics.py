@@ -51,6 +51,7 @@ def declared(settings: Settings, regions: Iterable[str] = ()) -> list[TopicSpec]
 
 async def ensure(settings: Settings, regions: Iterable[str] = ()) -> None:
     """Create the declared topics that are missing; existing ones are left as they are."""
+    await kafka.authenticate(settings)  # every service's first Kafka call: a wrong password stops it here
     admin = kafka.admin_client(settings)
     await admin.start()
     try:
