@@ -40,6 +40,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from beacon.deploy.local import kafka as local_kafka
 from beacon.deploy.local import postgres as local_postgres
+from beacon.deploy.local.__main__ import admin_settings
 from beacon.infra import kafka
 from beacon.infra.catalogues import DEFAULT
 from beacon.infra.settings import Settings, state_dir
@@ -368,9 +369,12 @@ def namespace_with_runner_groups_on(cluster: local_kafka.KafkaCluster, node: int
     raise RuntimeError(f"no namespace puts every runner group on node {node}")
 
 
-def executions_led_by(settings: Settings, node: int) -> None:
-    """Create the executions topic as the services would, except that `node` is the preferred leader of
-    every partition: losing it then moves every partition's leadership at once."""
+def namespace_with_executions_led_by(cluster: local_kafka.KafkaCluster, node: int) -> str:
+    """A fresh namespace whose executions topic is created (before `isolated` grants and creates the rest)
+    as the services would create it, except that `node` is the preferred leader of every partition: losing
+    it then moves every partition's leadership at once."""
+    namespace = f"test-{uuid.uuid4().hex[:10]}"
+    settings = admin_settings(state_dir(), cluster.bootstrap, 3, BEACON_TOPIC_NAMESPACE=namespace)
     spec = next(t for t in declared(settings) if t.name == settings.topics.executions_completed)
     others = [n for n in (1, 2, 3) if n != node]
     assignment = {p: [node, *(others if p % 2 else others[::-1])] for p in range(spec.partitions)}
@@ -384,6 +388,7 @@ def executions_led_by(settings: Settings, node: int) -> None:
             await admin.close()
 
     asyncio.run(create())
+    return namespace
 
 
 @pytest.mark.parametrize("run", RUNS)
@@ -405,9 +410,9 @@ def test_sigkill_the_broker_holding(
     env = {"BEACON_REPLICATION_FACTOR": "3", "BEACON_RUNNER_CONCURRENCY": str(WINDOW)}
     if role == "group-coordinator":
         env["BEACON_TOPIC_NAMESPACE"] = namespace_with_runner_groups_on(cluster3, target)
+    elif role == "executions-leader":
+        env["BEACON_TOPIC_NAMESPACE"] = namespace_with_executions_led_by(cluster3, target)
     with isolated(infra, kafka=cluster3.bootstrap, BEACON_DEADLINE_SWEEP_SECONDS="1", **env) as settings:
-        if role == "executions-leader":
-            executions_led_by(settings, target)
         stack = stack_with_model(settings, stack_factory, slow_model, tmp_path)
         # Who holds what, asked before the job starts: roles move only when a node fails or comes back.
         roles = cluster_roles.beacon_roles(cluster3.bootstrap, settings.topic_namespace, runner_pids(stack))

@@ -16,7 +16,7 @@ from beacon.infra.settings import Settings
 from beacon.schemas.events import JobSubmitted
 from beacon.submitter.http import create_app
 from tests.kafka_tools import message_count, read_all
-from tests.support import beacon, service_env
+from tests.support import Infra, beacon, grant, service_env
 
 pytestmark = pytest.mark.pipeline
 
@@ -139,9 +139,11 @@ def test_cli_rejects_a_runner_region_that_cannot_be_an_id(settings: Settings) ->
     assert "--region 'mars base' is not a region id" in result.stderr.decode()
 
 
-def test_a_runner_for_a_region_outside_the_catalogue_warns_and_runs(settings: Settings) -> None:
+def test_a_runner_for_a_region_outside_the_catalogue_warns_and_runs(infra: Infra, settings: Settings) -> None:
     """Runners need no catalogue (events carry every text), so a region only another catalogue has is
-    served; but a region the catalogue in use does not know is most likely a typo: it says so."""
+    served (once its principal is granted); but a region the catalogue in use does not know is most likely
+    a typo: it says so."""
+    grant(infra, settings, regions=["mars"])
     with pytest.raises(subprocess.TimeoutExpired) as still_running:
         beacon(settings, "runner", "--region", "mars", timeout=8)
     stderr = (still_running.value.stderr or b"").decode()

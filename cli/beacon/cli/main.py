@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> None:
         first = str(exc).strip().splitlines()[0]
         print(
             f"error: the database's tables are missing or older than this Beacon ({first}); run `beacon migrate`"
-            " (or start the recorder, which migrates)",
+            " as the schema's owner (`make up` does)",
             file=sys.stderr,
         )
         sys.exit(EXIT_UNAVAILABLE)

@@ -7,6 +7,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 import psycopg
+from psycopg import sql
 
 from beacon.infra import logs
 
@@ -52,22 +53,29 @@ PRIVILEGES: dict[str, dict[str, str]] = {
 }
 
 
+def grants(table: str, roles: set[str]) -> list[sql.Composed]:
+    """The GRANT statements PRIVILEGES gives `table`, for those of `roles` that exist: for migrate, and for
+    replay's freshly built tables (a table made anew has only its owner's privileges)."""
+    return [
+        sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(rights[table]), sql.Identifier(table), sql.Identifier(role))
+        for role, rights in sorted(PRIVILEGES.items())
+        if table in rights and role in roles
+    ]
+
+
+EXISTING_ROLES = "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)"
+
+
 def apply_privileges(conn: psycopg.Connection) -> None:
     """GRANT what PRIVILEGES says (and nothing else) on the current database, inside the caller's transaction."""
-    from psycopg import sql
-
-    roles = {r for (r,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (list(PRIVILEGES),))}
+    roles = {r for (r,) in conn.execute(EXISTING_ROLES, (list(PRIVILEGES),))}
     tables = {t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
     for role in sorted(roles):
         conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(role)))
-        for table, privileges in PRIVILEGES[role].items():
-            if table in tables:
-                conn.execute(
-                    sql.SQL("GRANT {} ON {} TO {}").format(
-                        sql.SQL(privileges), sql.Identifier(table), sql.Identifier(role)
-                    )
-                )
+    for table in sorted(tables):
+        for statement in grants(table, roles):
+            conn.execute(statement)
 
 
 def require_current(url: str, directory: Traversable | None = None) -> None:

@@ -146,12 +146,32 @@ class PostgresCluster:
             for path in (self.home, self.sockets, self.log):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
 
+    def _set_orphan_aside(self) -> None:
+        """A cluster at this state folder's place that the state folder does not know (no `.beacon/pg` link:
+        an earlier clone at the same path was deleted without `make clean`) is locked by passwords that were
+        deleted with it. It is moved aside, never deleted, and a new one is made; the one moved aside at an
+        earlier time is deleted, so at most one is kept per path."""
+        if not self.outside or self.link.is_symlink() or not self.home.exists():
+            return
+        if self.running():
+            self._run([str(find_bindir() / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"])
+        aside = self.home.with_name(self.home.name + ".orphaned")
+        if aside.exists():
+            shutil.rmtree(aside)
+        self.home.rename(aside)
+        print(
+            f"PostgreSQL: a cluster left by an earlier checkout at this path (its passwords were deleted with it) "
+            f"was moved to {aside}; a new one is made. Delete the old one with `rm -rf {aside}` once you do not "
+            "need its data."
+        )
+
     def running(self) -> bool:
         if not (self.data / "postmaster.pid").exists():
             return False
         return self._run([str(find_bindir() / "pg_ctl"), "status", "-D", str(self.data)], check=False).returncode == 0
 
     def start(self) -> None:
+        self._set_orphan_aside()
         if self.running():
             return
         bindir = find_bindir()

@@ -25,7 +25,7 @@ from datetime import datetime
 
 import psycopg
 
-from beacon.infra import kafka, logs
+from beacon.infra import db, kafka, logs
 from beacon.infra.settings import Settings
 from beacon.recorder import project, store
 from beacon.schemas.topics import Topics
@@ -154,6 +154,10 @@ async def _swap(conn: psycopg.AsyncConnection, live: str, fresh: str) -> None:
         await conn.execute(f'ALTER INDEX "{new}" RENAME TO "{old}"')
     if old_seq and new_seq:  # the identity sequence behind executions.id
         await conn.execute(f'ALTER SEQUENCE "{new_seq[0]}" RENAME TO "{old_seq[0]}"')
+    # The new table has only its owner's privileges: give the services' roles theirs again.
+    roles = {r for (r,) in await (await conn.execute(db.EXISTING_ROLES, (list(db.PRIVILEGES),))).fetchall()}
+    for statement in db.grants(live, roles):
+        await conn.execute(statement)
 
 
 async def rebuild(settings: Settings, allow_fewer: bool = False) -> RebuildReport:
