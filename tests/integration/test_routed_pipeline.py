@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -13,7 +15,11 @@ import pytest
 
 from beacon.infra.catalogues import DEFAULT
 from beacon.infra.settings import Settings
-from tests.harness import Services, wait_for_rows
+from beacon.runner import expand
+from beacon.schemas.events import JobSubmitted, ProducerInfo, QuestionText, encode, parse_event
+from beacon.schemas.topics import dead_letter_topic
+from tests.harness import Services, count_rows, wait_for_rows
+from tests.kafka_tools import produce, read_all
 from tests.model_server import ModelServer
 from tests.support import Infra, beacon, own_namespace
 
@@ -97,3 +103,53 @@ def test_http_region_and_simulated_region_side_by_side(
         assert [m["role"] for m in body["messages"]] == ["system", "user"]
         assert body["messages"][0]["content"] == DEFAULT.regions["eu-west"].system_prompts["en"]
     assert model_server.max_in_flight <= 2 * 2  # two endpoints' worth of routes, two slots each
+
+
+def test_a_worker_runs_only_the_cells_its_job_asks_for(
+    routed: tuple[Settings, Services], model_server: ModelServer
+) -> None:
+    """Forged CellScheduled records on eu-west's work topic (another region's cell, more tokens or a hotter
+    temperature than the job asks, a question the job has not, a job nobody submitted) are dead-lettered
+    with the reason and never reach the model server; the job's own cells and the next job run as usual."""
+    own, services = routed
+    spec = {"job_id": "admit-1", "questions": ["math_basic", "geography_basic"], "models": ["mistral-7b"]}
+    spec["regions"] = ["eu-west", "us-east"]  # us-east is simulated: only eu-west's cells reach the server
+    assert beacon(own, "submit", "-", stdin=json.dumps(spec).encode()).returncode == 0
+    assert wait_for_rows(own, services, "admit-1", 4) == 4
+    calls = model_server.calls
+
+    job = next(e for r in read_all(own, own.topics.jobs_submitted) if (e := parse_event(r.value)).job_id == "admit-1")
+    assert isinstance(job, JobSubmitted)
+    runner = ProducerInfo(service="runner", region="eu-west", instance="forger")
+    cell = expand.cells(job, "eu-west", runner)[0]
+    extra_question = QuestionText(id="taiwan_status", category="x", prompts={"en": "Is it raining?"})
+    other_job = job.model_copy(update={"job_id": "never-submitted"})
+    forged = {
+        "other region": expand.cells(job, "us-east", runner.model_copy(update={"region": "us-east"}))[0],
+        "over the limits": cell.model_copy(update={"params": cell.params.model_copy(update={"max_tokens": 10**6})}),
+        "not as its job asks": cell.model_copy(update={"params": cell.params.model_copy(update={"temperature": 2})}),
+        "not a cell of its job": cell.model_copy(update={"question": extra_question}),
+        "unknown job": expand.cells(other_job, "eu-west", runner)[0],
+    }
+    forged = {reason: c.model_copy(update={"event_id": uuid.uuid4()}) for reason, c in forged.items()}
+    work = own.topics.work("eu-west")
+    produce(own, work, [(c.key.encode(), encode(c)) for c in forged.values()])
+
+    spec["job_id"] = "admit-2"  # the stream goes on behind them
+    assert beacon(own, "submit", "-", stdin=json.dumps(spec).encode()).returncode == 0
+    assert wait_for_rows(own, services, "admit-2", 4) == 4
+    reasons = {c.event_id: reason for reason, c in forged.items()}
+    deadline = time.monotonic() + 30
+    parked: dict[str, str] = {}
+    while len(parked) < len(forged) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        for r in read_all(own, dead_letter_topic(work)):
+            event = parse_event(r.value)
+            if event.event_id in reasons:
+                parked[reasons[event.event_id]] = dict(r.headers)["beacon.error"].decode()
+    assert {reason: error.split(")")[0] for reason, error in parked.items()} == {
+        reason: f"refused ({reason}" for reason in forged
+    }
+    assert model_server.calls == calls + 2  # admit-2's two cells; not one forged cell reached the model
+    assert count_rows(own, "admit-1") == 4 and count_rows(own, "never-submitted") == 0
+    services.assert_alive()

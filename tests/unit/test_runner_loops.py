@@ -14,6 +14,7 @@ from beacon.providers import Endpoints
 from beacon.providers.routing import Routing
 from beacon.runner import expand
 from beacon.runner.expander import ExpandedJobs, Expander
+from beacon.runner.submitted import SubmittedJobs
 from beacon.runner.worker import Worker
 from beacon.schemas.events import ExecutionCompleted, JobExpanded, JobSubmitted, ProducerInfo, encode, parse_event
 from beacon.schemas.topics import Topics, dead_letter_topic
@@ -35,6 +36,12 @@ def a_job(job_id: str = "j1") -> JobSubmitted:
     return job_submitted(
         spec, DEFAULT, now=datetime(2026, 1, 1, tzinfo=UTC), default_deadline_seconds=60, producer=producer
     )
+
+
+def submitted_jobs(*jobs: JobSubmitted) -> SubmittedJobs:
+    """What the worker holds its cells to, read from a fake jobs.submitted, at the jobs' own time."""
+    records = [record(NAMES.jobs_submitted, i, encode(j)) for i, j in enumerate(jobs)]
+    return SubmittedJobs(FakeReader(records), REGION, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def an_expander(consumer: FakeConsumer, producer: FakeProducer, already: list | None = None) -> Expander:
@@ -112,6 +119,7 @@ def test_the_worker_runs_each_cell_once_emits_its_result_and_commits_after_the_a
         consumer=consumer,
         producer=producer,
         endpoints=Endpoints(Routing.simulated(), REGION, REGION),
+        jobs=submitted_jobs(a_job()),
     )
     with pytest.raises(Stop):
         asyncio.run(worker.run())
@@ -122,3 +130,37 @@ def test_the_worker_runs_each_cell_once_emits_its_result_and_commits_after_the_a
     dead = [entry for entry in producer.sent if entry[0] == dead_letter_topic(work)]
     assert len(dead) == 1 and dict(dead[0][3])["beacon.source.offset"] == b"1"
     assert list(consumer.committed[-1].values()) == [3]  # all three records, only once every result was sent
+
+
+def test_the_worker_dead_letters_cells_its_job_does_not_ask_for_and_runs_the_rest() -> None:
+    cells = expand.cells(a_job(), REGION, INFO)
+    work = NAMES.work(REGION)
+    greedy = cells[0].model_copy(update={"params": cells[0].params.model_copy(update={"max_tokens": 1_000_000})})
+    elsewhere = expand.cells(a_job(), "us-east", ProducerInfo(service="runner", region="us-east", instance="x"))[0]
+    stranger = expand.cells(a_job("never-submitted"), REGION, INFO)[0]
+    sent = [*cells, greedy, elsewhere, stranger]
+    records = [record(work, i, encode(c), key=c.key.encode()) for i, c in enumerate(sent)]
+    producer = FakeProducer()
+    consumer = FakeConsumer(
+        [records], done=lambda: bool(consumer.committed) and max(consumer.committed[-1].values()) == len(sent)
+    )
+    worker = Worker(
+        region=REGION,
+        names=NAMES,
+        group="unit.runner.eu-west",
+        window_size=8,
+        info=INFO,
+        consumer=consumer,
+        producer=producer,
+        endpoints=Endpoints(Routing.simulated(), REGION, REGION),
+        jobs=submitted_jobs(a_job()),
+    )
+    with pytest.raises(Stop):
+        asyncio.run(worker.run())
+    results = [parse_event(value) for topic, _, value, _ in producer.sent if topic == NAMES.executions_completed]
+    assert sorted(r.key for r in results) == sorted(c.key for c in cells)  # the job's own cells, once each
+    errors = [dict(h)["beacon.error"].decode() for topic, _, _, h in producer.sent if topic == dead_letter_topic(work)]
+    assert len(errors) == 3
+    assert errors[0] == "refused (over the limits): max_tokens 1000000 is over the 32768 any job may ask"
+    assert errors[1].startswith("refused (other region): a cell of region 'us-east' on the work topic of region")
+    assert errors[2].startswith("refused (unknown job): job 'never-submitted' is not on jobs.submitted")

@@ -40,6 +40,8 @@ JOB_ID_PATTERN = ID_PATTERN
 Text = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
 
 MAX_DEADLINE_SECONDS = 7 * 24 * 3600
+# The most tokens a job may ask of each call (a runner refuses any cell asking more).
+MAX_TOKENS = 32768
 
 
 class AdHocQuestion(BaseModel):
@@ -106,7 +108,7 @@ class JobSpec(BaseModel):
         "one job per language and run `beacon compare`.",
     )
     temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=2.0)
-    max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, le=32768)
+    max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, le=MAX_TOKENS)
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1, description="Sent to the model; a 64-bit integer.")
     deadline_seconds: int | None = Field(
         None, ge=1, le=MAX_DEADLINE_SECONDS, description="Time the job may take; the settings' default when absent."

@@ -5,12 +5,15 @@ each call makes fresh clients, which is what a restart after a transient Kafka f
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from beacon.infra import kafka
 from beacon.infra.settings import Settings
 from beacon.providers import Endpoints
 from beacon.providers.routing import Routing
+from beacon.runner import submitted
 from beacon.runner.expander import ExpandedJobs, Expander
+from beacon.runner.submitted import SubmittedJobs
 from beacon.runner.worker import Worker
 from beacon.schemas.events import ProducerInfo
 
@@ -47,6 +50,8 @@ def worker(settings: Settings, region: str, routing: Routing, api_keys: Mapping[
     # fetch_max_wait_ms: cells are written in transactions, and a broker may hold a read_committed fetch
     # for its whole wait even once the commit marker lands; a short wait keeps cells moving.
     consumer = kafka.consumer(settings, group_id=group, max_poll_interval_ms=3_600_000, fetch_max_wait_ms=50)
+    since = submitted.since(datetime.now(UTC))
+    jobs_reader = kafka.TopicReader(settings, [settings.topics.jobs_submitted], since=since, fetch_max_wait_ms=10)
     return Worker(
         region=region,
         names=settings.topics,
@@ -57,4 +62,6 @@ def worker(settings: Settings, region: str, routing: Routing, api_keys: Mapping[
         producer=kafka.producer(settings),
         # The runner needs no catalogue: a cell carries its region's display name for the simulated model.
         endpoints=Endpoints(routing, region, region, api_keys),
+        # What each cell is held to: its job as the submitter wrote it (committed records only).
+        jobs=SubmittedJobs(jobs_reader, region),
     )

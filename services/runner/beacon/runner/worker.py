@@ -1,5 +1,6 @@
-"""Worker (inside `beacon runner`): consume CellScheduled from the region's work topic → call the model
-→ emit ExecutionCompleted (acknowledged) → commit.
+"""Worker (inside `beacon runner`): consume CellScheduled from the region's work topic → admit it against
+its job on jobs.submitted (admit.py; a cell of another region, or beyond what its job asks, is
+dead-lettered and never run) → call the model → emit ExecutionCompleted (acknowledged) → commit.
 
 At most `window` cells are taken but not yet committed, in all. Offsets are committed per partition
 only up to the first unfinished cell, so after a crash (SIGKILL anywhere) the cells run again are at
@@ -22,7 +23,9 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from beacon.infra import kafka, logs, metrics
 from beacon.providers import Endpoints
 from beacon.providers.judge import verdict
+from beacon.runner import admit
 from beacon.runner.execute import run_cell
+from beacon.runner.submitted import SubmittedJobs
 from beacon.schemas.events import CellScheduled, ProducerInfo, encode
 from beacon.schemas.topics import Topics
 
@@ -81,6 +84,7 @@ class Worker:
         consumer: Any,
         producer: Any,
         endpoints: Endpoints,
+        jobs: SubmittedJobs,
     ) -> None:
         self.region = region
         self.names = names
@@ -90,6 +94,7 @@ class Worker:
         self.consumer = consumer  # AIOKafkaConsumer (read_committed, the region's runner group)
         self.producer = producer  # AIOKafkaProducer (acks=all, idempotent)
         self.endpoints = endpoints
+        self.jobs = jobs
         self.window = Window()
         self.to_commit: dict[TopicPartition, int] = {}  # finished, not yet committed (a commit can fail)
 
@@ -116,6 +121,12 @@ class Worker:
             cell = kafka.read_event(record, CellScheduled)
         except kafka.Poison as exc:
             await kafka.dead_letter(self.producer, record, str(exc), consumer=self.group)
+            self.window.add(tp, record.offset, None)
+            return
+        refused = admit.refusal(cell, record.key, self.region, await self.jobs.get(cell.job_id))
+        if refused is not None:
+            reason, why = refused
+            await kafka.dead_letter(self.producer, record, f"refused ({reason}): {why}", consumer=self.group)
             self.window.add(tp, record.offset, None)
             return
         self.window.add(tp, record.offset, asyncio.ensure_future(self.run_one(cell)))
@@ -152,6 +163,7 @@ class Worker:
 
         self.consumer.subscribe([self.names.work(self.region)], listener=FinishBeforeHandingOver())
         await self.producer.start()
+        await self.jobs.start()
         await self.consumer.start()
         log.info("worker_started", group=self.group, window=self.window_size)
         try:
@@ -174,5 +186,6 @@ class Worker:
             for task in self.window.tasks():
                 task.cancel()
             await self.consumer.stop()
+            await self.jobs.stop()
             await self.producer.stop()
             await self.endpoints.close()
