@@ -184,3 +184,13 @@ def a_cell(job_id: str) -> CellScheduled:
         params=GenerationParams(temperature=0.1, max_tokens=500),
         deadline=now() + timedelta(hours=1),
     )
+
+
+def api_token(
+    settings: Settings, name: str = "tests", read_only: bool = False, per_day: int = 10**6, per_job: int = 10**5
+) -> str:
+    """A live API token in `settings`'s database (as `beacon tokens create` makes one); its secret."""
+    from beacon.infra import tokens
+
+    with psycopg.connect(settings.database_url) as conn:
+        return tokens.create(conn, name, not read_only, per_day, per_job)[1]

@@ -35,7 +35,7 @@ from beacon.schemas.events import ProducerInfo
 from beacon.submitter.decide import job_submitted
 from beacon.submitter.http import create_app as submitter_api
 from tests.harness import Services
-from tests.support import Infra, free_port, isolated
+from tests.support import Infra, api_token, free_port, isolated
 from tools.contracts import OPENAPI_DIR
 
 pytestmark = pytest.mark.pipeline
@@ -263,6 +263,11 @@ def read_api_port(fuzz_settings: Settings) -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
+def fuzz_token(fuzz_settings: Settings) -> str:
+    return api_token(fuzz_settings, "fuzzer")
+
+
+@pytest.fixture(scope="module")
 def submitter_port(fuzz_settings: Settings) -> Iterator[int]:
     with serving(submitter_api(fuzz_settings)) as port:
         yield port
@@ -304,32 +309,46 @@ def test_read_api_never_answers_5xx(case: Any, read_api_port: int) -> None:
 @SUBMITTER.parametrize()
 @FUZZ
 def test_submitter_never_answers_5xx_and_registers_only_what_it_accepts(
-    case: Any, submitter_port: int, fuzz_settings: Settings
+    case: Any, submitter_port: int, fuzz_settings: Settings, fuzz_token: str
 ) -> None:
     before = submissions(fuzz_settings)
-    response = case.call(base_url=f"http://127.0.0.1:{submitter_port}", timeout=30)
+    # With a live token: the fuzzer reaches the body's validation, not only the 401 in front of it.
+    headers = {"authorization": f"Bearer {fuzz_token}"}
+    response = case.call(base_url=f"http://127.0.0.1:{submitter_port}", headers=headers, timeout=30)
     no_server_error(response, case)
     assert submissions(fuzz_settings) - before == (1 if response.status_code == 202 else 0), response.text[:300]
 
 
 # --- the submitter's body limits on a real socket -------------------------------------------------------
 
-POST_HEAD = b"POST /jobs HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+
+@pytest.fixture(scope="module")
+def post_head(fuzz_settings: Settings) -> bytes:
+    """The head of a POST /jobs from a client with a live token: what is refused after it is the body."""
+    token = api_token(fuzz_settings, "body-limits")
+    return (
+        b"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {token}\r\n".encode()
+    )
 
 
-def test_a_declared_huge_body_gets_413_before_it_is_sent(submitter_port: int, fuzz_settings: Settings) -> None:
+def test_a_declared_huge_body_gets_413_before_it_is_sent(
+    submitter_port: int, fuzz_settings: Settings, post_head: bytes
+) -> None:
     before = submissions(fuzz_settings)
-    with request(submitter_port, POST_HEAD + b"Content-Length: 1000000000\r\n\r\n{") as sock:
+    with request(submitter_port, post_head + b"Content-Length: 1000000000\r\n\r\n{") as sock:
         seconds, answer = until_closed(sock, 5)  # 1 GB announced, 1 byte sent: answered and closed at once
     assert answer.startswith(b"HTTP/1.1 413 ") and b"body too large" in answer
     assert seconds < 2
     assert submissions(fuzz_settings) == before
 
 
-def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(submitter_port: int, fuzz_settings: Settings) -> None:
+def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(
+    submitter_port: int, fuzz_settings: Settings, post_head: bytes
+) -> None:
     before = submissions(fuzz_settings)
     chunk = b" " * 8192
-    with request(submitter_port, POST_HEAD + b"Transfer-Encoding: chunked\r\n\r\n") as sock:
+    with request(submitter_port, post_head + b"Transfer-Encoding: chunked\r\n\r\n") as sock:
         sent, answer = 0, b""
         while not answer and sent < 80_000_000:  # 80 MB if the server read it all
             try:
@@ -350,13 +369,13 @@ def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(submitter_port
 
 
 def test_a_trickled_body_gets_408(
-    submitter_port: int, fuzz_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    submitter_port: int, fuzz_settings: Settings, monkeypatch: pytest.MonkeyPatch, post_head: bytes
 ) -> None:
     from beacon.submitter import http as submitter_http
 
     monkeypatch.setattr(submitter_http, "BODY_TIMEOUT_SECONDS", 1.0)
     before = submissions(fuzz_settings)
-    with request(submitter_port, POST_HEAD + b"Content-Length: 100\r\n\r\n{") as sock:
+    with request(submitter_port, post_head + b"Content-Length: 100\r\n\r\n{") as sock:
         seconds, answer = until_closed(sock, 5, trickle=b" " * 20)
     assert answer.startswith(b"HTTP/1.1 408 ") and b"not received within 1 s" in answer
     assert 0.9 < seconds < 3

@@ -16,7 +16,7 @@ from beacon.infra.settings import Settings
 from beacon.schemas.events import JobSubmitted
 from beacon.submitter.http import create_app
 from tests.kafka_tools import message_count, read_all
-from tests.support import Infra, beacon, grant, service_env
+from tests.support import Infra, api_token, beacon, grant, service_env
 
 pytestmark = pytest.mark.pipeline
 
@@ -152,7 +152,9 @@ def test_a_runner_for_a_region_outside_the_catalogue_warns_and_runs(infra: Infra
 
 @pytest.fixture
 def http(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:  # the real app, its real producer, the real broker
+    # The real app, its real producer, the real broker; called as a client with a token on localhost would.
+    headers = {"authorization": f"Bearer {api_token(settings)}"}
+    with TestClient(create_app(settings), base_url="http://localhost", headers=headers) as client:
         yield client
 
 

@@ -36,6 +36,7 @@ from beacon.domain.cells import cells_of
 from beacon.infra import kafka
 from beacon.infra.catalogues import default
 from beacon.infra.settings import Settings
+from beacon.infra.tokens import Token
 from beacon.providers.routing import Routing, RoutingError
 from beacon.recorder import project, store
 from beacon.recorder.project import rows_of
@@ -83,10 +84,22 @@ class RecordingPublisher:
     async def stop(self) -> None:
         pass
 
-    async def submit(self, spec: JobSpec) -> Submitted:
+    async def token(self, token: str) -> Token:
+        """Any well-formed token is a live one with room to spare: these tests are about the body."""
+        return Token("0a1b2c3d", "unit", True, 10**9, 10**9, NOW, None)
+
+    async def submit(self, spec: JobSpec, token: Token | None = None) -> Submitted:
         event = job_submitted(spec, self.settings.catalogue, now=NOW, default_deadline_seconds=3600, producer=PRODUCER)
         self.emitted.append(JobSubmitted.model_validate_json(encode(event)))  # what a consumer would decode
         return Submitted(event.job_id, event.expected_executions)
+
+
+# A client with a token, on a host the service answers to (tests/integration/test_api_tokens.py: without).
+AUTHORIZED = {"authorization": "Bearer beacon_0a1b2c3d_" + "a" * 43}
+
+
+def client_of(app: Any) -> TestClient:
+    return TestClient(app, base_url="http://localhost", headers=AUTHORIZED)
 
 
 def settings_with(tmp_path: Path, text: str | None) -> Settings:
@@ -101,7 +114,7 @@ def settings_with(tmp_path: Path, text: str | None) -> Settings:
 def submitter(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[TestClient, RecordingPublisher]]:
     settings = settings_with(tmp_path, getattr(request, "param", None))
     publisher = RecordingPublisher(settings)
-    with TestClient(create_app(settings, publisher=publisher)) as client:  # type: ignore[arg-type]
+    with client_of(create_app(settings, publisher=publisher)) as client:  # type: ignore[arg-type]
         yield client, publisher
 
 
@@ -194,7 +207,7 @@ def test_a_job_whose_event_would_pass_the_message_limit_is_refused_naming_its_si
     settings = settings_with(tmp_path, catalogue_text(questions=60, prompt="x" * 19_000))
     spec = {"questions": [f"q{i}" for i in range(60)], "models": ["m0"], "regions": ["r0"]}
     publisher = RecordingPublisher(settings)
-    with TestClient(create_app(settings, publisher=publisher)) as client:  # type: ignore[arg-type]
+    with client_of(create_app(settings, publisher=publisher)) as client:  # type: ignore[arg-type]
         response = client.post("/jobs", json=spec)
         assert response.status_code == 400, response.text
         [problem] = response.json()["problems"]

@@ -38,7 +38,7 @@ def test_every_response_gets_the_headers_html_its_page_policy() -> None:
         return {"n": 1}
 
     harden(app, page=PAGE)
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://localhost")
     html, json, missing = client.get("/page"), client.get("/data"), client.get("/nowhere")
     assert html.headers["content-security-policy"] == page_policy(PAGE)
     for response in (json, missing):  # an error page too
@@ -54,7 +54,7 @@ def test_the_submitter_serves_no_docs_ui_and_hardens_its_answers() -> None:
     from beacon.submitter.http import create_app
 
     app = create_app(Settings.from_env({}), publisher=object())  # type: ignore[arg-type]  # no request reaches it
-    client = TestClient(app)  # not entered: no lifespan, so no Kafka or database
+    client = TestClient(app, base_url="http://localhost")  # not entered: no lifespan, so no Kafka or database
     for path in ("/docs", "/redoc"):
         assert client.get(path).status_code == 404
     answer = client.get("/openapi.json")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -68,6 +69,83 @@ T = TypeVar("T")
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     applied = db.migrate(settings.database_url)
     print(f"applied {', '.join(applied)}" if applied else "database is up to date")
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a quota of 0 would refuse every job)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def cmd_tokens(settings: Settings, args: argparse.Namespace) -> None:
+    """create NAME | list | revoke ID — the API tokens the HTTP services accept (as the schema's owner)."""
+    from beacon.infra import tokens
+
+    with db.connect(settings.database_url) as conn:
+        if args.action == "create":
+            name = args.target or ""
+            if not tokens.NAME_PATTERN.fullmatch(name):
+                raise UserError(f"tokens create NAME: {safe(name[:80])!r} is not a name ({tokens.NAME_RULE})")
+            if args.cells_per_job > args.cells_per_day:
+                raise UserError(
+                    f"--cells-per-job {args.cells_per_job} is over --cells-per-day {args.cells_per_day}: "
+                    "no job that large could ever be started"
+                )
+            made, secret = tokens.create(conn, name, not args.read_only, args.cells_per_day, args.cells_per_job)
+            conn.commit()
+            what = (
+                "may only read"
+                if args.read_only
+                else (f"may submit {made.cells_per_job} cells per job, {made.cells_per_day} per day (UTC)")
+            )
+            print(f"token {made.token_id} ({made.name}) {what}; it is shown this once, keep it secret:")
+            print(secret)
+            return
+        if args.action == "list":
+            if args.target:
+                raise UserError("tokens list takes no argument")
+            rows = tokens.listed(conn)
+            if args.json:
+                print(
+                    safe_json(
+                        [
+                            {
+                                "token_id": t.token_id,
+                                "name": t.name,
+                                "can_submit": t.can_submit,
+                                "cells_per_day": t.cells_per_day,
+                                "cells_per_job": t.cells_per_job,
+                                "cells_today": used,
+                                "created_at": t.created_at.isoformat(),
+                                "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+                            }
+                            for t, used in rows
+                        ]
+                    )
+                )
+                return
+            if not rows:
+                print("no API tokens; make one with `beacon tokens create NAME`")
+            for t, used in rows:
+                state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "live"
+                rights = (
+                    "read only"
+                    if not t.can_submit
+                    else (f"{used}/{t.cells_per_day} cells today, {t.cells_per_job} per job")
+                )
+                print(safe(f"{t.token_id}  {t.name:<24} {state:<22} {rights}  made {t.created_at:%Y-%m-%d %H:%M}"))
+            return
+        token_id = args.target or ""
+        revoked = tokens.revoke(conn, token_id) if re.fullmatch(r"[0-9a-f]{8}", token_id) else None
+        if revoked is None:
+            raise UserError(f"tokens revoke: no token {safe(token_id[:80])!r}; `beacon tokens list` shows their ids")
+        conn.commit()
+        print(f"token {revoked.token_id} ({safe(revoked.name)}) revoked at {revoked.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
 
 
 def cmd_catalogue(settings: Settings, args: argparse.Namespace) -> None:
@@ -438,6 +516,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="the read API's GET /compare document")
     s.add_argument("--api", default=None, help=API_HELP)
     s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("tokens", help="API tokens for POST /jobs and the read API: create NAME, list, revoke ID")
+    s.add_argument("action", choices=["create", "list", "revoke"])
+    s.add_argument("target", nargs="?", help="create: the token's name; revoke: its id (from `beacon tokens list`)")
+    s.add_argument("--cells-per-day", type=positive, default=10_000, help="create: cells per UTC day (10000)")
+    s.add_argument("--cells-per-job", type=positive, default=1_000, help="create: cells per job (1000)")
+    s.add_argument("--read-only", action="store_true", help="create: a token for the read API only")
+    s.add_argument("--json", action="store_true", help="list: one JSON array")
+    s.set_defaults(func=cmd_tokens)
 
     s = sub.add_parser("dlq", help="dead letters: list them, or replay them to their source topic after a fix")
     s.add_argument("action", choices=["list", "replay"])

@@ -34,6 +34,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from beacon.infra.settings import LOOPBACK_NAMES
+
 HEAD_TIMEOUT_SECONDS = 10.0
 KEEP_ALIVE_SECONDS = 5
 MAX_CONCURRENCY = 100
@@ -104,8 +106,71 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def harden(app: FastAPI, page: str | None = None) -> None:
-    """Security headers on every response of `app`; `page`: the HTML of its one static page, if it has one."""
+def host_of(authority: str) -> str:
+    """The host of a Host header or an origin's authority, lower case, without its port or brackets."""
+    authority = authority.strip().lower()
+    if authority.startswith("["):
+        return authority[1:].partition("]")[0]
+    name, colon, port = authority.rpartition(":")
+    return name if colon and port.isdigit() and ":" not in name else authority
+
+
+def refusal(headers: dict[bytes, bytes], path: str, allowed: tuple[str, ...]) -> tuple[int, str, str] | None:
+    """(status, error, problem) when a request must be refused for where it says it is going or coming from.
+
+    The Host must be one of `allowed` (a browser tricked by DNS rebinding sends the attacker's name). A
+    browser's request from a page sends Origin (and Sec-Fetch-Site): it must be this very origin, scheme and
+    host and port, so no page of another site, or of another port of this machine, can use a visitor's
+    browser against the API. /health/* answers everyone (probes address a pod by its IP)."""
+    if path.startswith("/health/"):
+        return None
+    host = headers.get(b"host", b"").decode("latin-1")
+    if host_of(host) not in allowed:
+        shown = host[:100] if host else "none"
+        return 400, "unknown host", f"Host {shown!r} is not a name this service answers to (BEACON_ALLOWED_HOSTS)"
+    if headers.get(b"sec-fetch-site", b"") == b"cross-site":
+        return 403, "cross-site request refused", "a page of another site may not call this service"
+    origin = headers.get(b"origin")
+    if origin is not None:
+        scheme, sep, authority = origin.decode("latin-1").partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or authority.lower() != host.lower():
+            shown = origin.decode("latin-1")[:100]
+            return 403, "cross-site request refused", f"Origin {shown!r} is not this service's own"
+    return None
+
+
+TOKEN_NEEDED = "send an API token: Authorization: Bearer <token> (`beacon tokens create`)"
+
+
+def unauthorized(problem: str, invalid: bool) -> JSONResponse:
+    """401 with the bearer challenge (RFC 6750): `invalid` when a token was sent but is unknown or revoked."""
+    challenge = 'Bearer realm="beacon"' + (', error="invalid_token"' if invalid else "")
+    return JSONResponse(
+        {"error": "unauthorized", "problems": [problem]}, status_code=401, headers={"www-authenticate": challenge}
+    )
+
+
+class HostAndOrigin:
+    """ASGI middleware applying `refusal` before the application sees the request."""
+
+    def __init__(self, app: Any, allowed_hosts: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = tuple(h.lower() for h in allowed_hosts)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            refused = refusal(dict(scope.get("headers", [])), scope.get("path", ""), self.allowed)
+            if refused is not None:
+                status, error, why = refused
+                await JSONResponse({"error": error, "problems": [why]}, status_code=status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def harden(app: FastAPI, page: str | None = None, allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES) -> None:
+    """Security headers on every response of `app`, and requests for unknown hosts or from other sites
+    refused; `page`: the HTML of its one static page, if it has one."""
+    app.add_middleware(HostAndOrigin, allowed_hosts=allowed_hosts)
     app.add_middleware(SecurityHeaders, html_policy=page_policy(page) if page is not None else None)
 
 

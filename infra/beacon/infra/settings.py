@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -58,6 +59,8 @@ class SettingsError(ValueError):
 KAFKA_SECURITY = ("sasl", "plaintext")
 # PostgreSQL roles are named beacon_<role> (beacon.deploy.local.postgres creates them; README lists them).
 DB_ROLE_PREFIX = "beacon_"
+# The names a loopback HTTP service answers to (the Host header), and the addresses that count as loopback.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def read_secret(path: Path, setting: str) -> str:
@@ -146,6 +149,12 @@ class Settings:
     kafka_credentials_from: str = "nowhere: set BEACON_KAFKA_USERNAME and BEACON_KAFKA_PASSWORD(_FILE)"
     # The mode-700 folder of the password files `make up` writes (kafka/<principal>, postgres/<role>).
     secrets_dir: Path = Path(".beacon/secrets")
+    # The host names the HTTP services answer to (Host header, and the Origin of a browser's request):
+    # anything else is refused, which stops DNS rebinding and cross-site pages.
+    allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
+    # Whether the read API asks for an API token: "token", "open", or "auto" (open only when it listens
+    # on a loopback address, as the demo does).
+    read_auth: str = "auto"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -177,7 +186,15 @@ class Settings:
             api_url=env.get("BEACON_API_URL") or None,
             **_kafka_credentials(env),
             secrets_dir=Path(env["BEACON_SECRETS_DIR"]) if env.get("BEACON_SECRETS_DIR") else state_dir() / "secrets",
+            allowed_hosts=_hosts(env),
+            read_auth=_choice(env, "BEACON_READ_AUTH", "auto", ("auto", "token", "open")),
         )
+
+    @property
+    def read_needs_token(self) -> bool:
+        if self.read_auth == "auto":
+            return self.http_host not in LOOPBACK_NAMES
+        return self.read_auth == "token"
 
     def acting_as(self, kafka_principal: str | None = None, db_role: str | None = None) -> Settings:
         """These settings for one service: its own Kafka principal and PostgreSQL role, unless the
@@ -210,6 +227,30 @@ class Settings:
     def catalogue(self) -> Catalogue:
         """The active catalogue, read once per file (raises CatalogueError, naming line and field)."""
         return _catalogue(self.catalogue_file)
+
+
+def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r}: use one of {', '.join(allowed)}")
+    return value
+
+
+def _hosts(env: dict[str, str]) -> tuple[str, ...]:
+    """BEACON_ALLOWED_HOSTS (comma-separated names or addresses, no ports), or the loopback names and the
+    address the read API listens on when that is a specific one."""
+    raw = env.get("BEACON_ALLOWED_HOSTS")
+    if raw is None or not raw.strip():
+        bound = env.get("BEACON_HTTP_HOST", "127.0.0.1")
+        extra = () if bound in ("0.0.0.0", "::", "") or bound in LOOPBACK_NAMES else (bound.lower(),)
+        return LOOPBACK_NAMES + extra
+    names = tuple(h.strip().lower().strip("[]") for h in raw.split(",") if h.strip())
+    bad = [h for h in names if not re.fullmatch(r"[a-z0-9.:-]{1,253}", h) or h.startswith(".")]
+    if bad:
+        raise SettingsError(
+            f"BEACON_ALLOWED_HOSTS: {bad[0]!r} is not a host name or address (comma-separated, without ports)"
+        )
+    return names
 
 
 def _kafka_credentials(env: dict[str, str]) -> dict[str, object]:

@@ -31,7 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from beacon.domain import compare
 from beacon.domain.cells import NO_QUESTION_TOKEN, question_from_token, question_token
-from beacon.infra import http, metrics
+from beacon.infra import http, metrics, tokens
 from beacon.infra.http import READY_CHECK_SECONDS, bounded
 from beacon.infra.settings import Settings
 from beacon.reader import analysis, queries
@@ -153,7 +153,24 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    http.harden(app, page=PORTAL.read_text(encoding="utf-8"))
+    if settings.read_needs_token:
+        # Every API path asks for a live token (any: read-only or not); the portal's page itself and the
+        # health probes do not (the page asks its visitor for a token when the API answers 401).
+        @app.middleware("http")
+        async def token_required(request: Request, call_next: Any) -> Any:
+            path = request.url.path
+            if path == "/" or path.startswith(("/ui/", "/health/")):
+                return await call_next(request)
+            presented = tokens.bearer(request.headers.get("authorization"))
+            if presented is None:
+                return http.unauthorized(http.TOKEN_NEEDED, False)
+            async with pool.connection() as conn:
+                if await tokens.lookup(conn, presented) is None:
+                    return http.unauthorized("the API token is unknown or revoked", True)
+            return await call_next(request)
+
+    # Added last, so it runs first: an unknown host or another site is refused before a token is looked up.
+    http.harden(app, page=PORTAL.read_text(encoding="utf-8"), allowed_hosts=settings.allowed_hosts)
 
     # The analyses computed lately, by (job, rows recorded): the least recently used go first.
     analyses: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()

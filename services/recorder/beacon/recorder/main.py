@@ -142,7 +142,7 @@ class Recorder:
     async def serve_ops(self) -> None:
         """/metrics and /health for this process (the projection's counters, lag and dead letters)."""
         app = FastAPI(title="Beacon recorder", docs_url=None, redoc_url=None, openapi_url=None)
-        http.harden(app)
+        http.harden(app, allowed_hosts=self.settings.allowed_hosts)
 
         async def database() -> None:
             async with await psycopg.AsyncConnection.connect(self.settings.database_url, connect_timeout=3) as conn:

@@ -1,4 +1,9 @@
-"""POST /jobs: the same validation and the same publisher as `beacon submit`.
+"""POST /jobs: the same validation and the same publisher as `beacon submit`, for callers holding an API token.
+
+Every request needs `Authorization: Bearer <token>` (made by `beacon tokens create`): none, an unknown or a
+revoked one gets 401 before the body is read, a read-only one 403. A job over the token's quotas (cells per
+job, cells left today) gets 429 with the quota, its limit, what is left and when it resets; nothing is then
+registered or emitted (quota.py, publish.py).
 
 The body is untrusted and so is the page that sent it: a web page can make a browser POST to this API
 cross-site without a CORS preflight only with a "simple" content type (text/plain, form encodings), so
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -21,12 +27,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from beacon.domain.catalogue import Catalogue
-from beacon.infra import logs
-from beacon.infra.http import bounded, harden
+from beacon.infra import logs, tokens
+from beacon.infra.http import TOKEN_NEEDED, bounded, harden, unauthorized
 from beacon.infra.settings import Settings
 from beacon.schemas.commands import JobSpec
+from beacon.schemas.events import now
 from beacon.submitter.decide import InvalidJob, JobConflict, parse_spec
 from beacon.submitter.publish import Publisher
+from beacon.submitter.quota import OverQuota
 
 log = logs.get("beacon.submitter")
 
@@ -75,6 +83,13 @@ def documented_spec(catalogue: Catalogue) -> dict:
     return schema
 
 
+def over_quota(over: OverQuota, now: datetime) -> JSONResponse:
+    response = JSONResponse(over.as_json(), status_code=429)
+    if over.resets_at is not None:
+        response.headers["retry-after"] = str(max(1, int((over.resets_at - now).total_seconds())))
+    return response
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -107,7 +122,7 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAP
 
     # No /docs or /redoc: FastAPI's load their UI from a CDN. The OpenAPI document stays (/openapi.json).
     app = FastAPI(title="Beacon submitter", lifespan=lifespan, docs_url=None, redoc_url=None)
-    harden(app)
+    harden(app, allowed_hosts=settings.allowed_hosts)
 
     @app.post(
         "/jobs",
@@ -121,14 +136,32 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAP
         responses={
             200: {"description": "The same job (same id, same spec) was submitted before; nothing new runs."},
             400: {"description": "The spec is invalid; `problems` names each bad field (at most 20 lines)."},
+            401: {"description": "No API token, or an unknown or revoked one (`Authorization: Bearer <token>`)."},
+            403: {"description": "The token may only read, or the request came from another site's page."},
             408: {"description": f"The body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s; nothing was emitted."},
             409: {"description": "The job id is taken by a job with a different spec; nothing was emitted."},
             413: {"description": f"The body is over {MAX_BODY_BYTES} bytes; it was not read, nothing was emitted."},
             415: {"description": "The body is not declared as JSON (Content-Type: application/json)."},
+            429: {
+                "description": "Over the token's cells per job, or its cells per day left today: `quota`, "
+                "`limit`, `left`, `asked`, `resets_at` (and Retry-After); nothing was emitted."
+            },
             503: {"description": "The database or the broker is unavailable; nothing was emitted; try again."},
         },
     )
     async def post_job(request: Request) -> JSONResponse:
+        presented = tokens.bearer(request.headers.get("authorization"))
+        if presented is None:
+            return unauthorized(TOKEN_NEEDED, False)
+        try:
+            token = await publisher.token(presented)
+        except psycopg.OperationalError as exc:
+            log.warning("submit_unavailable", error=str(exc).strip()[:300])
+            return problem(503, "unavailable", ["the database is unavailable; submit again later"])
+        if token is None:
+            return unauthorized("the API token is unknown or revoked", True)
+        if not token.can_submit:
+            return problem(403, "forbidden", [f"token {token.token_id} may only read"])
         content_type = request.headers.get("content-type")
         if not is_json(content_type):
             shown = repr(content_type[:100]) if content_type is not None else "none"
@@ -152,7 +185,10 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAP
         except InvalidJob as exc:
             return problem(400, "invalid job spec", exc.problems)
         try:
-            submitted = await publisher.submit(spec)
+            submitted = await publisher.submit(spec, token)
+        except OverQuota as over:
+            log.info("submit_over_quota", job_id=spec.job_id, token_id=token.token_id, quota=over.quota)
+            return over_quota(over, now())
         except JobConflict as exc:
             return problem(409, "job id conflict", [str(exc)])
         except (psycopg.OperationalError, KafkaError) as exc:

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import UTC
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from beacon.infra import db, kafka, logs, topics
+from beacon.infra import db, kafka, logs, tokens, topics
 from beacon.infra.settings import Settings
+from beacon.infra.tokens import Token
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import JobSubmitted, ProducerInfo, encode, now
+from beacon.submitter import quota
 from beacon.submitter.decide import job_submitted, registered
 
 log = logs.get("beacon.submitter")
@@ -86,19 +89,34 @@ class Publisher:
         if self.pool is not None:
             await self.pool.close()
 
-    async def register(self, event: JobSubmitted) -> tuple[JobSubmitted, bool]:
+    async def token(self, token: str) -> Token | None:
+        """The live API token `token` is, or None (unknown or revoked)."""
+        assert self.pool is not None, "Publisher.start() first"
+        async with self.pool.connection() as conn:
+            return await tokens.lookup(conn, token)
+
+    async def register(self, event: JobSubmitted, token: Token | None = None) -> tuple[JobSubmitted, bool]:
         """Claim the job id in the database (atomic: no check-then-insert). Returns the event to emit and
-        whether the id was already registered with the same spec; raises JobConflict otherwise (decide.py)."""
+        whether the id was already registered with the same spec; raises JobConflict otherwise (decide.py).
+        A new job submitted with `token` is charged to its daily quota in the same transaction: over it,
+        OverQuota is raised and the claim is undone with the rest (a repeat is not charged again)."""
         assert self.pool is not None, "Publisher.start() first"
         async with self.pool.connection() as conn:  # one transaction: committed when the block ends
             claimed = await (
                 await conn.execute(
-                    "INSERT INTO submissions (job_id, spec_sha256, event) VALUES (%s, %s, %s)"
+                    "INSERT INTO submissions (job_id, spec_sha256, event, token_id) VALUES (%s, %s, %s, %s)"
                     " ON CONFLICT DO NOTHING RETURNING job_id",
-                    (event.job_id, event.spec_sha256, Jsonb(event.model_dump(mode="json"))),
+                    (
+                        event.job_id,
+                        event.spec_sha256,
+                        Jsonb(event.model_dump(mode="json")),
+                        token.token_id if token else None,
+                    ),
                 )
             ).fetchone()
             if claimed:
+                if token is not None:
+                    await _charge(conn, token, event.expected_executions)
                 return registered(event, None)
             row = await (
                 await conn.execute("SELECT spec_sha256, event FROM submissions WHERE job_id = %s", (event.job_id,))
@@ -106,7 +124,8 @@ class Publisher:
         assert row is not None  # claimed by someone else, and rows are never deleted
         return registered(event, row[0], row[1])
 
-    async def submit(self, spec: JobSpec) -> Submitted:
+    async def submit(self, spec: JobSpec, token: Token | None = None) -> Submitted:
+        """Register and emit one job; with `token` (an HTTP caller), within the token's quotas."""
         fresh: JobSubmitted = job_submitted(
             spec,
             self.settings.catalogue,
@@ -114,7 +133,9 @@ class Publisher:
             default_deadline_seconds=self.settings.default_deadline_seconds,
             producer=self.info,
         )
-        event, repeat = await self.register(fresh)
+        if token is not None and (over := quota.per_job(token, fresh.expected_executions)):
+            raise over
+        event, repeat = await self.register(fresh, token)
         assert self.producer is not None, "Publisher.start() first"
         # A repeat re-sends the original event: harmless downstream (the regions have expanded it already,
         # or will once), and it heals a crash between registering the id and emitting the event.
@@ -122,6 +143,31 @@ class Publisher:
         await self._waiting("Kafka", lambda: producer.send_and_wait(self.topic, encode(event), key=event.key.encode()))
         log.info("job_submitted", job_id=event.job_id, expected_executions=event.expected_executions, repeat=repeat)
         return Submitted(event.job_id, event.expected_executions, already_submitted=repeat)
+
+
+async def _charge(conn: Any, token: Token, cells: int) -> None:
+    """Add `cells` to the token's count for today (UTC) unless that passes its daily quota (OverQuota then;
+    the caller's transaction is rolled back). The upsert locks the day's row, so concurrent submissions of
+    one token are counted one after the other and can never pass the quota together."""
+    at = now()
+    day = at.astimezone(UTC).date()
+    if over := quota.per_day(token, cells, 0, at):  # more than a whole day's quota
+        raise over
+    charged = await (
+        await conn.execute(
+            "INSERT INTO api_token_usage (token_id, day, cells) VALUES (%s, %s, %s)"
+            " ON CONFLICT (token_id, day) DO UPDATE SET cells = api_token_usage.cells + EXCLUDED.cells"
+            " WHERE api_token_usage.cells + EXCLUDED.cells <= %s RETURNING cells",
+            (token.token_id, day, cells, token.cells_per_day),
+        )
+    ).fetchone()
+    if charged is None:
+        used = await (
+            await conn.execute(
+                "SELECT cells FROM api_token_usage WHERE token_id = %s AND day = %s", (token.token_id, day)
+            )
+        ).fetchone()
+        raise quota.per_day(token, cells, int(used[0]) if used else 0, at) or RuntimeError("quota: inconsistent")
 
 
 async def submit_with(publisher: Publisher, spec: JobSpec) -> Submitted:
