@@ -4,6 +4,7 @@ for an unknown host or from another site's page is served. Every refusal registe
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import Iterator
@@ -202,3 +203,29 @@ def test_tokens_cli_shows_a_token_once_and_stores_only_its_digest(settings: Sett
     assert secret not in dump and secret.split("_")[2] not in dump
     listing = beacon(settings, "tokens", "list").stdout.decode()
     assert secret.split("_")[1] in listing and secret not in listing
+
+
+def test_concurrent_jobs_of_one_token_never_pass_its_daily_quota_together(settings: Settings) -> None:
+    """Eight jobs at once through one publisher (its pool holds four connections) against room for three:
+    exactly three are registered and emitted, the day's count is exactly theirs."""
+    from beacon.schemas.commands import JobSpec
+    from beacon.submitter import bootstrap
+    from beacon.submitter.quota import OverQuota
+
+    token_text = api_token(settings, "racing", per_day=3 * CELLS)
+    before = state(settings)
+
+    async def race() -> list[object]:
+        publisher = bootstrap.publisher(settings)
+        await publisher.start()
+        try:
+            token = await publisher.token(token_text)
+            specs = [JobSpec.model_validate({**SPEC, "job_id": f"race-{i}"}) for i in range(8)]
+            return await asyncio.gather(*(publisher.submit(s, token) for s in specs), return_exceptions=True)
+        finally:
+            await publisher.stop()
+
+    outcomes = asyncio.run(race())
+    assert sum(isinstance(o, OverQuota) for o in outcomes) == 5, outcomes
+    registered, emitted, charged = state(settings)
+    assert (registered, emitted, charged) == (before[0] + 3, before[1] + 3, before[2] + 3 * CELLS)
