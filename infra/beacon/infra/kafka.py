@@ -403,8 +403,11 @@ class TopicReader:
                 starts = await reader.beginning_offsets(self.assigned)
             else:
                 at = int(self.since.timestamp() * 1000)
+                # The end offsets first: a record written between the two calls is then before the end
+                # taken (so read), where the other order would start past it and never read it.
+                ends = await reader.end_offsets(self.assigned)
                 found = await reader.offsets_for_times(dict.fromkeys(self.assigned, at))
-                starts = start_offsets(found, await reader.end_offsets(self.assigned))
+                starts = start_offsets(found, ends)
             # Explicit offsets, not seek_to_beginning/seek_to_end: aiokafka (0.14) applies the reset that
             # assign() began (to the earliest offset) over a seek_to_* made before that reset finished.
             for tp, offset in starts.items():
