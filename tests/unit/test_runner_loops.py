@@ -44,6 +44,21 @@ def submitted_jobs(*jobs: JobSubmitted) -> SubmittedJobs:
     return SubmittedJobs(FakeReader(records), REGION, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
 
 
+def a_worker(consumer: FakeConsumer, producer: FakeProducer) -> Worker:
+    """eu-west's worker on fakes, holding its cells to a_job() as read from a fake jobs.submitted."""
+    return Worker(
+        region=REGION,
+        names=NAMES,
+        group="unit.runner.eu-west",
+        window_size=8,
+        info=INFO,
+        consumer=consumer,
+        producer=producer,
+        endpoints=Endpoints(Routing.simulated(), REGION, REGION),
+        jobs=submitted_jobs(a_job()),
+    )
+
+
 def an_expander(consumer: FakeConsumer, producer: FakeProducer, already: list | None = None) -> Expander:
     return Expander(
         region=REGION,
@@ -110,17 +125,7 @@ def test_the_worker_runs_each_cell_once_emits_its_result_and_commits_after_the_a
     consumer = FakeConsumer(
         [records], done=lambda: bool(consumer.committed) and max(consumer.committed[-1].values()) == 3
     )
-    worker = Worker(
-        region=REGION,
-        names=NAMES,
-        group="unit.runner.eu-west",
-        window_size=8,
-        info=INFO,
-        consumer=consumer,
-        producer=producer,
-        endpoints=Endpoints(Routing.simulated(), REGION, REGION),
-        jobs=submitted_jobs(a_job()),
-    )
+    worker = a_worker(consumer, producer)
     with pytest.raises(Stop):
         asyncio.run(worker.run())
     results = [parse_event(value) for topic, _, value, _ in producer.sent if topic == NAMES.executions_completed]
@@ -144,17 +149,7 @@ def test_the_worker_dead_letters_cells_its_job_does_not_ask_for_and_runs_the_res
     consumer = FakeConsumer(
         [records], done=lambda: bool(consumer.committed) and max(consumer.committed[-1].values()) == len(sent)
     )
-    worker = Worker(
-        region=REGION,
-        names=NAMES,
-        group="unit.runner.eu-west",
-        window_size=8,
-        info=INFO,
-        consumer=consumer,
-        producer=producer,
-        endpoints=Endpoints(Routing.simulated(), REGION, REGION),
-        jobs=submitted_jobs(a_job()),
-    )
+    worker = a_worker(consumer, producer)
     with pytest.raises(Stop):
         asyncio.run(worker.run())
     results = [parse_event(value) for topic, _, value, _ in producer.sent if topic == NAMES.executions_completed]
