@@ -133,6 +133,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "DATABASE_URL": without_credentials(settings.database_url),
         "BEACON_SECRETS_DIR": str(settings.secrets_dir),
+        "BEACON_KEYS_DIR": str(settings.keys_dir),
         "BEACON_TOPIC_NAMESPACE": settings.topic_namespace,
         "BEACON_REPLICATION_FACTOR": str(settings.replication_factor),
         "BEACON_RUNNER_CONCURRENCY": str(settings.runner_concurrency),

@@ -24,6 +24,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndTimestamp, TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from beacon.infra import logs, metrics
+from beacon.infra.keys import TrustFile
 from beacon.infra.settings import Settings
 from beacon.schemas.events import parse_event
 from beacon.schemas.topics import dead_letter_topic
@@ -289,8 +290,9 @@ class Poison(ValueError):
     """A message that no retry can make valid: it goes to the dead-letter topic."""
 
 
-def read_event(record: ConsumerRecord, *accepted: type[E]) -> E:
-    """Decode one record into one of the accepted event types, or raise Poison saying why not."""
+def read_event(record: ConsumerRecord, *accepted: type[E], trust: TrustFile) -> E:
+    """Decode one record into one of the accepted event types, signed by a trusted key of the binding that
+    may make it (beacon.domain.signing), or raise Poison saying why not."""
     size = len(record.value or b"")
     if size > MAX_EVENT_BYTES:
         raise Poison(f"message of {size} bytes exceeds the {MAX_EVENT_BYTES}-byte limit")
@@ -300,6 +302,9 @@ def read_event(record: ConsumerRecord, *accepted: type[E]) -> E:
         raise Poison(f"not a valid event: {exc}") from None
     if not isinstance(event, accepted):
         raise Poison(f"{event.event_type} does not belong on {record.topic}")
+    refused = trust.refusal(record.value or b"")
+    if refused is not None:
+        raise Poison(str(refused))
     return event
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from beacon.infra import logs
+from beacon.infra.keys import KeysError
 from beacon.infra.settings import Settings, SettingsError
 
 SHUTDOWN_GRACE_SECONDS = 15.0
@@ -61,6 +62,6 @@ def command(serve: Callable[[Settings], None], mistakes: tuple[type[Exception], 
         settings = Settings.from_env()
         logs.configure(settings.log_format)
         serve(settings)
-    except (SettingsError, *mistakes) as exc:
+    except (SettingsError, KeysError, *mistakes) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

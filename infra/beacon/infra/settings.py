@@ -149,6 +149,8 @@ class Settings:
     kafka_credentials_from: str = "nowhere: set BEACON_KAFKA_USERNAME and BEACON_KAFKA_PASSWORD(_FILE)"
     # The mode-700 folder of the password files `make up` writes (kafka/<principal>, postgres/<role>).
     secrets_dir: Path = Path(".beacon/secrets")
+    # The signing keys (beacon.infra.keys): trusted.json, and the private keys of this machine's services.
+    keys_dir: Path = Path(".beacon/keys")
     # The host names the HTTP services answer to (Host header, and the Origin of a browser's request):
     # anything else is refused, which stops DNS rebinding and cross-site pages.
     allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
@@ -186,6 +188,7 @@ class Settings:
             api_url=env.get("BEACON_API_URL") or None,
             **_kafka_credentials(env),
             secrets_dir=Path(env["BEACON_SECRETS_DIR"]) if env.get("BEACON_SECRETS_DIR") else state_dir() / "secrets",
+            keys_dir=Path(env["BEACON_KEYS_DIR"]) if env.get("BEACON_KEYS_DIR") else state_dir() / "keys",
             allowed_hosts=_hosts(env),
             read_auth=_choice(env, "BEACON_READ_AUTH", "auto", ("auto", "token", "open")),
         )

@@ -80,10 +80,28 @@ class ProducerInfo(_Frozen):
     instance: str = Field(max_length=MAX_INSTANCE_CHARS, description="Which process: service@host:pid.")
 
 
+SALT_PATTERN = r"^[0-9a-f]{32}$"
+
+
+class Signature(_Frozen):
+    """Ed25519 by the producing service over the event's canonical view (beacon.domain.signing): carried in
+    the event, so it goes wherever the fact is copied."""
+
+    key_id: str = Field(pattern=r"^ed25519:[0-9a-f]{16}$", description="The signing key: a trusted-keys entry.")
+    value: str = Field(pattern=r"^[A-Za-z0-9+/]{86}==$", description="The 64-byte signature, base64.")
+    salts: dict[Annotated[str, Field(pattern=ID_PATTERN)], Annotated[str, Field(pattern=SALT_PATTERN)]] = Field(
+        default_factory=dict,
+        max_length=MAX_QUESTIONS_PER_JOB,
+        description="The salts of the commitments to what a published bundle may withhold (a result's answer, "
+        "a question's prompts): kept out of what is signed.",
+    )
+
+
 class _Envelope(_Frozen):
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     occurred_at: AwareDatetime = Field(default_factory=now)
     producer: ProducerInfo
+    signature: Signature | None = Field(None, description="Set by the producer; consumers refuse events without.")
 
 
 # --- JobSubmitted -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from beacon.deploy.local import access, credentials, kafka, postgres, services
 from beacon.deploy.local.proc import PRIVATE_UMASK, StartError, private_file, read_pid
-from beacon.infra import db, logs
+from beacon.infra import db, keys, logs
 from beacon.infra.settings import Settings, state_dir
 from beacon.schemas.topics import Principals
 
@@ -40,10 +40,11 @@ def admin_settings(state: Path, servers: str, replication_factor: int, **env: st
 
 def grant_services(state: Path, admin: Settings, regions: list[str] | None = None) -> None:
     """Every service principal of the namespace of `admin` (the catalogue's regions, unless given): its
-    password, its ACLs, its topics."""
+    password, its ACLs, its topics, its signing key."""
     regions = list(admin.catalogue.regions) if regions is None else regions
     passwords = {p: credentials.password(state, "kafka", p) for p in access.principals(regions)}
     access.grant(admin, passwords, regions)
+    keys.ensure(admin.keys_dir, keys.bindings(regions))  # and each service's signing key
 
 
 def make_private(state: Path) -> None:
@@ -88,6 +89,12 @@ def up() -> None:
                 f"{cluster.link} points there, `make clean` deletes it)"
             )
 
+    local = Settings.from_env()
+    made = keys.ensure(local.keys_dir, keys.bindings(local.catalogue.regions))
+    print(
+        f"Signing keys: {'made ' + ', '.join(k.binding() for k in made) if made else 'one live key per service'} in "
+        f"{local.keys_dir} (trusted.json; private/ mode 600)"
+    )
     servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     extra = ""
     if servers:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 
 import psycopg
 
-from beacon.infra import kafka
+from beacon.infra import kafka, keys
 from beacon.infra.settings import Settings
 from beacon.recorder import deadlines, pending
 from beacon.recorder.main import Clients, Recorder
@@ -26,6 +26,10 @@ def kafka_clients(settings: Settings) -> Clients:
 
 
 def recorder(settings: Settings) -> Recorder:
+    # Read now, so missing keys stop the recorder at start with what to do (keys.KeysError).
+    trust = keys.TrustFile(settings.keys_dir)
+    signer = keys.signer(settings.keys_dir, "recorder")  # the deadline clock signs its timeouts
+
     async def connect() -> psycopg.AsyncConnection:
         return await psycopg.AsyncConnection.connect(settings.database_url)
 
@@ -33,7 +37,12 @@ def recorder(settings: Settings) -> Recorder:
         return await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
 
     def deadline_clock() -> Awaitable[None]:
-        return deadlines.sweep(settings, new_producer=lambda: kafka.producer(settings), connect=connect_autocommit)
+        return deadlines.sweep(
+            settings,
+            new_producer=lambda: kafka.producer(settings),
+            connect=connect_autocommit,
+            signer=signer,
+        )
 
     def pending_sweep() -> Awaitable[None]:
         return pending.sweep(settings, new_producer=lambda: kafka.producer(settings), connect=connect_autocommit)
@@ -43,5 +52,6 @@ def recorder(settings: Settings) -> Recorder:
         kafka_clients=lambda: kafka_clients(settings),
         connect=connect,
         deadline_clock=deadline_clock,
+        trust=trust,
         pending_sweep=pending_sweep,
     )

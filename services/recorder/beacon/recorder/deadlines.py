@@ -24,6 +24,7 @@ import psycopg
 from beacon.domain import results
 from beacon.domain.cells import CellKey, missing_cells
 from beacon.infra import kafka, logs, metrics
+from beacon.infra.keys import Signer
 from beacon.infra.settings import Settings
 from beacon.recorder import store, sweeps
 from beacon.schemas.events import ExecutionCompleted, JobSubmitted, ProducerInfo, encode, now
@@ -42,6 +43,7 @@ async def sweep(
     settings: Settings,
     new_producer: Callable[[], Any],
     connect: Callable[[], Awaitable[psycopg.AsyncConnection]],
+    signer: Signer,
 ) -> None:
     """Every few seconds: emit `timeout` results for the missing cells of jobs past their deadline.
     The database or the broker being away skips a sweep, never ends the clock. `new_producer()` and
@@ -56,7 +58,7 @@ async def sweep(
             if time.monotonic() - emitted_at.get(job.job_id, -1e9) < RE_EMIT_AFTER_SECONDS:
                 continue
             producer = await clients.producer()  # made only once a job is overdue
-            events = timeouts(job, await store.recorded_cells(conn, job.job_id), now(), info)
+            events = [signer.sign(e) for e in timeouts(job, await store.recorded_cells(conn, job.job_id), now(), info)]
             acks = [await producer.send(topic, encode(e), key=e.key.encode()) for e in events]
             await asyncio.gather(*acks)
             metrics.EVENTS_PRODUCED.labels(topic).inc(len(acks))

@@ -23,6 +23,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
 from beacon.infra import db, http, kafka, logs, metrics, topics
+from beacon.infra.keys import TrustFile
 from beacon.infra.settings import Settings
 from beacon.recorder import admit, project, store
 
@@ -65,9 +66,11 @@ class Recorder:
         kafka_clients: Callable[[], Clients],
         connect: Callable[[], Awaitable[psycopg.AsyncConnection]],
         deadline_clock: Callable[[], Awaitable[None]],
+        trust: TrustFile,
         pending_sweep: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
+        self.trust = trust  # the keys whose signatures count (beacon.infra.keys)
         self.names = settings.topics
         self.kafka_clients = kafka_clients
         self.connect = connect
@@ -89,7 +92,7 @@ class Recorder:
         while True:
             try:
                 conn = await self.connection()
-                return await store.record(conn, rows, self.book, self.names)
+                return await store.record(conn, rows, self.book, self.names, self.trust)
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 log.warning("database_unavailable", retry_in_s=delay, error=str(exc).strip()[:300])
                 if self.conn is not None:
@@ -101,7 +104,7 @@ class Recorder:
         """Events → rows (pure Python work); poison is dead-lettered here, before anything is written."""
         out = Batch()
         for tp, records in batch.items():
-            rows = project.rows_of(records, self.names)
+            rows = project.rows_of(records, self.names, self.trust)
             for poisoned in rows.poison:
                 await kafka.dead_letter(producer, poisoned.record, poisoned.why, consumer=self.settings.groups.recorder)
                 if poisoned.reason is not None:

@@ -20,6 +20,7 @@ import psycopg
 from aiokafka.structs import ConsumerRecord
 
 from beacon.infra import kafka, logs, metrics
+from beacon.infra.keys import TrustFile
 from beacon.infra.settings import Settings
 from beacon.recorder import admit, project, store, sweeps
 
@@ -30,10 +31,15 @@ REFUSED_BY_DATABASE = "PostgreSQL refused the row: "  # a verdict that is the da
 
 
 async def resolve(
-    conn: psycopg.AsyncConnection, producer: Any, book: store.Book, settings: Settings, into: store.Tables = store.LIVE
+    conn: psycopg.AsyncConnection,
+    producer: Any,
+    book: store.Book,
+    settings: Settings,
+    trust: TrustFile,
+    into: store.Tables = store.LIVE,
 ) -> int:
     """One pass of steps 1–3; returns how many records it dead-lettered."""
-    await store.record(conn, project.Rows(), book, settings.topics, into, every_known=True)
+    await store.record(conn, project.Rows(), book, settings.topics, trust, into, every_known=True)
     async with conn.transaction():
         cur = await conn.execute(
             f'SELECT topic, "partition", "offset", key, value, "timestamp", job_id, verdict FROM {into.pending} p'
@@ -73,9 +79,10 @@ async def sweep(
 ) -> None:
     """`resolve` every deadline_sweep_seconds (sweeps.every: an outage skips a pass)."""
     book = store.Book()
+    trust = TrustFile(settings.keys_dir)
 
     async def one_pass(clients: sweeps.Clients) -> None:
-        given_up = await resolve(await clients.conn(), await clients.producer(), book, settings)
+        given_up = await resolve(await clients.conn(), await clients.producer(), book, settings, trust)
         if given_up:
             log.info("waiting_results_dead_lettered", count=given_up)
 

@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 
 from beacon.infra import kafka
+from beacon.infra.keys import TrustFile
 from beacon.schemas.events import ExecutionCompleted, JobExpanded, JobSubmitted
 from beacon.schemas.topics import Topics
 
@@ -158,14 +159,14 @@ def misplaced(record: ConsumerRecord, event: Any, names: Topics) -> tuple[str, s
     return None
 
 
-def rows_of(records: list[ConsumerRecord], names: Topics) -> Rows:
+def rows_of(records: list[ConsumerRecord], names: Topics, trust: TrustFile) -> Rows:
     """Records from the jobs, executions and expansion topics → rows, in consumption order; what cannot be
     an event, or is misplaced, is returned as poison for the caller to dead-letter (the recorder) or skip
     (a replay)."""
     out = Rows()
     for record in records:
         try:
-            event = kafka.read_event(record, *PROJECTED)
+            event = kafka.read_event(record, *PROJECTED, trust=trust)
         except kafka.Poison as exc:
             out.poison.append(Poisoned(record, str(exc)))
             continue

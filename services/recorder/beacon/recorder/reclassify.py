@@ -15,6 +15,7 @@ import psycopg
 
 from beacon.domain.classify import CLASSIFIER_VERSION, classify
 from beacon.infra import kafka
+from beacon.infra.keys import TrustFile
 from beacon.infra.projection import CLASSIFICATION_COLUMNS, columns, copy_rows
 from beacon.infra.settings import Settings
 from beacon.schemas.events import ExecutionCompleted, Judgement
@@ -48,6 +49,7 @@ async def reclassify(settings: Settings, judge: Judge | None = None) -> Reclassi
     about each recorded, completed answer it has not judged yet. The answering models are never called."""
     names = settings.topics
     reader = kafka.TopicReader(settings, [names.executions_completed])
+    trust = TrustFile(settings.keys_dir)
     await reader.start()
     version = judge.version if judge is not None else CLASSIFIER_VERSION
     examined = classified = 0
@@ -58,7 +60,7 @@ async def reclassify(settings: Settings, judge: Judge | None = None) -> Reclassi
                 events = []
                 for record in records:
                     try:
-                        events.append(kafka.read_event(record, ExecutionCompleted))
+                        events.append(kafka.read_event(record, ExecutionCompleted, trust=trust))
                     except kafka.Poison:
                         continue
                 labels = await asyncio.gather(*(label(e) for e in events))

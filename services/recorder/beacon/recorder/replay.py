@@ -26,6 +26,7 @@ from datetime import datetime
 import psycopg
 
 from beacon.infra import db, kafka, logs
+from beacon.infra.keys import TrustFile
 from beacon.infra.settings import Settings
 from beacon.recorder import project, store
 from beacon.schemas.topics import Topics
@@ -114,14 +115,19 @@ class Projected:
 
 
 async def _project(
-    conn: psycopg.AsyncConnection, reader: kafka.TopicReader, into: store.Tables, book: store.Book, names: Topics
+    conn: psycopg.AsyncConnection,
+    reader: kafka.TopicReader,
+    into: store.Tables,
+    book: store.Book,
+    names: Topics,
+    trust: TrustFile,
 ) -> Projected:
     """Project up to the current end. Poison, strays and rows the database refuses were dead-lettered by the
     live recorder already; here they are counted and passed over."""
     out = Projected()
     async for records in reader.to_end():
-        rows = project.rows_of(records, names)
-        done = await store.record(conn, rows, book, names, into)
+        rows = project.rows_of(records, names, trust)
+        done = await store.record(conn, rows, book, names, trust, into)
         out.events += len(records)
         out.executions_inserted += done.written.executions_inserted
         out.jobs_inserted += done.written.jobs_inserted
@@ -166,6 +172,7 @@ async def rebuild(settings: Settings, allow_fewer: bool = False) -> RebuildRepor
     conn = await psycopg.AsyncConnection.connect(settings.database_url, prepare_threshold=None)
     reader = kafka.TopicReader(settings, names.all(), pattern=names.projected())
     book = store.Book()  # its own: what it knows of a job comes from the fresh tables
+    trust = TrustFile(settings.keys_dir)
     await reader.start()
     try:
         await store.prepare(conn)
@@ -179,11 +186,11 @@ async def rebuild(settings: Settings, allow_fewer: bool = False) -> RebuildRepor
                         f" REFERENCES {store.REBUILD.jobs} (job_id)"
                     )
             await conn.execute(f"CREATE TABLE {store.REBUILD.pending} (LIKE {store.LIVE.pending} INCLUDING ALL)")
-        events = (await _project(conn, reader, store.REBUILD, book, names)).events
+        events = (await _project(conn, reader, store.REBUILD, book, names, trust)).events
         log.info("rebuild_caught_up", events=events)
         async with conn.transaction():
             await conn.execute("LOCK TABLE executions, job_regions, jobs IN ACCESS EXCLUSIVE MODE")
-            events += (await _project(conn, reader, store.REBUILD, book, names)).events  # what arrived meanwhile
+            events += (await _project(conn, reader, store.REBUILD, book, names, trust)).events  # what arrived meanwhile
             (waiting,) = await (await conn.execute(f"SELECT count(*) FROM {store.REBUILD.pending}")).fetchone() or (0,)
             report = RebuildReport(
                 events=events,
@@ -243,7 +250,7 @@ async def reproject(settings: Settings, since: datetime) -> ReprojectReport:
     try:
         await store.prepare(conn)
         before = await _executions_checksum(conn)
-        done = await _project(conn, reader, store.LIVE, store.Book(), names)
+        done = await _project(conn, reader, store.LIVE, store.Book(), names, TrustFile(settings.keys_dir))
         after = await _executions_checksum(conn)
         log.info("reprojected", since=since.isoformat(), events=done.events, inserted=done.executions_inserted)
         return ReprojectReport(done.events, done.executions_inserted, done.jobs_inserted, done.refused, before, after)

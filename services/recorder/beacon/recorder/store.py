@@ -30,6 +30,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from beacon.domain.cells import CellKey
+from beacon.infra.keys import TrustFile
 from beacon.infra.projection import EXECUTION_COLUMNS, JOB_COLUMNS, JOB_REGION_COLUMNS, columns, copy_rows
 from beacon.recorder import admit, project
 from beacon.schemas.events import JobSubmitted
@@ -204,6 +205,7 @@ async def record(
     rows: project.Rows,
     book: Book,
     names: Topics,
+    trust: TrustFile,
     into: Tables = LIVE,
     every_known: bool = False,
 ) -> Recorded:
@@ -211,11 +213,11 @@ async def record(
     or returned as strays), adopting the held records whose job is now known — of this batch's jobs, or with
     `every_known` of any (the recorder's periodic sweep, pending.py)."""
     try:
-        return await _record(conn, rows, book, names, into, every_known, isolate=False)
+        return await _record(conn, rows, book, names, trust, into, every_known, isolate=False)
     except Exception as exc:
         if is_transient(exc):
             raise
-    return await _record(conn, rows, book, names, into, every_known, isolate=True)
+    return await _record(conn, rows, book, names, trust, into, every_known, isolate=True)
 
 
 async def _record(
@@ -223,6 +225,7 @@ async def _record(
     rows: project.Rows,
     book: Book,
     names: Topics,
+    trust: TrustFile,
     into: Tables,
     every_known: bool,
     isolate: bool,
@@ -234,7 +237,7 @@ async def _record(
         refused += [Refused(rows.job_sources[i], error) for i, error in bad]
         ids = {r[0] for r in rows.executions} | {r[0] for r in rows.job_regions} | {r[0] for r in rows.jobs}
         waiting = await _waiting(conn, into, ids, every_known) if ids or every_known else []
-        adopted = project.rows_of(waiting, names)
+        adopted = project.rows_of(waiting, names, trust)
         items = [
             *(
                 _Item("executions", r, s, True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from beacon.infra import kafka
+from beacon.infra import kafka, keys
 from beacon.infra.settings import Settings
 from beacon.providers import Endpoints
 from beacon.providers.routing import Routing
@@ -24,7 +24,7 @@ def load_routing(settings: Settings) -> Routing:
     return Routing.from_file(settings.routing_file)
 
 
-def expander(settings: Settings, region: str, routing: Routing) -> Expander:
+def expander(settings: Settings, region: str, routing: Routing, own: keys.ServiceKeys) -> Expander:
     names, group = settings.topics, settings.groups.expander(region)
     info = ProducerInfo(service="runner", region=region, instance=kafka.instance_id(f"expander-{region}"))
     # A unique transactional id per process: a restarted expander never has to wait for the previous
@@ -41,11 +41,14 @@ def expander(settings: Settings, region: str, routing: Routing) -> Expander:
         info=info,
         consumer=kafka.consumer(settings, group_id=group),
         producer=producer,
-        expanded=ExpandedJobs(reader),
+        expanded=ExpandedJobs(reader, own.trust),
+        keys=own,
     )
 
 
-def worker(settings: Settings, region: str, routing: Routing, api_keys: Mapping[str, str]) -> Worker:
+def worker(
+    settings: Settings, region: str, routing: Routing, api_keys: Mapping[str, str], own: keys.ServiceKeys
+) -> Worker:
     group = settings.groups.runner(region)
     # fetch_max_wait_ms: cells are written in transactions, and a broker may hold a read_committed fetch
     # for its whole wait even once the commit marker lands; a short wait keeps cells moving.
@@ -63,5 +66,6 @@ def worker(settings: Settings, region: str, routing: Routing, api_keys: Mapping[
         # The runner needs no catalogue: a cell carries its region's display name for the simulated model.
         endpoints=Endpoints(routing, region, region, api_keys),
         # What each cell is held to: its job as the submitter wrote it (committed records only).
-        jobs=SubmittedJobs(jobs_reader, region),
+        jobs=SubmittedJobs(jobs_reader, region, own.trust),
+        keys=own,
     )

@@ -4,8 +4,9 @@ whole decision for one JobSubmitted (`decide`): what to emit, given the jobs thi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from beacon.domain.cells import cells_of
 from beacon.domain.results import Asked
@@ -40,6 +41,7 @@ def decide(
     routing: Routing,
     producer: ProducerInfo,
     names: Topics,
+    sign: Callable[[Any], Any],
 ) -> Expansion:
     """`expanded`: job_id → spec hash of every job this region has expanded (read from its compacted topic)."""
     if region_of(job, region) is None:
@@ -59,8 +61,8 @@ def decide(
         providers={m.id: routing.route(region, m.id).provider for m in job.models},
         unrouted=[m.id for m in job.models if not routing.has_own_route(region, m.id)],
     )
-    out = [(names.work(region), c.key.encode(), encode(c)) for c in scheduled]
-    out.append((names.expanded(region), done.key.encode(), encode(done)))
+    out = [(names.work(region), c.key.encode(), encode(sign(c))) for c in scheduled]
+    out.append((names.expanded(region), done.key.encode(), encode(sign(done))))
     return Expansion(out, cells=len(scheduled))
 
 

@@ -22,6 +22,7 @@ from aiokafka import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
 from beacon.infra import kafka, logs
+from beacon.infra.keys import ServiceKeys, TrustFile
 from beacon.providers.routing import Routing
 from beacon.runner import expand
 from beacon.schemas.events import JobExpanded, JobSubmitted, ProducerInfo
@@ -34,8 +35,9 @@ class ExpandedJobs:
     """Which jobs this region has expanded (job_id → spec hash), read from the compacted topic by a
     kafka.TopicReader (no group: every instance reads it all)."""
 
-    def __init__(self, reader: Any) -> None:
+    def __init__(self, reader: Any, trust: TrustFile) -> None:
         self.reader = reader
+        self.trust = trust
         self.known: dict[str, str] = {}
 
     async def start(self) -> None:
@@ -47,7 +49,7 @@ class ExpandedJobs:
         async for records in self.reader.to_end():
             for record in records:
                 try:
-                    done = kafka.read_event(record, JobExpanded)
+                    done = kafka.read_event(record, JobExpanded, trust=self.trust)
                 except kafka.Poison:
                     continue  # written only by expanders; a bad one cannot mark a job as done
                 self.known[done.job_id] = done.spec_sha256
@@ -66,9 +68,12 @@ class Expander:
     consumer: Any  # AIOKafkaConsumer (read_committed, this region's expander group)
     producer: Any  # AIOKafkaProducer with a transactional id
     expanded: ExpandedJobs
+    keys: ServiceKeys  # signs its cells and expansions as this region's runner; checks the jobs' signatures
 
     def decide(self, job: JobSubmitted) -> expand.Expansion:
-        return expand.decide(job, self.region, self.expanded.known, self.routing, self.info, self.names)
+        return expand.decide(
+            job, self.region, self.expanded.known, self.routing, self.info, self.names, self.keys.signer.sign
+        )
 
     async def run(self) -> None:
         expanded = self.expanded
@@ -105,7 +110,7 @@ class Expander:
             for records in batch.values():
                 for record in records:
                     try:
-                        job = kafka.read_event(record, JobSubmitted)
+                        job = kafka.read_event(record, JobSubmitted, trust=self.keys.trust)
                     except kafka.Poison as exc:
                         await kafka.dead_letter(
                             self.producer, record, str(exc), consumer=self.group, in_transaction=True

@@ -15,7 +15,7 @@ import re
 
 import structlog
 
-from beacon.infra import kafka, logs, redact, topics
+from beacon.infra import kafka, keys, logs, redact, topics
 from beacon.infra.settings import Settings
 from beacon.runner import bootstrap
 from beacon.schemas.ids import ID_DESCRIPTION, ID_PATTERN
@@ -32,11 +32,14 @@ async def run(settings: Settings, region: str) -> None:
     for key in api_keys.values():
         redact.remember(key)
     structlog.contextvars.bind_contextvars(region=region)
+    own = keys.of_service(settings.keys_dir, "runner", region)  # it signs as this region's runner
     await kafka.retrying("topics", lambda: topics.ensure(settings, regions=[region]))
     # A transient Kafka failure restarts the half it hit, fresh, in this process (kafka.supervised); a
     # fatal one ends the process, and its uncommitted work is delivered again when it is started again.
     async with asyncio.TaskGroup() as group:
-        group.create_task(kafka.supervised("expander", lambda: bootstrap.expander(settings, region, routing).run()))
         group.create_task(
-            kafka.supervised("worker", lambda: bootstrap.worker(settings, region, routing, api_keys).run())
+            kafka.supervised("expander", lambda: bootstrap.expander(settings, region, routing, own).run())
+        )
+        group.create_task(
+            kafka.supervised("worker", lambda: bootstrap.worker(settings, region, routing, api_keys, own).run())
         )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from beacon.infra import kafka
+from beacon.infra.keys import TrustFile
 from beacon.schemas.commands import MAX_DEADLINE_SECONDS
 from beacon.schemas.events import JobSubmitted
 
@@ -28,9 +29,16 @@ def since(now: datetime) -> datetime:
 
 
 class SubmittedJobs:
-    def __init__(self, reader: Any, region: str, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        reader: Any,
+        region: str,
+        trust: TrustFile,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.reader = reader  # kafka.TopicReader of jobs.submitted, placed at `since(now)`
         self.region = region
+        self.trust = trust  # a job not signed by the submitter is no job: its cells are refused
         self.clock = clock
         self.jobs: dict[str, JobSubmitted] = {}
         self.ended: set[str] = set()  # dropped after their deadline: a later record of theirs is no new job
@@ -53,7 +61,7 @@ class SubmittedJobs:
         async for records in self.reader.to_end():
             for record in records:
                 try:
-                    job = kafka.read_event(record, JobSubmitted)
+                    job = kafka.read_event(record, JobSubmitted, trust=self.trust)
                 except kafka.Poison:
                     continue
                 new = job.job_id not in self.jobs and job.job_id not in self.ended

@@ -21,6 +21,7 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from beacon.infra import kafka, logs, metrics
+from beacon.infra.keys import ServiceKeys
 from beacon.providers import Endpoints
 from beacon.providers.judge import verdict
 from beacon.runner import admit
@@ -85,7 +86,9 @@ class Worker:
         producer: Any,
         endpoints: Endpoints,
         jobs: SubmittedJobs,
+        keys: ServiceKeys,
     ) -> None:
+        self.keys = keys  # signs its results as this region's runner; checks the cells' signatures
         self.region = region
         self.names = names
         self.group = group
@@ -111,6 +114,7 @@ class Worker:
                     event = event.model_copy(
                         update={"judgement": await verdict(judge.provider, cell.prompt, event.answer)}
                     )
+            event = self.keys.signer.sign(event)
             await kafka.send(self.producer, self.names.executions_completed, encode(event), key=event.key.encode())
             metrics.EVENTS_PRODUCED.labels(self.names.executions_completed).inc()
             log.info("cell_done", status=event.status, classification=event.classification.label)
@@ -118,7 +122,7 @@ class Worker:
     async def take(self, record: ConsumerRecord) -> None:
         tp = TopicPartition(record.topic, record.partition)
         try:
-            cell = kafka.read_event(record, CellScheduled)
+            cell = kafka.read_event(record, CellScheduled, trust=self.keys.trust)
         except kafka.Poison as exc:
             await kafka.dead_letter(self.producer, record, str(exc), consumer=self.group)
             self.window.add(tp, record.offset, None)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from psycopg_pool import AsyncConnectionPool
 
-from beacon.infra import kafka
+from beacon.infra import kafka, keys
 from beacon.infra.settings import Settings
 from beacon.schemas.commands import JobSpec
 from beacon.submitter.publish import Publisher, Submitted, submit_with
@@ -36,6 +36,7 @@ def publisher(
         settings,
         new_producer=lambda: kafka.producer(settings),
         new_pool=pool,
+        signer=keys.signer(settings.keys_dir, "submitter"),
         kafka_wait_s=kafka_wait_s,
         on_wait=on_wait,
     )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from beacon.domain import signing
 from beacon.domain.catalogue import Catalogue
 from beacon.infra.kafka import MAX_EVENT_BYTES
 from beacon.schemas.commands import (
@@ -44,14 +45,14 @@ class JobConflict(ValueError):
 
 
 def registered(
-    fresh: JobSubmitted, existing_sha256: str | None, existing_event: object = None
+    fresh: JobSubmitted, existing_sha256: str | None, existing_event: object = None, legacy_sha256: str | None = None
 ) -> tuple[JobSubmitted, bool]:
     """The event to emit and whether it is a repeat, given what `submissions` holds for the job id (nothing:
     this submission claimed it). The same spec again re-sends the original event, so a resubmission is
     harmless downstream and heals a crash between claiming the id and emitting; another spec is a conflict."""
     if existing_sha256 is None:
         return fresh, False
-    if existing_sha256 != fresh.spec_sha256:
+    if existing_sha256 not in (fresh.spec_sha256, legacy_sha256):
         raise JobConflict(
             f"job {fresh.job_id!r} was already submitted with a different spec; "
             "choose another job_id, or submit exactly the same spec to re-run nothing"
@@ -134,7 +135,15 @@ def new_job_id() -> str:
 
 def spec_sha256(spec: JobSpec, catalogue: Catalogue) -> str:
     """Fingerprint of what the job asks for (job_id included) and of the words it asks it with, to tell a
-    resubmission from a conflict: the same spec under a changed catalogue is a different job."""
+    resubmission from a conflict: the same spec under a changed catalogue is a different job. Over the RFC
+    8785 canonical JSON of the fields that differ from their defaults, so a field a later version adds with a
+    default leaves every earlier job's hash as it was (and `"temperature": 0.1` is the same job as none)."""
+    mine = {"spec": spec.model_dump(mode="json", exclude_defaults=True), "catalogue": catalogue.version}
+    return signing.sha256_hex(signing.canonical(mine))
+
+
+def legacy_spec_sha256(spec: JobSpec, catalogue: Catalogue) -> str:
+    """The hash jobs registered before 2026-12 hold: of every field, defaults included."""
     return hashlib.sha256(f"{spec.model_dump_json()}|{catalogue.version}".encode()).hexdigest()
 
 

@@ -14,12 +14,13 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from beacon.infra import db, kafka, logs, tokens, topics
+from beacon.infra.keys import Signer
 from beacon.infra.settings import Settings
 from beacon.infra.tokens import Token
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import JobSubmitted, ProducerInfo, encode, now
 from beacon.submitter import quota
-from beacon.submitter.decide import job_submitted, registered
+from beacon.submitter.decide import job_submitted, legacy_spec_sha256, registered
 
 log = logs.get("beacon.submitter")
 
@@ -49,12 +50,14 @@ class Publisher:
         settings: Settings,
         new_producer: Callable[[], AIOKafkaProducer],
         new_pool: Callable[[], AsyncConnectionPool],
+        signer: Signer,
         kafka_wait_s: float = 10.0,
         on_wait: Callable[[str, float], None] | None = None,
     ) -> None:
         self.settings = settings
         self.new_producer = new_producer
         self.new_pool = new_pool
+        self.signer = signer  # the submitter's key: runners and the recorder act only on jobs it signed
         # How long to wait out an unavailable broker (a node restarting, a leader moving) before giving up;
         # on_wait(error, seconds) tells the person waiting what for.
         self.kafka_wait_s = kafka_wait_s
@@ -95,7 +98,9 @@ class Publisher:
         async with self.pool.connection() as conn:
             return await tokens.lookup(conn, token)
 
-    async def register(self, event: JobSubmitted, token: Token | None = None) -> tuple[JobSubmitted, bool]:
+    async def register(
+        self, event: JobSubmitted, token: Token | None = None, legacy_sha256: str | None = None
+    ) -> tuple[JobSubmitted, bool]:
         """Claim the job id in the database (atomic: no check-then-insert). Returns the event to emit and
         whether the id was already registered with the same spec; raises JobConflict otherwise (decide.py).
         A new job submitted with `token` is charged to its daily quota in the same transaction: over it,
@@ -122,20 +127,25 @@ class Publisher:
                 await conn.execute("SELECT spec_sha256, event FROM submissions WHERE job_id = %s", (event.job_id,))
             ).fetchone()
         assert row is not None  # claimed by someone else, and rows are never deleted
-        return registered(event, row[0], row[1])
+        return registered(event, row[0], row[1], legacy_sha256)
 
     async def submit(self, spec: JobSpec, token: Token | None = None) -> Submitted:
         """Register and emit one job; with `token` (an HTTP caller), within the token's quotas."""
-        fresh: JobSubmitted = job_submitted(
-            spec,
-            self.settings.catalogue,
-            now=now(),
-            default_deadline_seconds=self.settings.default_deadline_seconds,
-            producer=self.info,
+        fresh: JobSubmitted = self.signer.sign(
+            job_submitted(
+                spec,
+                self.settings.catalogue,
+                now=now(),
+                default_deadline_seconds=self.settings.default_deadline_seconds,
+                producer=self.info,
+            )
         )
         if token is not None and (over := quota.per_job(token, fresh.expected_executions)):
             raise over
-        event, repeat = await self.register(fresh, token)
+        legacy = legacy_spec_sha256(spec, self.settings.catalogue) if spec.job_id else None
+        event, repeat = await self.register(fresh, token, legacy)
+        if event.signature is None:  # registered before jobs were signed: sign the original now
+            event = self.signer.sign(event)
         assert self.producer is not None, "Publisher.start() first"
         # A repeat re-sends the original event: harmless downstream (the regions have expanded it already,
         # or will once), and it heals a crash between registering the id and emitting the event.
