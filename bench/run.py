@@ -193,7 +193,7 @@ def baseline(s: Settings, row_list: list[tuple]) -> float:
 
 def bench_recorder(base: Settings, n: int, baseline_rows: int, out: dict[str, Any]) -> None:
     evs, job_events = events(n), jobs(n)
-    row_list = [project.execution_row(e) for e in evs]
+    row_list = [project.execution_row(e, encode(e)) for e in evs]
     s = fresh(base)
     try:
         asyncio.run(produce(s, s.topics.jobs_submitted, job_events))

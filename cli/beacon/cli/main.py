@@ -15,10 +15,13 @@ from typing import Any, TypeVar
 import psycopg
 from aiokafka.errors import KafkaError
 
+from beacon.cli import bundles
 from beacon.cli.show import UserError, counts_text, matrix_text, summary_of, watch, where_text
+from beacon.domain.bundle import BundleError
 from beacon.domain.catalogue import CatalogueError
 from beacon.domain.cells import question_token
 from beacon.infra import db, kafka, logs
+from beacon.infra.keys import KeysError
 from beacon.infra.settings import Settings, SettingsError
 from beacon.infra.terminal import safe, safe_json
 from beacon.providers.routing import RoutingError
@@ -50,6 +53,8 @@ ACTS_AS: dict[str, tuple[str | None, str | None]] = {
     "replay": (Principals.ADMIN, "migrator"),
     "reclassify": (Principals.RECORDER, "recorder"),
     "tokens": (None, "migrator"),
+    "export": READER,
+    "verify": READER,
 }
 
 
@@ -526,6 +531,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="list: one JSON array")
     s.set_defaults(func=cmd_tokens)
 
+    bundles.add_parsers(sub)
+
     s = sub.add_parser("dlq", help="dead letters: list them, or replay them to their source topic after a fix")
     s.add_argument("action", choices=["list", "replay"])
     s.add_argument("--json", action="store_true", help="with list: one JSON array")
@@ -571,7 +578,7 @@ def main(argv: list[str] | None = None) -> None:
             logs.configure("console", level=logging.WARNING, library_level=logging.ERROR)
         settings = acting_as(settings, args)
         args.func(settings, args)
-    except (UserError, SettingsError, RoutingError, CatalogueError, db.MigrationError) as exc:
+    except (UserError, SettingsError, RoutingError, CatalogueError, db.MigrationError, KeysError, BundleError) as exc:
         print(f"error: {safe(exc, newlines=True)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:

@@ -28,6 +28,7 @@ EXECUTION_COLUMNS = (
     "started_at",
     "completed_at",
     "event_id",
+    "event",  # the signed event as it arrived (JSON text), for export and verification
 )
 JOB_COLUMNS = (
     "job_id",
@@ -51,7 +52,7 @@ CLASSIFICATION_COLUMNS = (
     "event_id",
 )
 # What the read API returns of an execution: the projected columns, its row id and when it was recorded.
-EXECUTION_READ_COLUMNS = ("id", *EXECUTION_COLUMNS[1:], "recorded_at")
+EXECUTION_READ_COLUMNS = ("id", *EXECUTION_COLUMNS[1:-1], "recorded_at")
 
 
 def columns(cols: Sequence[str]) -> str:

@@ -29,9 +29,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
-from beacon.domain import compare
+from beacon.domain import bundle, compare
 from beacon.domain.cells import NO_QUESTION_TOKEN, question_from_token, question_token
-from beacon.infra import http, metrics, tokens
+from beacon.infra import http, keys, metrics, tokens
 from beacon.infra.http import READY_CHECK_SECONDS, bounded
 from beacon.infra.settings import Settings
 from beacon.reader import analysis, queries
@@ -130,8 +130,27 @@ def _known(summary: JobSummary, kind: str, catalogue_ids: Any) -> list[str]:
     return list(dict.fromkeys([*catalogue_ids, *own]))
 
 
+def _verification(row: dict[str, Any], spec: dict[str, Any], trust: keys.TrustFile) -> dict[str, Any]:
+    """The row with its verification state in place of its signed event: `verified` (a trusted key of the
+    region's runner, or the recorder for a timeout, signed exactly this, and its receipt is the job's),
+    `unsigned` (recorded before events were signed), or `failed` with the reason (a key revoked since)."""
+    raw = row.pop("event", None)
+    if raw is None:
+        row["verification"] = {"state": "unsigned", "reason": "recorded before events were signed"}
+        return row
+    try:
+        verdict = bundle.check(json.loads(raw), spec, trust.current())
+    except (ValueError, KeyError, TypeError) as exc:
+        row["verification"] = {"state": "failed", "reason": f"unreadable signed event: {exc}"[:300]}
+        return row
+    state = "verified" if verdict.ok else "failed"
+    row["verification"] = {"state": state, "reason": None if verdict.ok else verdict.state, "digest": verdict.digest}
+    return row
+
+
 def create_app(settings: Settings) -> FastAPI:
     catalogue = settings.catalogue
+    trust = keys.TrustFile(settings.keys_dir)  # to show each result's verification state
     QUESTION_IDS = [*catalogue.questions, NO_QUESTION_TOKEN]
     REGIONS, MODELS = list(catalogue.regions), list(catalogue.models)
     LANGUAGES = catalogue.languages()
@@ -253,6 +272,7 @@ def create_app(settings: Settings) -> FastAPI:
         }
         async with pool.connection() as conn:
             rows = await queries.executions_page(conn, job_id, filters, limit, after)
+        rows = [_verification(r, summary.spec, trust) for r in rows]
         next_cursor = _encode_cursor([rows[-1]["id"]]) if len(rows) == limit else None
         return {"executions": rows, "next_cursor": next_cursor}
 
@@ -272,7 +292,7 @@ def create_app(settings: Settings) -> FastAPI:
             row = await queries.one_execution(conn, job_id, region, model_id, question_from_token(question_id))
         if row is None:
             raise HTTPException(404, f"cell {region}/{model_id}/{question_id} of {job_id!r} is not recorded (yet)")
-        return row
+        return _verification(row, summary.spec, trust)
 
     @app.get("/jobs/{job_id}/matrix", tags=["analysis"])
     async def get_matrix(job_id: JobId) -> dict[str, Any]:

@@ -78,6 +78,8 @@ async def executions(conn: psycopg.AsyncConnection, job_id: str) -> list[dict[st
 # --- async, for the read API ------------------------------------------------------------------------
 
 ROW_COLUMNS = columns(EXECUTION_READ_COLUMNS)
+# With the signed event, which the API turns into the row's verification state (never returned itself).
+_SIGNED_ROW_COLUMNS = ROW_COLUMNS + ", event"
 
 
 def _summary_from(job: dict[str, Any], counts: list[tuple[str, str, int]]) -> JobSummary:
@@ -170,7 +172,8 @@ async def executions_page(
         params.append(after_id)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"SELECT {ROW_COLUMNS} FROM executions WHERE {' AND '.join(where)} ORDER BY id LIMIT %s", (*params, limit)
+            f"SELECT {_SIGNED_ROW_COLUMNS} FROM executions WHERE {' AND '.join(where)} ORDER BY id LIMIT %s",
+            (*params, limit),
         )
         return await cur.fetchall()
 
@@ -181,7 +184,7 @@ async def one_execution(
     """The cell's row (the unique index holds at most one), or None while it is not recorded."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"SELECT {ROW_COLUMNS} FROM executions WHERE job_id = %s AND region = %s AND model_id = %s"
+            f"SELECT {_SIGNED_ROW_COLUMNS} FROM executions WHERE job_id = %s AND region = %s AND model_id = %s"
             " AND question_id IS NOT DISTINCT FROM %s",
             (job_id, region, model_id, question_id),
         )
@@ -220,3 +223,15 @@ async def job_for_compare(
             (job_id,),
         )
         return job, await cur.fetchall()
+
+
+async def signed(conn: psycopg.AsyncConnection, job_id: str) -> tuple[dict[str, Any], list[str | None]] | None:
+    """A job's signed JobSubmitted and the signed event of every recorded result (None: recorded before events
+    were signed), for `beacon export` and `beacon verify JOB`; None when the job is not projected."""
+    job = await (await conn.execute("SELECT spec FROM jobs WHERE job_id = %s", (job_id,))).fetchone()
+    if job is None:
+        return None
+    events = await (
+        await conn.execute("SELECT event FROM executions WHERE job_id = %s ORDER BY id", (job_id,))
+    ).fetchall()
+    return job[0], [e for (e,) in events]
