@@ -19,13 +19,14 @@ from beacon.domain.cells import cells_of
 from beacon.infra.catalogues import DEFAULT
 from beacon.infra.settings import Settings, state_dir
 from beacon.schemas.commands import JobSpec
-from beacon.schemas.events import Attempt, ExecutionCompleted, ProducerInfo, encode, now
+from beacon.schemas.events import Attempt, ExecutionCompleted, ProducerInfo, now
 from beacon.schemas.topics import dead_letter_topic
 from beacon.submitter.decide import job_submitted
 from tests.faults.support import WINDOW, calls_from, submit, wait_until, write_routing
 from tests.harness import Services, count_rows, wait_for_rows
 from tests.kafka_tools import message_count, produce, wait_for_quiet
 from tests.model_server import ModelServer
+from tests.signed import signed
 from tests.support import Infra, beacon
 
 pytestmark = pytest.mark.faults
@@ -134,7 +135,7 @@ def test_sigkill_recorder_while_results_wait_for_their_job(
     stack = stack_factory(fault_settings, None, regions=[], BEACON_RECORDER_BATCH_SIZE="8")  # no runners
     topic = fault_settings.topics.executions_completed
     first, rest = early[:36], early[36:]
-    produce(fault_settings, topic, [(e.key.encode(), encode(e)) for e in first])
+    produce(fault_settings, topic, [(e.key.encode(), signed(e, fault_settings.keys_dir)) for e in first])
     with psycopg.connect(fault_settings.database_url, autocommit=True) as conn:
         held = lambda: conn.execute(  # noqa: E731
             "SELECT count(*) FROM pending_results WHERE job_id = 'early-kill'"
@@ -144,7 +145,7 @@ def test_sigkill_recorder_while_results_wait_for_their_job(
         at_kill = held()
     # The second half arrives while the recorder is down: it is read after the restart, with the rest of
     # the first half that was not committed.
-    produce(fault_settings, topic, [(e.key.encode(), encode(e)) for e in rest])
+    produce(fault_settings, topic, [(e.key.encode(), signed(e, fault_settings.keys_dir)) for e in rest])
     stack.restart("recorder")
     with psycopg.connect(fault_settings.database_url, autocommit=True) as conn:
         wait_until(

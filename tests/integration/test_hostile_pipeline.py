@@ -27,13 +27,13 @@ from beacon.schemas.events import (
     JobSubmitted,
     ProducerInfo,
     Receipt,
-    encode,
     now,
 )
 from beacon.schemas.topics import dead_letter_topic
 from tests.harness import Services, wait_for_rows
 from tests.kafka_tools import produce, read_all
 from tests.model_server import Behaviour, ModelServer
+from tests.signed import signed
 from tests.support import Infra, beacon, own_namespace
 
 pytestmark = pytest.mark.pipeline
@@ -162,12 +162,13 @@ def test_a_row_postgres_refuses_is_dead_lettered_alone_and_the_rest_is_recorded(
     assert beacon(own, "submit", "-", stdin=json.dumps(spec).encode()).returncode == 0
     good = [_event("nul-1", q, "4") for q in ("math_basic", "geography_basic", "identity_basic")]
     bad = _event("nul-1", "taiwan_status", "The answer is 4.\u0000")
-    produce(own, topic, [(e.key.encode(), encode(e)) for e in (good[0], bad, good[1], good[2])])
+    sent = {e.key: signed(e, own.keys_dir) for e in (good[0], bad, good[1], good[2])}  # as a runner signs them
+    produce(own, topic, [(key.encode(), value) for key, value in sent.items()])
     assert wait_for_rows(own, services, "nul-1", 3) == 3
     services.assert_alive()
 
     parked = [r for r in read_all(own, dead_letter_topic(topic)) if r.key == bad.key.encode()]
-    assert len(parked) == 1 and parked[0].value == encode(bad)  # the original bytes, once
+    assert len(parked) == 1 and parked[0].value == sent[bad.key]  # the original bytes, once
     error = dict(parked[0].headers)["beacon.error"].decode()
     assert "PostgreSQL refused the row" in error and "0x00" in error
 

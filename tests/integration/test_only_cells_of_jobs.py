@@ -20,10 +20,11 @@ import pytest
 from beacon.domain import results
 from beacon.infra.catalogues import DEFAULT
 from beacon.infra.settings import Settings
-from beacon.schemas.events import Attempt, ExecutionCompleted, GenerationParams, ProducerInfo, encode
+from beacon.schemas.events import Attempt, ExecutionCompleted, GenerationParams, ProducerInfo
 from beacon.schemas.topics import dead_letter_topic
 from tests.harness import Services, count_rows, wait_for_rows
 from tests.kafka_tools import produce, read_all
+from tests.signed import signed
 from tests.support import beacon
 
 pytestmark = pytest.mark.pipeline
@@ -130,13 +131,13 @@ def test_strays_are_dead_lettered_with_their_reason_and_the_real_result_lands(
         settings,
         topics.executions_completed,
         [
-            (b"some|other|key|", encode(cell)),
-            (other_region.key.encode(), encode(other_region)),
-            (not_asked.key.encode(), encode(not_asked)),
-            (wrong_language.key.encode(), encode(wrong_language)),
+            (b"some|other|key|", signed(cell, settings.keys_dir)),
+            (other_region.key.encode(), signed(other_region, settings.keys_dir)),
+            (not_asked.key.encode(), signed(not_asked, settings.keys_dir)),
+            (wrong_language.key.encode(), signed(wrong_language, settings.keys_dir)),
         ],
     )
-    produce(settings, topics.jobs_submitted, [(on_jobs_topic.key.encode(), encode(on_jobs_topic))])
+    produce(settings, topics.jobs_submitted, [(on_jobs_topic.key.encode(), signed(on_jobs_topic, settings.keys_dir))])
     submit(settings, job_id)
     assert wait_for_rows(settings, pipeline, job_id, 1) == 1
 
@@ -171,7 +172,7 @@ def test_a_result_before_its_job_is_recorded_once_the_job_arrives(settings: Sett
     marker = uuid.uuid4().hex[:10]
     job_id = f"early-{marker}"
     early = forged(job_id, answer=f"{marker} came first")
-    produce(settings, settings.topics.executions_completed, [(early.key.encode(), encode(early))])
+    produce(settings, settings.topics.executions_completed, [(early.key.encode(), signed(early, settings.keys_dir))])
     deadline = time.monotonic() + 20
     while waiting(settings, job_id) == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -194,7 +195,7 @@ def test_a_result_whose_job_never_arrives_is_dead_lettered_after_the_stated_wait
     job_id = f"never-{marker}"
     before = strays_counted(recorder_port).get("job_never_arrived", 0)
     orphan = forged(job_id, answer=f"{marker} orphan")
-    produce(settings, settings.topics.executions_completed, [(orphan.key.encode(), encode(orphan))])
+    produce(settings, settings.topics.executions_completed, [(orphan.key.encode(), signed(orphan, settings.keys_dir))])
     began = time.monotonic()
     # Held for the stated wait, then dead-lettered by the next sweep (every 5 s).
     found = wait_for_dead_letters(

@@ -148,7 +148,10 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> None:
             print(safe(f"{mark} {c.key.split('|', 1)[1]:<48} {c.state}"))
         for problem in report.problems:
             print(safe(f"FAIL {problem}"))
-        counts = ", ".join(f"{n} {state}" for state, n in sorted(report.counts().items()))
+        tally = report.counts()
+        counts = ", ".join(
+            f"{tally[s]} {s}" for s in (bundle.VERIFIED, bundle.WITHHELD, bundle.MISSING, "failed") if s in tally
+        )
         verdict = "VERIFIED" if report.ok else "NOT VERIFIED"
         print(f"{verdict}: {what}: {counts or 'no cells'}; Merkle root {report.merkle_root}")
         print(f"  signatures checked against the keys of {report.keys_from}")
