@@ -109,7 +109,12 @@ class JobSpec(BaseModel):
     )
     temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=2.0)
     max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, le=MAX_TOKENS)
-    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1, description="Sent to the model; a 64-bit integer.")
+    # Within ±(2^53 - 1): JSON numbers past that are not exact in every language, and RFC 8785 (signatures) refuses them.
+    # Within ±(2^53 - 1): past that a JSON number is not exact in every language, and RFC 8785 (what is signed)
+    # refuses it.
+    seed: int | None = Field(
+        None, ge=-(2**53 - 1), le=2**53 - 1, description="Sent to the model; an integer within ±(2^53 - 1)."
+    )
     deadline_seconds: int | None = Field(
         None, ge=1, le=MAX_DEADLINE_SECONDS, description="Time the job may take; the settings' default when absent."
     )

@@ -150,7 +150,7 @@ def _verification(row: dict[str, Any], spec: dict[str, Any], trust: keys.TrustFi
 
 def create_app(settings: Settings) -> FastAPI:
     catalogue = settings.catalogue
-    trust = keys.TrustFile(settings.keys_dir)  # to show each result's verification state
+    trusted: list[keys.TrustFile] = []  # to show each result's verification state; read at start (lifespan)
     QUESTION_IDS = [*catalogue.questions, NO_QUESTION_TOKEN]
     REGIONS, MODELS = list(catalogue.regions), list(catalogue.models)
     LANGUAGES = catalogue.languages()
@@ -158,6 +158,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        trusted[:] = [keys.TrustFile(settings.keys_dir)]
         await pool.open()
         yield
         await pool.close()
@@ -272,7 +273,7 @@ def create_app(settings: Settings) -> FastAPI:
         }
         async with pool.connection() as conn:
             rows = await queries.executions_page(conn, job_id, filters, limit, after)
-        rows = [_verification(r, summary.spec, trust) for r in rows]
+        rows = [_verification(r, summary.spec, trusted[0]) for r in rows]
         next_cursor = _encode_cursor([rows[-1]["id"]]) if len(rows) == limit else None
         return {"executions": rows, "next_cursor": next_cursor}
 
@@ -292,7 +293,7 @@ def create_app(settings: Settings) -> FastAPI:
             row = await queries.one_execution(conn, job_id, region, model_id, question_from_token(question_id))
         if row is None:
             raise HTTPException(404, f"cell {region}/{model_id}/{question_id} of {job_id!r} is not recorded (yet)")
-        return _verification(row, summary.spec, trust)
+        return _verification(row, summary.spec, trusted[0])
 
     @app.get("/jobs/{job_id}/matrix", tags=["analysis"])
     async def get_matrix(job_id: JobId) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def publisher(
         settings,
         new_producer=lambda: kafka.producer(settings),
         new_pool=pool,
-        signer=keys.signer(settings.keys_dir, "submitter"),
+        new_signer=lambda: keys.signer(settings.keys_dir, "submitter"),
         kafka_wait_s=kafka_wait_s,
         on_wait=on_wait,
     )

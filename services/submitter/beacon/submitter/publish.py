@@ -50,14 +50,15 @@ class Publisher:
         settings: Settings,
         new_producer: Callable[[], AIOKafkaProducer],
         new_pool: Callable[[], AsyncConnectionPool],
-        signer: Signer,
+        new_signer: Callable[[], Signer],
         kafka_wait_s: float = 10.0,
         on_wait: Callable[[str, float], None] | None = None,
     ) -> None:
         self.settings = settings
         self.new_producer = new_producer
         self.new_pool = new_pool
-        self.signer = signer  # the submitter's key: runners and the recorder act only on jobs it signed
+        self.new_signer = new_signer  # the submitter's key: runners and the recorder act only on jobs it signed
+        self.signer: Signer | None = None  # read in start(): no key, no start (keys.KeysError says what to do)
         # How long to wait out an unavailable broker (a node restarting, a leader moving) before giving up;
         # on_wait(error, seconds) tells the person waiting what for.
         self.kafka_wait_s = kafka_wait_s
@@ -68,6 +69,7 @@ class Publisher:
         self.info = ProducerInfo(service="submitter", instance=kafka.instance_id("submitter"))
 
     async def start(self) -> None:
+        self.signer = self.new_signer()
         db.require_current(self.settings.database_url)  # `beacon migrate` (make up) made the registry table
         await self._waiting("Kafka", self._start_kafka)
         self.pool = self.new_pool()
@@ -131,6 +133,7 @@ class Publisher:
 
     async def submit(self, spec: JobSpec, token: Token | None = None) -> Submitted:
         """Register and emit one job; with `token` (an HTTP caller), within the token's quotas."""
+        assert self.signer is not None, "Publisher.start() first"
         fresh: JobSubmitted = self.signer.sign(
             job_submitted(
                 spec,
