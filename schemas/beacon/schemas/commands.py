@@ -109,7 +109,6 @@ class JobSpec(BaseModel):
     )
     temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=2.0)
     max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, le=MAX_TOKENS)
-    # Within ±(2^53 - 1): JSON numbers past that are not exact in every language, and RFC 8785 (signatures) refuses them.
     # Within ±(2^53 - 1): past that a JSON number is not exact in every language, and RFC 8785 (what is signed)
     # refuses it.
     seed: int | None = Field(
