@@ -25,17 +25,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psycopg
+from nacl.signing import VerifyKey
 
 from beacon.deploy.local import __main__ as local
 from beacon.deploy.local import kafka as local_kafka
 from beacon.deploy.local import postgres as local_postgres
-from beacon.infra import db, kafka
+from beacon.domain import signing
+from beacon.infra import db, kafka, keys
 from beacon.infra.projection import EXECUTION_COLUMNS, JOB_COLUMNS, columns
 from beacon.infra.settings import Settings, state_dir, with_credentials, without_credentials
 from beacon.recorder import project
 from beacon.schemas.commands import JobSpec
-from beacon.schemas.events import encode
+from beacon.schemas.events import JobSubmitted, encode, parse_event
 from beacon.submitter import bootstrap
 from bench.workload import events, jobs
 
@@ -137,6 +140,19 @@ def rate_until(count: Callable[[], int], n: int, timeout: float = 900) -> float:
     raise TimeoutError(f"only {count()} of {n} after {timeout} s")
 
 
+def signed(evs: list[Any]) -> list[Any]:
+    """The events as their producers sign them: the submitter its jobs, each region's runner its results."""
+    folder = Settings.from_env().keys_dir
+    signers: dict[tuple[str, str | None], Any] = {}
+    out = []
+    for e in evs:
+        binding = ("submitter", None) if isinstance(e, JobSubmitted) else ("runner", e.region)
+        if binding not in signers:
+            signers[binding] = keys.signer(folder, *binding)
+        out.append(signers[binding].sign(e))
+    return out
+
+
 async def produce(s: Settings, topic: str, evs: list[Any]) -> None:
     producer = kafka.producer(s, linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
@@ -156,7 +172,7 @@ def seed_jobs(s: Settings, job_events: list[Any]) -> None:
         cols = columns(JOB_COLUMNS)
         cur.executemany(
             f"INSERT INTO jobs ({cols}) VALUES ({', '.join(['%s'] * len(JOB_COLUMNS))}) ON CONFLICT DO NOTHING",
-            [project.job_row(j) for j in job_events],
+            [project.job_row(j, b"") for j in job_events],
         )
 
 
@@ -192,7 +208,7 @@ def baseline(s: Settings, row_list: list[tuple]) -> float:
 
 
 def bench_recorder(base: Settings, n: int, baseline_rows: int, out: dict[str, Any]) -> None:
-    evs, job_events = events(n), jobs(n)
+    evs, job_events = signed(events(n)), signed(jobs(n))
     row_list = [project.execution_row(e, encode(e)) for e in evs]
     s = fresh(base)
     try:
@@ -404,8 +420,8 @@ async def produce_paced(s: Settings, evs: list[Any], per_second: int) -> dict[st
 
 def bench_latency(base: Settings, seconds: int, per_second: int, out: dict[str, Any]) -> None:
     n = seconds * per_second
-    evs = events(n, prefix="lat")
-    job_events = jobs(n, prefix="lat")
+    evs = signed(events(n, prefix="lat"))
+    job_events = signed(jobs(n, prefix="lat"))
     gc.freeze()  # the producer's own full GC passes over these events would otherwise show up as latency
     s = fresh(base)
     try:
@@ -435,11 +451,11 @@ def bench_latency(base: Settings, seconds: int, per_second: int, out: dict[str, 
 
 
 def bench_scaling(base: Settings, n: int, out: dict[str, Any]) -> None:
-    evs = events(n, prefix="scale")
+    evs = signed(events(n, prefix="scale"))
     result = {}
     s = fresh(base)
     try:
-        asyncio.run(produce(s, s.topics.jobs_submitted, jobs(n, prefix="scale")))
+        asyncio.run(produce(s, s.topics.jobs_submitted, signed(jobs(n, prefix="scale"))))
         asyncio.run(produce(s, s.topics.executions_completed, evs))
         for instances in (1, 2):
             # Same topic, an empty table and a new group for each run.
@@ -461,6 +477,43 @@ def bench_scaling(base: Settings, n: int, out: dict[str, Any]) -> None:
         "two_per_s": result[2],
         "two_over_one": result[2] / result[1],
         "rows_exact": True,
+    }
+
+
+def bench_signing(n: int, out: dict[str, Any]) -> None:
+    """What signing costs per event: a runner signing a result, a consumer checking one (JSON parse, view,
+    canonical form, Ed25519), and the Ed25519 verification alone, beside parsing the event (pydantic)."""
+    evs = events(n, prefix="sig")
+    folder = Settings.from_env().keys_dir
+    signer = keys.signer(folder, "runner", evs[0].region)
+    began = time.perf_counter()
+    made = [signer.sign(e) for e in evs if e.region == signer.region]
+    sign_us = (time.perf_counter() - began) / len(made) * 1e6
+    raws = [encode(e) for e in made]
+    trust = keys.TrustFile(folder)
+    began = time.perf_counter()
+    refused = [trust.refusal(raw) for raw in raws]
+    verify_us = (time.perf_counter() - began) / len(raws) * 1e6
+    assert not any(refused), refused[:1]
+    messages = [signing.message(orjson.loads(raw)) for raw in raws]
+    verifier = VerifyKey(trust.current().keys[signer.key_id].public)
+    values = [signing.unb64(e.signature.value) for e in made]
+    began = time.perf_counter()
+    for message, value in zip(messages, values, strict=True):
+        verifier.verify(message, value)
+    ed25519_us = (time.perf_counter() - began) / len(raws) * 1e6
+    began = time.perf_counter()
+    for raw in raws:
+        parse_event(raw)
+    parse_us = (time.perf_counter() - began) / len(raws) * 1e6
+    out["signing"] = {
+        "events": len(raws),
+        "bytes_per_event": sum(map(len, raws)) / len(raws),
+        "sign_us": sign_us,
+        "verify_us": verify_us,
+        "ed25519_verify_us": ed25519_us,
+        "parse_us": parse_us,
+        "verify_over_parse": verify_us / parse_us,
     }
 
 
@@ -546,6 +599,13 @@ def table(r: dict[str, Any]) -> str:
         f"| recorder scaling, {sc['events']:,} events, {sc['partitions']} partitions | 1: {sc['one_per_s']:,.0f}/s, "
         f"2: {sc['two_per_s']:,.0f}/s | one instance | {sc['two_over_one']:.2f} |",
     ]
+    if sig := r.get("signing"):
+        lines.append(
+            f"| signing, {sig['events']:,} results of {sig['bytes_per_event']:,.0f} bytes "
+            f"| sign {sig['sign_us']:.0f} µs, check {sig['verify_us']:.0f} µs "
+            f"(Ed25519 alone {sig['ed25519_verify_us']:.0f} µs) per event "
+            f"| parsing the event {sig['parse_us']:.0f} µs | {sig['verify_over_parse']:.1f} |"
+        )
     for e in r.get("api", {}).get("endpoints", []):
         lines.append(
             f"| read API `{e['path']}`, {r['api']['cells']:,}-cell job, {r['api']['clients']} clients "
@@ -576,7 +636,7 @@ def main() -> None:
     parser.add_argument("--api-seconds", type=float, default=10.0, help="load per read-API endpoint")
     parser.add_argument(
         "--only",
-        choices=["recorder", "runner", "latency", "scaling", "api"],
+        choices=["signing", "recorder", "runner", "latency", "scaling", "api"],
         action="append",
         help="run only these parts (repeatable); the table needs all of them",
     )
@@ -587,6 +647,7 @@ def main() -> None:
     base = base_settings()
     results: dict[str, Any] = {"machine": machine(), "arguments": {k: str(v) for k, v in vars(a).items()}}
     steps = [
+        ("signing", lambda: bench_signing(2_000 if not a.smoke else 100, results)),
         ("recorder", lambda: bench_recorder(base, a.events, a.baseline_rows, results)),
         ("runner", lambda: bench_runner(base, a.runner_cells, a.latency_ms, a.concurrency, results)),
         ("latency", lambda: bench_latency(base, a.e2e_seconds, a.e2e_rate, results)),

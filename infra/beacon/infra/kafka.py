@@ -24,7 +24,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndTimestamp, TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from beacon.infra import logs, metrics
-from beacon.infra.keys import TrustFile
+from beacon.infra.keys import Verifier
 from beacon.infra.settings import Settings
 from beacon.schemas.events import parse_event
 from beacon.schemas.topics import dead_letter_topic
@@ -290,7 +290,7 @@ class Poison(ValueError):
     """A message that no retry can make valid: it goes to the dead-letter topic."""
 
 
-def read_event(record: ConsumerRecord, *accepted: type[E], trust: TrustFile) -> E:
+def read_event(record: ConsumerRecord, *accepted: type[E], trust: Verifier) -> E:
     """Decode one record into one of the accepted event types, signed by a trusted key of the binding that
     may make it (beacon.domain.signing), or raise Poison saying why not."""
     size = len(record.value or b"")

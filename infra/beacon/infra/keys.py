@@ -20,11 +20,12 @@ import json
 import os
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from nacl.signing import SigningKey
@@ -37,6 +38,9 @@ from beacon.schemas.events import Signature
 TRUSTED = "trusted.json"
 PRIVATE = "private"
 RELOAD_EVERY_S = 5.0
+# A batch is checked in chunks of this many records on this many threads, beside the consumer's own decoding.
+CHECK_CHUNK = 64
+CHECK_THREADS = 2
 
 
 class KeysError(ValueError):
@@ -208,6 +212,7 @@ class TrustFile:
     def __init__(self, folder: Path) -> None:
         self.path = folder / TRUSTED
         self.trust = Trust(read_trusted(self.path))
+        self._pool: ThreadPoolExecutor | None = None
         self._stamp = self._mtime()
         self._checked = time.monotonic()
 
@@ -237,7 +242,43 @@ class TrustFile:
             return signing.Refusal(signing.MALFORMED, "not JSON")
         if not isinstance(data, dict):
             return signing.Refusal(signing.MALFORMED, "not a JSON object")
-        return self.current().refusal(data, at or datetime.now(UTC))
+        try:
+            return self.current().refusal(data, at or datetime.now(UTC))
+        except (RecursionError, ValueError, TypeError, AttributeError) as exc:  # hostile shapes never crash a consumer
+            return signing.Refusal(signing.MALFORMED, f"cannot be checked: {type(exc).__name__}")
+
+    def checked(self, raws: list[bytes]) -> Checked:
+        """Start checking a batch on worker threads (Ed25519 in libsodium runs without the GIL), so a consumer
+        decodes the first records while the later ones are still being checked."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="verify")
+        return Checked(self, raws, self._pool)
+
+
+class Verifier(Protocol):
+    """What a consumer checks a record's bytes with: a TrustFile, or a batch it is checking (Checked)."""
+
+    def refusal(self, raw: bytes, at: datetime | None = None) -> signing.Refusal | None: ...
+
+
+class Checked:
+    """A batch's verdicts, worked out in chunks on the TrustFile's threads, in order."""
+
+    def __init__(self, trust: TrustFile, raws: list[bytes], pool: ThreadPoolExecutor) -> None:
+        self.trust = trust
+        self._chunks: dict[bytes, Future[dict[bytes, signing.Refusal | None]]] = {}
+        at = datetime.now(UTC)
+        for i in range(0, len(raws), CHECK_CHUNK):
+            part = raws[i : i + CHECK_CHUNK]
+            future = pool.submit(lambda part=part: {raw: trust.refusal(raw, at) for raw in part})
+            for raw in part:
+                self._chunks[raw] = future
+
+    def refusal(self, raw: bytes, at: datetime | None = None) -> signing.Refusal | None:
+        future = self._chunks.get(raw)
+        if future is None:  # not of this batch
+            return self.trust.refusal(raw, at)
+        return future.result()[raw]
 
 
 @dataclass(frozen=True)

@@ -70,9 +70,12 @@ def _orjson_is_rfc8785(value: Any) -> bool:
     return True
 
 
-def canonical(value: Any) -> bytes:
-    """RFC 8785 (JSON Canonicalization Scheme) bytes of a JSON value."""
-    if _orjson_is_rfc8785(value):
+def canonical(value: Any, exact: bool = True) -> bytes:
+    """RFC 8785 (JSON Canonicalization Scheme) bytes of a JSON value. `exact=False` skips the look for floats and
+    the like: orjson's bytes, which are RFC 8785's for every event Beacon makes; a verifier tries them first and
+    the exact form only when they do not verify (both encode the value injectively, so either verifying proves
+    the signer signed this very value)."""
+    if not exact or _orjson_is_rfc8785(value):
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     return rfc8785.dumps(value)
 
@@ -86,9 +89,9 @@ def text_sha256(text: str) -> str:
     return sha256_hex(text.encode("utf-8", "surrogatepass"))
 
 
-def commitment(salt_hex: str, value: Any) -> dict[str, str]:
+def commitment(salt_hex: str, value: Any, exact: bool = True) -> dict[str, str]:
     """A salted commitment to a JSON value: it binds the value, and without the salt says nothing of it."""
-    return {"sha256": sha256_hex(bytes.fromhex(salt_hex) + canonical(value))}
+    return {"sha256": sha256_hex(bytes.fromhex(salt_hex) + canonical(value, exact))}
 
 
 # --- views ------------------------------------------------------------------------------------------
@@ -119,7 +122,7 @@ def is_withheld(part: Mapping[str, Any]) -> bool:
     return "sealed" in part
 
 
-def _result_view(event: dict[str, Any], salts: Mapping[str, Any]) -> dict[str, Any]:
+def _result_view(event: dict[str, Any], salts: Mapping[str, Any], exact: bool) -> dict[str, Any]:
     if is_withheld(event):
         if any(name in event for name in _RESULT_SEALED):
             raise Malformed("a withheld result that still shows its answer")
@@ -131,7 +134,7 @@ def _result_view(event: dict[str, Any], salts: Mapping[str, Any]) -> dict[str, A
             inner = dict(inner)
             hidden[f"{parent}.{name}"] = inner.pop(name, None)
             event[parent] = inner
-    event["sealed"] = commitment(_salt(salts, "cell"), hidden)
+    event["sealed"] = commitment(_salt(salts, "cell"), hidden, exact)
     return event
 
 
@@ -156,12 +159,12 @@ def _job_view(event: dict[str, Any], salts: Mapping[str, Any]) -> dict[str, Any]
     return event
 
 
-def view(event: Mapping[str, Any]) -> dict[str, Any]:
+def view(event: Mapping[str, Any], exact: bool = True) -> dict[str, Any]:
     """What is signed of an event (a JSON object), full or withheld alike. Raises Malformed."""
     out = {k: v for k, v in event.items() if k != "signature"}
     kind = out.get("event_type")
     if kind == "ExecutionCompleted":
-        return _result_view(out, _salts(event))
+        return _result_view(out, _salts(event), exact)
     if kind == "JobSubmitted":
         return _job_view(out, _salts(event))
     return out
@@ -197,9 +200,9 @@ def withhold_questions(job: Mapping[str, Any], question_ids: Iterable[str]) -> d
     return out
 
 
-def message(event: Mapping[str, Any]) -> bytes:
-    """The bytes a signature covers."""
-    return canonical(view(event))
+def message(event: Mapping[str, Any], exact: bool = True) -> bytes:
+    """The bytes a signature covers (`exact=False`: canonical's fast form, for verifiers to try first)."""
+    return canonical(view(event, exact), exact)
 
 
 def digest(event: Mapping[str, Any]) -> str:
@@ -367,7 +370,11 @@ class Trust:
             return Refusal(REVOKED, f"signed by {key.key_id}, revoked at {key.revoked_at.isoformat()}")
         try:
             signature = unb64(str(block.get("value", "")))
-            self._verifiers[key.key_id].verify(message(event), signature)
+            verifier = self._verifiers[key.key_id]
+            try:
+                verifier.verify(message(event, exact=False), signature)
+            except BadSignatureError:
+                verifier.verify(message(event), signature)
         except Malformed as exc:
             return Refusal(MALFORMED, str(exc))
         except (BadSignatureError, ValueError, TypeError):

@@ -103,8 +103,9 @@ class Recorder:
     async def decode(self, batch: dict[TopicPartition, list[ConsumerRecord]], producer: Any) -> Batch:
         """Events → rows (pure Python work); poison is dead-lettered here, before anything is written."""
         out = Batch()
+        checked = self.trust.checked([r.value or b"" for records in batch.values() for r in records])
         for tp, records in batch.items():
-            rows = project.rows_of(records, self.names, self.trust)
+            rows = project.rows_of(records, self.names, checked)
             for poisoned in rows.poison:
                 await kafka.dead_letter(producer, poisoned.record, poisoned.why, consumer=self.settings.groups.recorder)
                 if poisoned.reason is not None:

@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 
 from beacon.infra import kafka
-from beacon.infra.keys import TrustFile
+from beacon.infra.keys import Verifier
 from beacon.schemas.events import ExecutionCompleted, JobExpanded, JobSubmitted
 from beacon.schemas.topics import Topics
 
@@ -160,7 +160,7 @@ def misplaced(record: ConsumerRecord, event: Any, names: Topics) -> tuple[str, s
     return None
 
 
-def rows_of(records: list[ConsumerRecord], names: Topics, trust: TrustFile) -> Rows:
+def rows_of(records: list[ConsumerRecord], names: Topics, trust: Verifier) -> Rows:
     """Records from the jobs, executions and expansion topics → rows, in consumption order; what cannot be
     an event, or is misplaced, is returned as poison for the caller to dead-letter (the recorder) or skip
     (a replay)."""
