@@ -129,6 +129,7 @@ class FakeReader:
 def recorder_on_fakes(settings: Any, consumer: FakeConsumer, producer: FakeProducer, write: Callable[..., Any]) -> Any:
     """A beacon.recorder Recorder on fake Kafka clients, with `write` in place of its PostgreSQL write."""
     from beacon.recorder.main import Clients, Recorder
+    from tests.signed import trust
 
     async def no_connection() -> None:
         raise AssertionError("the fake write needs no database")
@@ -138,6 +139,7 @@ def recorder_on_fakes(settings: Any, consumer: FakeConsumer, producer: FakeProdu
         kafka_clients=lambda: Clients(consumer=consumer, producer=producer),
         connect=no_connection,  # type: ignore[arg-type]
         deadline_clock=lambda: asyncio.sleep(0),
+        trust=trust(),
     )
     recorder.write = write  # type: ignore[method-assign]
     return recorder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -146,3 +147,76 @@ def test_a_registered_job_id_is_a_repeat_for_the_same_spec_and_a_conflict_for_an
     assert repeat and again.event_id == first.event_id  # the original event, re-sent as it was
     with pytest.raises(JobConflict, match="already submitted with a different spec; choose another job_id"):
         registered(other, first.spec_sha256, first.model_dump(mode="json"))
+
+
+# --- the spec hash: RFC 8785 canonical JSON of the fields the user set; the legacy hash still accepted ----
+
+
+def test_the_spec_hash_is_of_the_canonical_json_of_the_fields_that_differ_from_their_defaults() -> None:
+    import hashlib
+
+    import rfc8785
+
+    from beacon.submitter.decide import spec_sha256
+
+    spec = parse_spec(
+        '{"job_id": "j", "questions": ["math_basic"], "models": ["mistral-7b"], "regions": ["eu-west"]}', DEFAULT
+    )
+    mine = {
+        "spec": {"job_id": "j", "questions": ["math_basic"], "models": ["mistral-7b"], "regions": ["eu-west"]},
+        "catalogue": DEFAULT.version,
+    }
+    assert spec_sha256(spec, DEFAULT) == hashlib.sha256(rfc8785.dumps(mine)).hexdigest()
+
+
+def test_the_spec_hash_is_unchanged_by_writing_a_defaulted_field_explicitly() -> None:
+    from beacon.domain.catalogue import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
+    from beacon.submitter.decide import spec_sha256
+
+    base = {"job_id": "j", "questions": ["math_basic"], "models": ["mistral-7b"], "regions": ["eu-west"]}
+    plain = parse_spec(json.dumps(base), DEFAULT)
+    explicit = parse_spec(
+        json.dumps(
+            {
+                **base,
+                "temperature": DEFAULT_TEMPERATURE,
+                "max_tokens": DEFAULT_MAX_TOKENS,
+                "seed": None,
+                "languages": None,
+                "deadline_seconds": None,
+            }
+        ),
+        DEFAULT,
+    )
+    assert spec_sha256(explicit, DEFAULT) == spec_sha256(plain, DEFAULT)
+    # ... and by a field a later version adds with a default:
+
+    class LaterJobSpec(JobSpec):
+        priority: int = 0
+
+    assert spec_sha256(LaterJobSpec(**base), DEFAULT) == spec_sha256(plain, DEFAULT)
+    # ... while a value that is not the default is another spec.
+    warmer = parse_spec(json.dumps({**base, "temperature": 0.7}), DEFAULT)
+    assert spec_sha256(warmer, DEFAULT) != spec_sha256(plain, DEFAULT)
+    assert spec_sha256(LaterJobSpec(**base, priority=1), DEFAULT) != spec_sha256(plain, DEFAULT)
+
+
+def test_a_job_registered_under_the_legacy_hash_is_a_resubmission_and_another_spec_a_conflict() -> None:
+    from beacon.submitter.decide import JobConflict, legacy_spec_sha256, registered, spec_sha256
+
+    def submitted(spec: JobSpec):
+        return job_submitted(
+            spec, DEFAULT, now=datetime(2026, 1, 1, tzinfo=UTC), default_deadline_seconds=60, producer=PRODUCER
+        )
+
+    spec = JobSpec(job_id="j1", questions=["math_basic"], models=["mistral-7b"], regions=["eu-west"])
+    other = spec.model_copy(update={"regions": ["us-east"]})
+    legacy = legacy_spec_sha256(spec, DEFAULT)
+    assert legacy != spec_sha256(spec, DEFAULT)  # the two hashes differ: only the legacy one is on record
+    original = submitted(spec).model_copy(update={"spec_sha256": legacy})  # as it was registered before
+    again, repeat = registered(submitted(spec), legacy, original.model_dump(mode="json"), legacy)
+    assert repeat and again == original  # the original event, re-sent as it was
+    with pytest.raises(JobConflict, match="already submitted with a different spec; choose another job_id"):
+        registered(submitted(other), legacy, original.model_dump(mode="json"), legacy_spec_sha256(other, DEFAULT))
+    with pytest.raises(JobConflict):  # the legacy hash counts only when the caller passes it
+        registered(submitted(spec), legacy, original.model_dump(mode="json"))

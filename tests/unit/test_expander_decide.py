@@ -29,6 +29,7 @@ from beacon.schemas.events import (
     parse_event,
 )
 from beacon.schemas.topics import Topics
+from tests.signed import service_keys, trust
 
 TOPICS = Topics("unit")
 WORK = "unit.work.eu-west"
@@ -79,7 +80,8 @@ def expander() -> Region:
 
 def decide(state: Region, j: JobSubmitted) -> list[Record]:
     info = ProducerInfo(service="runner", region=state.region, instance="test")
-    return expand.decide(j, state.region, state.known, Routing.simulated(), info, TOPICS).records
+    sign = service_keys("runner", state.region).signer.sign
+    return expand.decide(j, state.region, state.known, Routing.simulated(), info, TOPICS, sign).records
 
 
 def test_a_new_job_gives_one_cell_per_model_and_question_then_the_expansion(expander: Region) -> None:
@@ -103,6 +105,8 @@ def test_a_new_job_gives_one_cell_per_model_and_question_then_the_expansion(expa
     done = parse_event(out[-1][2])
     assert isinstance(done, JobExpanded)
     assert (done.job_id, done.region, done.spec_sha256, done.cells) == ("j1", "eu-west", j.spec_sha256, 4)
+    # Each signed by eu-west's runner, as every consumer checks it.
+    assert [trust().refusal(value) for _, _, value in out] == [None] * 5
 
 
 def test_decide_does_not_mark_the_job_expanded_itself(expander: Region) -> None:

@@ -51,6 +51,7 @@ from beacon.submitter.decide import InvalidJob, job_submitted, parse_spec
 from beacon.submitter.http import create_app
 from beacon.submitter.publish import Submitted
 from tests.fakes import FakeConsumer, FakeProducer, Stop, record, recorder_on_fakes
+from tests.signed import signed, trust
 
 DEFAULT = default()
 GOOD = {"questions": ["math_basic"], "models": ["mistral-7b"], "regions": ["us-east"]}
@@ -312,8 +313,9 @@ SCRIPT = "<script>alert(1)</script>"
 
 
 def hostile(event: Any, path: str, value: Any) -> bytes:
-    """The event's JSON with the field at the dotted `path` set to `value`, as another producer could write it."""
-    data = json.loads(encode(event))
+    """The event's JSON, signed by its producer, with the field at the dotted `path` then set to `value`, as
+    another producer could write it."""
+    data = json.loads(signed(event))
     *parents, last = path.split(".")
     node = data
     for part in parents:
@@ -355,17 +357,17 @@ HOSTILE_EVENTS = [
 def test_a_hostile_event_is_refused_by_decoding_and_becomes_poison(event: Any, path: str, value: Any) -> None:
     raw = hostile(event, path, value)
     assert len(raw) <= kafka.MAX_EVENT_BYTES  # within the size limit: only the field's own bound refuses it
-    parse_event(encode(event))  # the untouched event is valid
-    with pytest.raises(ValidationError) as refused:
-        parse_event(raw)
-    assert path.split(".")[-1] in str(refused.value)
     topic = {"JobSubmitted": "ns.jobs.submitted", "JobExpanded": "ns.jobs.expanded.eu-west"}.get(
         event.event_type, "ns.executions.completed"
     )
+    kafka.read_event(record(topic, 4, signed(event)), type(event), trust=trust())  # the untouched event is valid
+    with pytest.raises(ValidationError) as refused:
+        parse_event(raw)
+    assert path.split(".")[-1] in str(refused.value)
     source = record(topic, 5, raw)
     with pytest.raises(kafka.Poison, match="not a valid event"):  # what every consumer decodes with
-        kafka.read_event(source, type(event))
-    rows = rows_of([source], Topics("ns"))  # the recorder: no row of any kind, the record is poison
+        kafka.read_event(source, type(event), trust=trust())
+    rows = rows_of([source], Topics("ns"), trust())  # the recorder: no row of any kind, the record is poison
     assert rows.poison and rows.poison[0].record is source
     assert rows.jobs == rows.executions == rows.job_regions == []
 
@@ -406,6 +408,13 @@ def test_the_expander_dead_letters_a_hostile_job_and_schedules_no_cell() -> None
     assert [entry[0] for entry in txn] == [dead_letter_topic(NAMES.jobs_submitted), "offsets"]
 
 
+def _bounded_pattern(pattern: str) -> bool:
+    """No unbounded repetition (*, +, {n,}) outside a character class: a '+' inside one, as in base64's
+    [A-Za-z0-9+/], is a literal character."""
+    outside = re.sub(r"\[(?:\\.|[^\]\\])*\]", "", pattern)
+    return not re.search(r"[*+]|\{\d+,\}", outside)
+
+
 def _unbounded(schema: dict[str, Any], path: str, defs: dict[str, Any]) -> Iterator[str]:
     """Every string without maxLength or a bounded pattern, array without maxItems and table without
     maxProperties in a JSON Schema (pydantic's), by its path."""
@@ -418,7 +427,7 @@ def _unbounded(schema: dict[str, Any], path: str, defs: dict[str, Any]) -> Itera
     kind = schema.get("type")
     if kind == "string" and "const" not in schema and "enum" not in schema and "format" not in schema:
         pattern = schema.get("pattern")
-        bounded_pattern = pattern is not None and not re.search(r"[*+]|\{\d+,\}", pattern)
+        bounded_pattern = pattern is not None and _bounded_pattern(pattern)
         if "maxLength" not in schema and not bounded_pattern:
             yield path
     elif kind == "array":
@@ -446,6 +455,21 @@ def test_no_event_field_is_unbounded() -> None:
 def test_the_pattern_strings_are_bounded_by_their_own_counts() -> None:
     for pattern in (ID_PATTERN, events.LANGUAGE_PATTERN):
         assert not re.search(r"[*+]|\{\d+,\}", pattern)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "bounded"),
+    [
+        (r"^[A-Za-z0-9+/]{86}==$", True),  # a signature: '+' in a class is a literal
+        (r"^ed25519:[0-9a-f]{16}$", True),
+        (r"^[a-z]+$", False),
+        (r"^[+]*$", False),
+        (r"^a{3,}$", False),
+        (r"^[\]+]{2}$", True),  # an escaped ']' does not end the class early
+    ],
+)
+def test_a_pattern_is_bounded_only_without_repetition_outside_its_classes(pattern: str, bounded: bool) -> None:
+    assert _bounded_pattern(pattern) is bounded
 
 
 # --- point 7: no id may end in '.dlq' or '_dlq'; regions Kafka would confuse are refused -----------------

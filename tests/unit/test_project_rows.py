@@ -3,7 +3,8 @@
 Records are real aiokafka ConsumerRecords with the bytes (and keys) a producer would have written. What is
 checked: the values in each column (beacon/projection.py's order), the source record kept index for index
 beside each row, and what becomes poison (to be dead-lettered) and why: no event, or an event on a topic not
-of its type, under a key not its own, or produced by another region than its own.
+of its type, under a key not its own, produced by another region than its own, or not signed by the key of
+its binding (tests/signed.py signs each record as its producer would).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from beacon.schemas.events import (
     QuestionText,
     RegionRef,
     encode,
+    parse_event,
 )
 from beacon.schemas.topics import Topics
+from tests.signed import service_keys, signed, trust
 
 NAMES = Topics("ns")
 JOBS, EXECUTIONS, EXPANDED = NAMES.jobs_submitted, NAMES.executions_completed, NAMES.expanded("eu-west")
@@ -57,8 +60,11 @@ JOB = JobSubmitted(
 )
 
 
+TRUST = trust()
+
+
 def rows_of(records: list[ConsumerRecord]) -> Rows:
-    return project.rows_of(records, NAMES)
+    return project.rows_of(records, NAMES, TRUST)
 
 
 def record(topic: str, offset: int, value: bytes | None, key: bytes | None = None, partition: int = 0):
@@ -78,8 +84,13 @@ def record(topic: str, offset: int, value: bytes | None, key: bytes | None = Non
 
 
 def rec(topic: str, offset: int, event: Any, partition: int = 0) -> ConsumerRecord:
-    """The record a producer writes for an event: its bytes under its own key."""
-    return record(topic, offset, encode(event), event.key.encode(), partition)
+    """The record a producer writes for an event: its signed bytes under its own key."""
+    return record(topic, offset, signed(event), event.key.encode(), partition)
+
+
+def as_read(source: ConsumerRecord) -> Any:
+    """The event a consumer reads from a record (with its signature)."""
+    return parse_event(source.value)
 
 
 def completed(answer: str = "4", **extra: object):
@@ -122,6 +133,7 @@ def test_a_good_execution_becomes_one_row_in_column_order() -> None:
         "answer": "4",
     }
     assert by_column["event_id"] == event.event_id
+    assert by_column["event"] == source.value.decode()  # the signed event as it arrived
     assert (by_column["started_at"], by_column["completed_at"]) == (T0, T0 + timedelta(seconds=2))
     output = json.loads(by_column["output"])
     assert set(output) == {"classification", "attempts", "tokens", "producer"}  # the optional ones left out
@@ -144,9 +156,10 @@ def test_a_duplicate_within_a_batch_gives_two_rows_each_with_its_own_source() ->
     """rows_of does not deduplicate: the table's unique index keeps the first (store.py). It must keep
     both rows and their sources aligned, so a refused row is dead-lettered as the right record."""
     event = completed()
-    first, again = rec(EXECUTIONS, 3, event), rec(EXECUTIONS, 4, event)
+    first = rec(EXECUTIONS, 3, event)
+    again = record(EXECUTIONS, 4, first.value, first.key)  # the same record delivered again
     rows = rows_of([first, again])
-    assert rows.executions == [execution_row(event), execution_row(event)]
+    assert rows.executions == [execution_row(as_read(first), first.value)] * 2
     assert rows.execution_sources == [first, again]
     assert rows.poison == []
 
@@ -157,7 +170,7 @@ def test_a_job_submitted_becomes_a_job_row() -> None:
     assert rows.executions == [] and rows.poison == []
     assert rows.job_sources == [source]
     [row] = rows.jobs
-    assert row == job_row(JOB)
+    assert row == job_row(as_read(source), source.value)
     by_column = dict(zip(JOB_COLUMNS, row, strict=True))
     assert by_column["job_id"] == "j1"
     assert by_column["spec_sha256"] == JOB.spec_sha256 and by_column["expected_executions"] == 1
@@ -189,13 +202,13 @@ POISON = [
         b'{"event_type": "ExecutionCompleted", "schema_version": 1}', "not a valid event", id="fields-missing"
     ),
     pytest.param(
-        encode(completed()).replace(b'"schema_version":1', b'"schema_version":99'),
+        signed(completed()).replace(b'"schema_version":1', b'"schema_version":99'),
         "not a valid event",
         id="unknown-schema-version",
     ),
     pytest.param(b"\xff\xfe\x00binary", "not a valid event", id="binary"),
     pytest.param(b"{" + b" " * kafka.MAX_EVENT_BYTES + b"}", "exceeds the 1000000-byte limit", id="too-large"),
-    pytest.param(encode(CELL), f"CellScheduled does not belong on {EXECUTIONS}", id="cell-on-executions"),
+    pytest.param(signed(CELL), f"CellScheduled does not belong on {EXECUTIONS}", id="cell-on-executions"),
 ]
 
 
@@ -209,6 +222,36 @@ def test_what_cannot_be_a_row_is_poison_with_the_reason(value: bytes | None, why
     assert why in poisoned.why
 
 
+UNTRUSTED = [
+    pytest.param(encode(completed()), "refused (unsigned): ExecutionCompleted carries no signature", id="unsigned"),
+    pytest.param(
+        signed(completed("4")).replace(b'"answer":"4"', b'"answer":"5"'),
+        "refused (bad_signature): the signature of ed25519:",
+        id="answer-edited-after-signing",
+    ),
+    pytest.param(
+        encode(service_keys("runner", "us-east").signer.sign(completed())),
+        "a runner of us-east key; this is 'eu-west''s",
+        id="another-regions-runner",
+    ),
+    pytest.param(
+        encode(service_keys("submitter").signer.sign(completed())),
+        "a submitter key; this needs a runner key",
+        id="the-submitters-key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("value", "why"), UNTRUSTED)
+def test_a_result_not_signed_by_its_regions_runner_is_poison_and_no_row(value: bytes, why: str) -> None:
+    source = record(EXECUTIONS, 0, value, b"j1|eu-west|mistral-7b|math_basic")
+    rows = rows_of([source])
+    assert rows.executions == [] and rows.execution_sources == []
+    [poisoned] = rows.poison
+    assert poisoned.record is source and poisoned.reason is None
+    assert why in poisoned.why
+
+
 def test_a_mixed_batch_keeps_consumption_order_and_sources_index_for_index() -> None:
     good, other = completed("4"), completed("Four.")
     batch = [
@@ -219,9 +262,10 @@ def test_a_mixed_batch_keeps_consumption_order_and_sources_index_for_index() -> 
         rec(EXECUTIONS, 2, other, partition=2),
     ]
     rows = rows_of(batch)
-    assert rows.executions == [execution_row(good), execution_row(other)]
+    assert rows.executions == [execution_row(as_read(r), r.value) for r in (batch[2], batch[4])]
+    assert [row[EXECUTION_COLUMNS.index("answer")] for row in rows.executions] == [good.answer, other.answer]
     assert rows.execution_sources == [batch[2], batch[4]]
-    assert rows.jobs == [job_row(JOB)] and rows.job_sources == [batch[0]]
+    assert rows.jobs == [job_row(as_read(batch[0]), batch[0].value)] and rows.job_sources == [batch[0]]
     assert [p.record for p in rows.poison] == [batch[1], batch[3]]
     assert f"CellScheduled does not belong on {JOBS}" in rows.poison[1].why
 
@@ -244,7 +288,8 @@ def test_no_records_no_rows() -> None:
 def test_event_ids_survive_as_uuids() -> None:
     event = completed()
     [row] = rows_of([rec(EXECUTIONS, 0, event)]).executions
-    assert isinstance(row[-1], uuid.UUID) and row[-1] == event.event_id
+    event_id = row[EXECUTION_COLUMNS.index("event_id")]
+    assert isinstance(event_id, uuid.UUID) and event_id == event.event_id
 
 
 # --- misplaced: an event that cannot be what it claims, wherever its job is -----------------------------
@@ -270,19 +315,19 @@ MISPLACED = [
         id="expansion-on-another-regions-topic",
     ),
     pytest.param(
-        record(EXECUTIONS, 0, encode(completed()), b"j1|eu-west|mistral-7b|taiwan_status"),
+        record(EXECUTIONS, 0, signed(completed()), b"j1|eu-west|mistral-7b|taiwan_status"),
         project.KEY_MISMATCH,
         "Kafka key 'j1|eu-west|mistral-7b|taiwan_status' is not the event's own key 'j1|eu-west|mistral-7b|math_basic'",
         id="result-under-another-cells-key",
     ),
     pytest.param(
-        record(EXECUTIONS, 0, encode(completed()), None),
+        record(EXECUTIONS, 0, signed(completed()), None),
         project.KEY_MISMATCH,
         "Kafka key None is not the event's own key",
         id="result-without-a-key",
     ),
     pytest.param(
-        record(JOBS, 0, encode(JOB), b"j2"),
+        record(JOBS, 0, signed(JOB), b"j2"),
         project.KEY_MISMATCH,
         "Kafka key 'j2' is not the event's own key 'j1'",
         id="job-under-another-id",
@@ -332,7 +377,7 @@ def test_the_recorders_own_timeout_for_any_region_is_no_stray() -> None:
     ids=["job", "result", "expansion"],
 )
 def test_an_event_on_its_topic_under_its_key_from_its_region_is_not_misplaced(source: ConsumerRecord) -> None:
-    event = kafka.read_event(source, *project.PROJECTED)
+    event = kafka.read_event(source, *project.PROJECTED, trust=TRUST)
     assert project.misplaced(source, event, NAMES) is None
     rows = rows_of([source])
     assert rows.poison == [] and len(rows.executions) + len(rows.jobs) + len(rows.job_regions) == 1

@@ -15,6 +15,7 @@ from beacon.recorder import project, store
 from beacon.schemas.events import ProducerInfo, encode
 from beacon.schemas.topics import dead_letter_topic
 from tests.fakes import FakeConsumer, FakeProducer, Stop, record, recorder_on_fakes
+from tests.signed import service_keys, signed
 from tests.unit.test_runner_loops import a_job
 
 SETTINGS = Settings.from_env({"BEACON_TOPIC_NAMESPACE": "unit", "BEACON_RECORDER_PORT": "0"})
@@ -29,7 +30,7 @@ def test_offsets_are_committed_only_after_the_write_and_poison_is_dead_lettered(
     deadlines = ProducerInfo(service="recorder", instance="deadlines")  # the recorder's own timeout
     done = results.timeout(j, cells_of(j)[0], datetime(2026, 1, 1, tzinfo=UTC), deadlines)
     topic = names.executions_completed
-    batch = [record(topic, 0, encode(done), key=done.key.encode()), record(topic, 1, b"[]")]
+    batch = [record(topic, 0, signed(done), key=done.key.encode()), record(topic, 1, b"[]")]
     producer = FakeProducer()
     consumer = FakeConsumer([batch], done=lambda: bool(consumer.committed))
     written: list[project.Rows] = []
@@ -73,9 +74,9 @@ def test_misplaced_records_strays_and_refused_rows_are_dead_lettered_with_their_
     deadlines = ProducerInfo(service="recorder", instance="deadlines")
     first, second, third = (results.timeout(j, c, datetime(2026, 1, 1, tzinfo=UTC), deadlines) for c in cells_of(j)[:3])
     batch = [
-        record(topic, 0, encode(first), key=b"another|key"),  # misplaced: not its own key
-        record(topic, 1, encode(second), key=second.key.encode()),  # the write finds it no cell of its job
-        record(topic, 2, encode(third), key=third.key.encode()),  # the write says PostgreSQL refused it
+        record(topic, 0, signed(first), key=b"another|key"),  # misplaced: not its own key
+        record(topic, 1, signed(second), key=second.key.encode()),  # the write finds it no cell of its job
+        record(topic, 2, signed(third), key=third.key.encode()),  # the write says PostgreSQL refused it
     ]
     producer = FakeProducer()
     consumer = FakeConsumer([batch], done=lambda: bool(consumer.committed))
@@ -108,3 +109,38 @@ def test_misplaced_records_strays_and_refused_rows_are_dead_lettered_with_their_
     assert [list(c.values()) for c in consumer.committed] == [[3]]
     assert strays(project.KEY_MISMATCH) == before[project.KEY_MISMATCH] + 1
     assert strays(admit.OUT_OF_SPEC) == before[admit.OUT_OF_SPEC] + 1
+
+
+def test_results_not_signed_by_their_binding_are_dead_lettered_and_never_written() -> None:
+    from beacon.domain import results
+    from beacon.domain.cells import cells_of
+
+    names = SETTINGS.topics
+    topic = names.executions_completed
+    j = a_job()
+    deadlines = ProducerInfo(service="recorder", instance="deadlines")
+    first, second, third = (results.timeout(j, c, datetime(2026, 1, 1, tzinfo=UTC), deadlines) for c in cells_of(j)[:3])
+    batch = [
+        record(topic, 0, encode(first), key=first.key.encode()),  # unsigned
+        # the recorder's own timeout, signed by a runner's key
+        record(topic, 1, encode(service_keys("runner", "eu-west").signer.sign(second)), key=second.key.encode()),
+        record(topic, 2, signed(third), key=third.key.encode()),  # the good one
+    ]
+    producer = FakeProducer()
+    consumer = FakeConsumer([batch], done=lambda: bool(consumer.committed))
+    written: list[project.Rows] = []
+
+    async def write(rows: project.Rows) -> store.Recorded:
+        written.append(rows)
+        return store.Recorded(store.Written(len(rows.executions), 0, 0))
+
+    recorder = recorder_on_fakes(SETTINGS, consumer, producer, write)
+    with pytest.raises(Stop):
+        asyncio.run(recorder.consume())
+    assert [rows.execution_sources for rows in written] == [[batch[2]]]
+    errors = [dict(headers)["beacon.error"].decode() for _, _, _, headers in producer.sent]
+    assert errors[0] == "refused (unsigned): ExecutionCompleted carries no signature"
+    assert errors[1].startswith("refused (wrong_role): signed by ed25519:")
+    assert errors[1].endswith("a runner of eu-west key; this needs a recorder key")
+    assert [value for _, _, value, _ in producer.sent] == [batch[0].value, batch[1].value]
+    assert [list(c.values()) for c in consumer.committed] == [[3]]

@@ -20,6 +20,7 @@ from beacon.schemas.events import ExecutionCompleted, JobExpanded, JobSubmitted,
 from beacon.schemas.topics import Topics, dead_letter_topic
 from beacon.submitter.decide import job_submitted, parse_spec
 from tests.fakes import FakeConsumer, FakeProducer, FakeReader, Stop, record
+from tests.signed import service_keys, signed, trust
 
 NAMES = Topics("unit")
 REGION = "eu-west"
@@ -40,8 +41,8 @@ def a_job(job_id: str = "j1") -> JobSubmitted:
 
 def submitted_jobs(*jobs: JobSubmitted) -> SubmittedJobs:
     """What the worker holds its cells to, read from a fake jobs.submitted, at the jobs' own time."""
-    records = [record(NAMES.jobs_submitted, i, encode(j)) for i, j in enumerate(jobs)]
-    return SubmittedJobs(FakeReader(records), REGION, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    records = [record(NAMES.jobs_submitted, i, signed(j)) for i, j in enumerate(jobs)]
+    return SubmittedJobs(FakeReader(records), REGION, trust(), clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def a_worker(consumer: FakeConsumer, producer: FakeProducer) -> Worker:
@@ -56,6 +57,7 @@ def a_worker(consumer: FakeConsumer, producer: FakeProducer) -> Worker:
         producer=producer,
         endpoints=Endpoints(Routing.simulated(), REGION, REGION),
         jobs=submitted_jobs(a_job()),
+        keys=service_keys("runner", REGION),
     )
 
 
@@ -68,19 +70,21 @@ def an_expander(consumer: FakeConsumer, producer: FakeProducer, already: list | 
         info=INFO,
         consumer=consumer,
         producer=producer,
-        expanded=ExpandedJobs(FakeReader(already or [])),
+        expanded=ExpandedJobs(FakeReader(already or []), trust()),
+        keys=service_keys("runner", REGION),
     )
 
 
 def test_the_expander_emits_cells_and_the_expansion_with_the_offsets_in_one_transaction() -> None:
     j = a_job()
     jobs = NAMES.jobs_submitted
-    consumer = FakeConsumer([[record(jobs, 0, encode(j)), record(jobs, 1, b"{not json"), record(jobs, 2, encode(j))]])
+    consumer = FakeConsumer([[record(jobs, 0, signed(j)), record(jobs, 1, b"{not json"), record(jobs, 2, signed(j))]])
     producer = FakeProducer()
     expander = an_expander(consumer, producer)
     with pytest.raises(Stop):
         asyncio.run(expander.run())
     (txn,) = producer.committed
+    assert all(trust().refusal(e[2]) is None for e in txn if e[0] in (NAMES.work(REGION), NAMES.expanded(REGION)))
     keys = [(e[0], e[1]) for e in txn if e[0] != "offsets"]
     cells = [c.key.encode() for c in expand.cells(j, REGION, INFO)]
     assert len(cells) == 2
@@ -97,17 +101,17 @@ def test_the_expander_emits_cells_and_the_expansion_with_the_offsets_in_one_tran
 def test_a_job_this_region_expanded_before_emits_nothing_but_its_offset() -> None:
     j = a_job()
     done = JobExpanded(producer=INFO, job_id="j1", region=REGION, spec_sha256=j.spec_sha256, cells=2)
-    already = [record(NAMES.expanded(REGION), 0, encode(done), key=b"j1")]
+    already = [record(NAMES.expanded(REGION), 0, signed(done), key=b"j1")]
     producer = FakeProducer()
     with pytest.raises(Stop):
-        asyncio.run(an_expander(FakeConsumer([[record(NAMES.jobs_submitted, 7, encode(j))]]), producer, already).run())
+        asyncio.run(an_expander(FakeConsumer([[record(NAMES.jobs_submitted, 7, signed(j))]]), producer, already).run())
     (txn,) = producer.committed
     assert [e[0] for e in txn] == ["offsets"] and list(txn[0][1].values()) == [8]
 
 
 def test_an_aborted_transaction_leaves_the_job_to_do_again() -> None:
     producer = FakeProducer(fail_on=lambda topic, value: topic == NAMES.expanded(REGION))
-    expander = an_expander(FakeConsumer([[record(NAMES.jobs_submitted, 0, encode(a_job()))]]), producer)
+    expander = an_expander(FakeConsumer([[record(NAMES.jobs_submitted, 0, signed(a_job()))]]), producer)
     with pytest.raises(ConnectionError):
         asyncio.run(expander.run())
     assert producer.committed == [] and len(producer.aborted) == 1
@@ -117,7 +121,7 @@ def test_an_aborted_transaction_leaves_the_job_to_do_again() -> None:
 def test_the_worker_runs_each_cell_once_emits_its_result_and_commits_after_the_ack() -> None:
     cells = expand.cells(a_job(), REGION, INFO)
     work = NAMES.work(REGION)
-    records = [record(work, i, encode(c), key=c.key.encode()) for i, c in enumerate(cells)]
+    records = [record(work, i, signed(c), key=c.key.encode()) for i, c in enumerate(cells)]
     records.insert(1, record(work, len(cells), b"\xff garbage"))
     for i, r in enumerate(records):
         records[i] = record(work, i, r.value, key=r.key)
@@ -132,6 +136,8 @@ def test_the_worker_runs_each_cell_once_emits_its_result_and_commits_after_the_a
     assert all(isinstance(r, ExecutionCompleted) for r in results)
     assert sorted(r.key for r in results) == sorted(c.key for c in cells)  # each cell exactly once
     assert all(r.producer.service == "runner" and r.region == REGION for r in results)
+    sent = [value for topic, _, value, _ in producer.sent if topic == NAMES.executions_completed]
+    assert [trust().refusal(value) for value in sent] == [None] * len(cells)  # signed by eu-west's runner
     dead = [entry for entry in producer.sent if entry[0] == dead_letter_topic(work)]
     assert len(dead) == 1 and dict(dead[0][3])["beacon.source.offset"] == b"1"
     assert list(consumer.committed[-1].values()) == [3]  # all three records, only once every result was sent
@@ -144,7 +150,7 @@ def test_the_worker_dead_letters_cells_its_job_does_not_ask_for_and_runs_the_res
     elsewhere = expand.cells(a_job(), "us-east", ProducerInfo(service="runner", region="us-east", instance="x"))[0]
     stranger = expand.cells(a_job("never-submitted"), REGION, INFO)[0]
     sent = [*cells, greedy, elsewhere, stranger]
-    records = [record(work, i, encode(c), key=c.key.encode()) for i, c in enumerate(sent)]
+    records = [record(work, i, signed(c), key=c.key.encode()) for i, c in enumerate(sent)]
     producer = FakeProducer()
     consumer = FakeConsumer(
         [records], done=lambda: bool(consumer.committed) and max(consumer.committed[-1].values()) == len(sent)
@@ -159,3 +165,41 @@ def test_the_worker_dead_letters_cells_its_job_does_not_ask_for_and_runs_the_res
     assert errors[0] == "refused (over the limits): max_tokens 1000000 is over the 32768 any job may ask"
     assert errors[1].startswith("refused (other region): a cell of region 'us-east' on the work topic of region")
     assert errors[2].startswith("refused (unknown job): job 'never-submitted' is not on jobs.submitted")
+
+
+def test_the_expander_dead_letters_a_job_the_submitter_did_not_sign_and_schedules_no_cell() -> None:
+    jobs = NAMES.jobs_submitted
+    unsigned = record(jobs, 0, encode(a_job()))
+    by_a_runner = record(jobs, 1, encode(service_keys("runner", REGION).signer.sign(a_job("j2"))))
+    producer = FakeProducer()
+    expander = an_expander(FakeConsumer([[unsigned, by_a_runner]]), producer)
+    with pytest.raises(Stop):
+        asyncio.run(expander.run())
+    (txn,) = producer.committed
+    assert [e[0] for e in txn] == [dead_letter_topic(jobs), dead_letter_topic(jobs), "offsets"]
+    errors = [dict(e[3])["beacon.error"].decode() for e in txn[:2]]
+    assert errors[0] == "refused (unsigned): JobSubmitted carries no signature"
+    assert errors[1].startswith("refused (wrong_role): signed by ed25519:")
+    assert errors[1].endswith("a runner of eu-west key; this needs a submitter key")
+    assert expander.expanded.known == {}
+
+
+def test_the_worker_dead_letters_cells_not_signed_by_its_regions_runner() -> None:
+    work = NAMES.work(REGION)
+    first, second = expand.cells(a_job(), REGION, INFO)
+    forged = service_keys("runner", "us-east").signer.sign(second)  # another region's key, this region's cell
+    records = [
+        record(work, 0, encode(first), key=first.key.encode()),
+        record(work, 1, encode(forged), key=second.key.encode()),
+    ]
+    producer = FakeProducer()
+    consumer = FakeConsumer(
+        [records], done=lambda: bool(consumer.committed) and max(consumer.committed[-1].values()) == 2
+    )
+    with pytest.raises(Stop):
+        asyncio.run(a_worker(consumer, producer).run())
+    assert [topic for topic, *_ in producer.sent] == [dead_letter_topic(work)] * 2  # no model was called
+    errors = [dict(h)["beacon.error"].decode() for _, _, _, h in producer.sent]
+    assert errors[0] == "refused (unsigned): CellScheduled carries no signature"
+    assert errors[1].startswith("refused (wrong_region): signed by ed25519:")
+    assert errors[1].endswith("a runner of us-east key; this is 'eu-west''s")

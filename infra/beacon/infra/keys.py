@@ -216,11 +216,13 @@ class TrustFile:
         self._stamp = self._mtime()
         self._checked = time.monotonic()
 
-    def _mtime(self) -> float:
+    def _mtime(self) -> tuple[int, int, int]:
+        """What tells a rewrite (the file is replaced whole): a timestamp alone can miss one in the same tick."""
         try:
-            return self.path.stat().st_mtime
+            st = self.path.stat()
         except OSError:
-            return 0.0
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_ino, st.st_size)
 
     def current(self) -> Trust:
         if time.monotonic() - self._checked > RELOAD_EVERY_S:

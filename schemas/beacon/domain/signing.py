@@ -63,7 +63,7 @@ def _orjson_is_rfc8785(value: Any) -> bool:
                 if not key.isascii():
                     return False
             stack.extend(item.values())
-        elif kind is list:
+        elif kind is list or kind is tuple:
             stack.extend(item)
         elif kind is float or (kind is int and not -(2**53) < item < 2**53):
             return False

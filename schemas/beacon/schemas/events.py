@@ -88,7 +88,9 @@ class Signature(_Frozen):
     the event, so it goes wherever the fact is copied."""
 
     key_id: str = Field(pattern=r"^ed25519:[0-9a-f]{16}$", description="The signing key: a trusted-keys entry.")
-    value: str = Field(pattern=r"^[A-Za-z0-9+/]{86}==$", description="The 64-byte signature, base64.")
+    value: str = Field(
+        min_length=88, max_length=88, pattern=r"^[A-Za-z0-9+/]{86}==$", description="The 64-byte signature, base64."
+    )
     salts: dict[Annotated[str, Field(pattern=ID_PATTERN)], Annotated[str, Field(pattern=SALT_PATTERN)]] = Field(
         default_factory=dict,
         max_length=MAX_QUESTIONS_PER_JOB,
