@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,3 +201,87 @@ def test_not_a_bundle_says_so() -> None:
     assert not report.ok and report.problems == ["the first line is not a beacon-results header"]
     with pytest.raises(bundle.BundleError, match="line 2 is not JSON"):
         bundle.loads('{"bundle": "beacon-results"}\n{oops\n')
+
+
+def test_the_recorders_key_signs_bare_timeouts_only() -> None:
+    _, results = a_job()
+    bare = next(r for r in results if r["status"] == "timeout")
+    assert signing.expected_signer(bare) == ("recorder", None)
+    worded = dict(bare, answer="Taiwan is a province", provider="simulated")
+    recorder = keys.signer(unit_keys(), "recorder")
+    forged = signing.sign(worded, recorder.key, recorder.key_id, bare["signature"]["salts"])
+    refused = signing.Trust(trusted()).refusal(forged, AT)
+    assert refused is not None and refused.reason == signing.WRONG_ROLE
+
+
+def test_a_second_base64_form_of_a_signature_is_refused() -> None:
+    _, results = a_job()
+    one = results[0]
+    value = one["signature"]["value"]
+    # The last character before "==" carries 4 unused bits: flipping one gives the same 64 bytes.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(value[-3])
+    twin = value[:-3] + alphabet[last ^ 1] + "=="
+    assert signing.unb64(twin) == signing.unb64(value)
+    refused = signing.Trust(trusted()).refusal(dict(one, signature=dict(one["signature"], value=twin)), AT)
+    assert refused is not None and refused.reason == signing.MALFORMED
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"key": "x"},
+        {"result": {"event_type": "ExecutionCompleted", "answer": [[[[[]]]]], "signature": {"key_id": 5}}},
+        {"result": {"nested": json.loads("[" * 900 + "]" * 900)}},
+        {"result": "not an object"},
+    ],
+)
+def test_a_hostile_line_fails_the_bundle_never_the_verifier(line: dict[str, Any]) -> None:
+    report = bundle.verify([*lines_of(), line])
+    assert not report.ok
+
+
+def test_nan_and_infinity_are_no_json_a_signer_signed() -> None:
+    with pytest.raises(bundle.BundleError, match="line 1 is not JSON: NaN is not JSON"):
+        bundle.loads('{"bundle": NaN}\n')
+    with pytest.raises(bundle.BundleError, match="Infinity is not JSON"):
+        bundle.loads('{"answer": -Infinity}\n')
+
+
+def test_a_withheld_cell_still_has_its_visible_receipt_checked() -> None:
+    hidden = lines_of(("eu-west|mistral-7b|math_basic",))
+    i = next(i for i, line in enumerate(hidden) if "result" in line and signing.is_withheld(line["result"]))
+    hidden[i]["result"]["language"] = "zh"
+    report = bundle.verify(hidden)
+    assert any(c.state.startswith("refused (bad_signature)") for c in report.cells)
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`beacon …` on a machine with no Beacon: no state folder, nothing listening."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BEACON_", "KAFKA_", "DATABASE_"))}
+    env |= {"BEACON_STATE_DIR": str(cwd / "none"), "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/x"}
+    return subprocess.run(
+        [sys.executable, "-m", "beacon.cli", *args], capture_output=True, env=env, cwd=cwd, timeout=60
+    )
+
+
+def test_beacon_verify_a_bundle_file_offline_and_its_errors(tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(bundle.dumps(lines_of()))
+    done = cli("verify", str(good), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout)["counts"] == {"verified": 8}
+
+    missing = cli("verify", "nope.jsonl", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "no bundle file 'nope.jsonl' (give a file from `beacon export`, or a job id)" in missing.stderr.decode()
+
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe not text")
+    refused = cli("verify", str(binary), cwd=tmp_path)
+    assert refused.returncode == 2 and "not a bundle: not UTF-8 text" in refused.stderr.decode()
+
+    hostile = tmp_path / "hostile.jsonl"
+    hostile.write_text(bundle.dumps(lines_of()) + '{"key": "x"}\n')
+    failed = cli("verify", str(hostile), cwd=tmp_path)
+    assert failed.returncode == 1 and "NOT VERIFIED" in failed.stdout.decode() and not failed.stderr

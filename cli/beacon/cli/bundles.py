@@ -71,15 +71,20 @@ def _time(text: str) -> datetime:
     return at
 
 
-async def _signed(settings: Settings, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+async def _signed(settings: Settings, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """The job's signed JobSubmitted, its signed results, and the cells recorded before events were signed."""
     from beacon.reader import queries
 
     async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
         found = await queries.signed(conn, job_id)
+    shown = safe(job_id[:80])
     if found is None:
-        raise UserError(f"no job {safe(job_id[:80])!r} is recorded (`beacon status {safe(job_id[:80])}`)")
+        raise UserError(f"no job {shown!r} is recorded (`beacon status {shown}`)")
     job, events = found
-    return job, [json.loads(e) for e in events if e is not None], sum(e is None for e in events)
+    if job.get("signature") is None:
+        raise UserError(f"job {shown!r} was submitted before events were signed: it has nothing to export or verify")
+    unsigned = [key for event, key in events if event is None]
+    return job, [json.loads(event) for event, _ in events if event is not None], unsigned
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
@@ -106,23 +111,32 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> None:
         file=sys.stderr,
     )
     if unsigned:
-        print(f"  {unsigned} results recorded before events were signed are not in it", file=sys.stderr)
+        print(f"  {len(unsigned)} results recorded before events were signed are not in it", file=sys.stderr)
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> None:
     """A bundle file (offline: no Beacon server needed), or a job in the database; a verdict per cell."""
     trusted = keys.read_trusted(Path(args.trusted)) if args.trusted else None
     source = Path(args.source)
+    unsigned: list[str] = []
     if source.is_file():
-        lines = bundle.loads(source.read_text())
+        try:
+            lines = bundle.loads(source.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise UserError(f"{safe(str(source))} is not a bundle: not UTF-8 text") from None
         what = str(source)
+    elif source.exists() or "/" in args.source or args.source.endswith((".jsonl", ".json")):
+        raise UserError(f"no bundle file {safe(str(source))!r} (give a file from `beacon export`, or a job id)")
     else:
-        job, results, _ = asyncio.run(_signed(settings, args.source))
+        job, results, unsigned = asyncio.run(_signed(settings, args.source))
         if trusted is None:  # against the database, the keys this deployment trusts
             trusted = keys.read_trusted(settings.keys_dir / keys.TRUSTED)
         lines = bundle.build(job, results, trusted)
         what = f"job {args.source} in the database"
     report = bundle.verify(lines, trusted)
+    for cell in report.cells:
+        if cell.state == bundle.MISSING and cell.key in unsigned:
+            cell.state = "unsigned: recorded before events were signed"
     if not source.is_file() and not args.trusted:
         report.keys_from = f"this deployment ({settings.keys_dir / keys.TRUSTED})"
     root_ok = args.root is None or args.root == report.merkle_root

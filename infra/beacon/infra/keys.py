@@ -84,7 +84,7 @@ def read_trusted(path: Path) -> list[TrustedKey]:
         data = json.loads(path.read_text())
         entries = data["keys"]
         return [TrustedKey.of_json(entry) for entry in entries]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise KeysError(f"{path} is not a trusted-keys file: {exc}") from None
 
 

@@ -117,15 +117,20 @@ def dumps(lines: Iterable[Mapping[str, Any]]) -> str:
     return "".join(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n" for line in lines)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def loads(text: str) -> list[dict[str, Any]]:
+    """A bundle's lines; NaN and Infinity are refused (no JSON a signer can have signed holds them)."""
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
-        except ValueError as exc:
-            raise BundleError(f"line {n} is not JSON: {exc}") from None
+            value = json.loads(line, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            raise BundleError(f"line {n} is not JSON: {str(exc)[:200]}") from None
         if not isinstance(value, dict):
             raise BundleError(f"line {n} is not a JSON object")
         out.append(value)
@@ -166,8 +171,9 @@ class Report:
         return out
 
 
-def _receipt_problem(result: Mapping[str, Any], job: Mapping[str, Any]) -> str | None:
-    """Whether the signed receipt's digests are those of the job's own texts and of the answer it carries."""
+def _receipt_problem(result: Mapping[str, Any], job: Mapping[str, Any], withheld: bool = False) -> str | None:
+    """Whether the signed receipt's digests are those of the job's own texts and of the answer it carries (of a
+    withheld result: its system prompt, parameters and language, the rest being sealed)."""
     receipt = result.get("receipt") or {}
     region = next((r for r in job["regions"] if r["id"] == result.get("region")), None)
     if region is None:
@@ -180,6 +186,10 @@ def _receipt_problem(result: Mapping[str, Any], job: Mapping[str, Any]) -> str |
         return "the job's parameters cannot be read"
     if receipt.get("params_sha256") != params:
         return "its receipt's parameters are not the job's"
+    if result.get("language") != region["language"]:
+        return f"asked in {result.get('language')!r}, but the job asks region {region['id']} in {region['language']!r}"
+    if withheld:
+        return None
     question = next((q for q in job.get("questions", []) if q.get("id") == result.get("question_id")), None)
     prompts = question.get("prompts") if question else job.get("probe_prompts")
     if isinstance(prompts, dict):  # None: the question is withheld in this bundle
@@ -189,8 +199,6 @@ def _receipt_problem(result: Mapping[str, Any], job: Mapping[str, Any]) -> str |
     answer = result.get("answer")
     if (results.sha256(answer) if isinstance(answer, str) else None) != receipt.get("answer_sha256"):
         return "its answer is not the answer its receipt was made for"
-    if result.get("language") != region["language"]:
-        return f"asked in {result.get('language')!r}, but the job asks region {region['id']} in {region['language']!r}"
     return None
 
 
@@ -211,7 +219,7 @@ def verify(lines: list[dict[str, Any]], trusted: Iterable[TrustedKey] | None = N
     jobs: list[dict[str, Any]] = []
     found: list[dict[str, Any]] = []
     for n, line in enumerate(lines[1:], 2):
-        if "key" in line:
+        if isinstance(line.get("key"), dict):
             try:
                 bundled.append(TrustedKey.of_json(line["key"]))
             except (ValueError, KeyError, TypeError) as exc:
@@ -229,14 +237,18 @@ def verify(lines: list[dict[str, Any]], trusted: Iterable[TrustedKey] | None = N
         report.problems.append(f"{len(jobs)} job lines; a bundle has exactly one")
         return report
     job = jobs[0]
-    refused = trust.refusal(job, _ALWAYS)
+    try:
+        refused = trust.refusal(job, _ALWAYS)
+    except _HOSTILE as exc:
+        report.problems.append(f"the job cannot be checked: {type(exc).__name__}")
+        return report
     if refused is not None:
         report.problems.append(f"the job: {refused}")
     if job.get("job_id") != header.get("job_id"):
         report.problems.append(f"the header names job {header.get('job_id')!r}, the job line {job.get('job_id')!r}")
     try:
         expected = cells_of(job)
-    except (KeyError, TypeError):
+    except _HOSTILE:
         report.problems.append("the job line lacks its regions, models or questions")
         return report
     by_key: dict[str, list[dict[str, Any]]] = {}
@@ -255,7 +267,7 @@ def verify(lines: list[dict[str, Any]], trusted: Iterable[TrustedKey] | None = N
             report.cells.append(Verdict(key, f"not a cell of job {job.get('job_id')!r}"))
     try:
         report.merkle_root = root_of(job, found)
-    except (signing.Malformed, ValueError, TypeError, KeyError) as exc:
+    except _HOSTILE as exc:
         report.problems.append(f"no Merkle root can be computed: {exc}")
         return report
     if header.get("merkle_root") != report.merkle_root:
@@ -266,19 +278,21 @@ def verify(lines: list[dict[str, Any]], trusted: Iterable[TrustedKey] | None = N
     return report
 
 
+_HOSTILE = (ValueError, KeyError, TypeError, AttributeError, RecursionError)
+
+
 def check(result: dict[str, Any], job: Mapping[str, Any], trust: Trust) -> Verdict:
-    """One result against its job: signature, binding, and (unless withheld) its receipt."""
+    """One result against its job: signature, binding, and its receipt (a withheld one's visible part)."""
     key = _cell_key(result)
-    refused = trust.refusal(result, _ALWAYS)
     try:
-        digest = signing.digest(result)
-    except signing.Malformed:
-        digest = None
-    if refused is not None:
-        return Verdict(key, str(refused), digest)
-    if signing.is_withheld(result):
-        return Verdict(key, WITHHELD, digest)
-    problem = _receipt_problem(result, job)
+        refused = trust.refusal(result, _ALWAYS)
+        digest: str | None = signing.digest(result)
+        if refused is not None:
+            return Verdict(key, str(refused), digest)
+        withheld = signing.is_withheld(result)
+        problem = _receipt_problem(result, job, withheld)
+    except _HOSTILE as exc:  # a hostile line fails its cell, never the verifier
+        return Verdict(key, f"cannot be checked: {type(exc).__name__}: {str(exc)[:120]}")
     if problem is not None:
         return Verdict(key, problem, digest)
-    return Verdict(key, VERIFIED, digest)
+    return Verdict(key, WITHHELD if withheld else VERIFIED, digest)

@@ -44,7 +44,7 @@ REVOKED = "revoked_key"
 BAD_SIGNATURE = "bad_signature"
 MALFORMED = "malformed_signature"
 
-_RESULT_SEALED = ("answer", "answer_edits", "judgement")
+_RESULT_SEALED = ("answer", "answer_edits", "judgement", "tokens", "attempts")
 _RESULT_SEALED_INSIDE = (("classification", "evidence"), ("receipt", "prompt_sha256"), ("receipt", "answer_sha256"))
 
 
@@ -326,11 +326,27 @@ def expected_signer(event: Mapping[str, Any]) -> tuple[str, str | None]:
     if kind == "CellScheduled":
         region = event.get("region")
         return "runner", region.get("id") if isinstance(region, dict) else None
-    if kind == "ExecutionCompleted":
-        producer = event.get("producer") or {}
-        if event.get("status") == "timeout" and isinstance(producer, dict) and producer.get("service") == "recorder":
-            return "recorder", None
+    if kind == "ExecutionCompleted" and is_bare_timeout(event):
+        return "recorder", None
     return "runner", event.get("region") if isinstance(event.get("region"), str) else None
+
+
+def is_bare_timeout(event: Mapping[str, Any]) -> bool:
+    """A result as the recorder's deadline clock makes it (beacon.domain.results.timeout): the recorder's key signs
+    these and nothing else — no answer, no model's words."""
+    producer = event.get("producer")
+    classification = event.get("classification")
+    return (
+        event.get("status") == "timeout"
+        and isinstance(producer, dict)
+        and producer.get("service") == "recorder"
+        and event.get("provider") == "deadline"
+        and event.get("answer") is None
+        and event.get("answer_edits") is None
+        and event.get("judgement") is None
+        and isinstance(classification, dict)
+        and classification.get("label") == "error"
+    )
 
 
 @dataclass(frozen=True)
@@ -370,6 +386,8 @@ class Trust:
             return Refusal(REVOKED, f"signed by {key.key_id}, revoked at {key.revoked_at.isoformat()}")
         try:
             signature = unb64(str(block.get("value", "")))
+            if b64(signature) != block.get("value"):  # one encoding per signature: no second digest of one fact
+                return Refusal(MALFORMED, "the signature is not in its one base64 form")
             verifier = self._verifiers[key.key_id]
             try:
                 verifier.verify(message(event, exact=False), signature)

@@ -130,6 +130,10 @@ def _known(summary: JobSummary, kind: str, catalogue_ids: Any) -> list[str]:
     return list(dict.fromkeys([*catalogue_ids, *own]))
 
 
+# The columns a row shows that its signed event holds too, under the same names.
+_SHOWN = ("region", "model_id", "question_id", "language", "provider", "provider_model", "status", "answer", "event_id")
+
+
 def _verification(row: dict[str, Any], spec: dict[str, Any], trust: keys.TrustFile) -> dict[str, Any]:
     """The row with its verification state in place of its signed event: `verified` (a trusted key of the
     region's runner, or the recorder for a timeout, signed exactly this, and its receipt is the job's),
@@ -139,9 +143,20 @@ def _verification(row: dict[str, Any], spec: dict[str, Any], trust: keys.TrustFi
         row["verification"] = {"state": "unsigned", "reason": "recorded before events were signed"}
         return row
     try:
-        verdict = bundle.check(json.loads(raw), spec, trust.current())
-    except (ValueError, KeyError, TypeError) as exc:
+        event = json.loads(raw)
+        verdict = bundle.check(event, spec, trust.current())
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         row["verification"] = {"state": "failed", "reason": f"unreadable signed event: {exc}"[:300]}
+        return row
+    # What the page shows must be what was signed: a row copied beside another cell's event is not verified.
+    differs = [name for name in _SHOWN if str(event.get(name)) != str(row.get(name))]
+    if str((event.get("classification") or {}).get("label")) != str(row.get("classification")):
+        differs.append("classification")
+    if event.get("job_id") != spec.get("job_id"):
+        differs.append("job_id")
+    if differs:
+        reason = f"the row's {', '.join(differs)} is not what its signed event says"
+        row["verification"] = {"state": "failed", "reason": reason, "digest": verdict.digest}
         return row
     state = "verified" if verdict.ok else "failed"
     row["verification"] = {"state": state, "reason": None if verdict.ok else verdict.state, "digest": verdict.digest}

@@ -12,6 +12,7 @@ from psycopg.rows import dict_row
 from beacon.domain.cells import question_from_token
 from beacon.domain.status import JobStatus, job_status
 from beacon.infra.projection import EXECUTION_READ_COLUMNS, columns
+from beacon.schemas.events import execution_key
 
 
 @dataclass
@@ -225,13 +226,17 @@ async def job_for_compare(
         return job, await cur.fetchall()
 
 
-async def signed(conn: psycopg.AsyncConnection, job_id: str) -> tuple[dict[str, Any], list[str | None]] | None:
+async def signed(
+    conn: psycopg.AsyncConnection, job_id: str
+) -> tuple[dict[str, Any], list[tuple[str | None, str]]] | None:
     """A job's signed JobSubmitted and the signed event of every recorded result (None: recorded before events
     were signed), for `beacon export` and `beacon verify JOB`; None when the job is not projected."""
     job = await (await conn.execute("SELECT spec FROM jobs WHERE job_id = %s", (job_id,))).fetchone()
     if job is None:
         return None
-    events = await (
-        await conn.execute("SELECT event FROM executions WHERE job_id = %s ORDER BY id", (job_id,))
+    rows = await (
+        await conn.execute(
+            "SELECT event, region, model_id, question_id FROM executions WHERE job_id = %s ORDER BY id", (job_id,)
+        )
     ).fetchall()
-    return job[0], [e for (e,) in events]
+    return job[0], [(event, execution_key(job_id, region, model, question)) for event, region, model, question in rows]
