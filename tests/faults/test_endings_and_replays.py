@@ -12,12 +12,14 @@ import psycopg
 import pytest
 
 from beacon.domain.classify import CLASSIFIER_VERSION
+from beacon.infra import keys
 from beacon.infra.settings import Settings
 from beacon.schemas.events import Classification, ExecutionCompleted, JobSubmitted
 from tests.faults.support import submit, write_routing
 from tests.harness import Services, count_rows, wait_for_rows
 from tests.kafka_tools import produce, read_all, wait_for_lag_zero
 from tests.model_server import Behaviour, ModelServer
+from tests.signed import signed
 from tests.support import beacon
 
 pytestmark = pytest.mark.faults
@@ -54,6 +56,8 @@ def test_replay_rebuilds_identical_tables_and_reclassify_calls_no_model(
     fault_settings: Settings, model: ModelServer, stack_factory: Callable[..., Services], tmp_path: Path
 ) -> None:
     routing = write_routing(tmp_path / "routing.toml", model, ["us-east", "eu-west", "asia-pacific"])
+    # The result below is of a region no runner serves here; its key exists before the recorder reads the keys.
+    keys.ensure(fault_settings.keys_dir, [("runner", "nowhere")])
     stack = stack_factory(fault_settings, routing)
     submit(fault_settings, "replayed", questions=["math_basic", "tiananmen_neutral"])
     assert wait_for_rows(fault_settings, stack, "replayed", 18) == 18
@@ -81,7 +85,7 @@ def test_replay_rebuilds_identical_tables_and_reclassify_calls_no_model(
         }
     )
     JobSubmitted.model_validate(job.model_dump())  # still a valid event
-    produce(fault_settings, topics.jobs_submitted, [(job.key.encode(), job.model_dump_json().encode())])
+    produce(fault_settings, topics.jobs_submitted, [(job.key.encode(), signed(job, fault_settings.keys_dir))])
     old = original.model_copy(
         update={
             "job_id": "old-classifier",
@@ -90,7 +94,7 @@ def test_replay_rebuilds_identical_tables_and_reclassify_calls_no_model(
             "classification": Classification(label="answered", classifier_version="rules-0", evidence="none"),
         }
     )
-    produce(fault_settings, topics.executions_completed, [(old.key.encode(), old.model_dump_json().encode())])
+    produce(fault_settings, topics.executions_completed, [(old.key.encode(), signed(old, fault_settings.keys_dir))])
     assert wait_for_rows(fault_settings, stack, "old-classifier", 1) == 1
 
     calls = model.calls

@@ -135,6 +135,6 @@ def test_005_applies_to_a_database_of_v1_rows(empty_db: str, tmp_path: Path) -> 
     with psycopg.connect(empty_db) as conn:
         conn.execute(JOB, ("j1", str(uuid.uuid4()), "sha256:0000000000000000"))
         conn.execute(EXECUTION, ("j1", "math_basic", "en", str(uuid.uuid4())))
-    assert db.migrate(empty_db) == ["005_one_language_per_region.sql", "006_api_tokens.sql"]
+    assert db.migrate(empty_db) == ["005_one_language_per_region.sql", "006_api_tokens.sql", "007_signed_events.sql"]
     with psycopg.connect(empty_db) as conn:
         assert conn.execute("SELECT count(*) FROM executions").fetchone()[0] == 1

@@ -16,11 +16,12 @@ import pytest
 from beacon.infra.catalogues import DEFAULT
 from beacon.infra.settings import Settings
 from beacon.runner import expand
-from beacon.schemas.events import JobSubmitted, ProducerInfo, QuestionText, encode, parse_event
+from beacon.schemas.events import JobSubmitted, ProducerInfo, QuestionText, parse_event
 from beacon.schemas.topics import dead_letter_topic
 from tests.harness import Services, count_rows, wait_for_rows
 from tests.kafka_tools import produce, read_all
 from tests.model_server import ModelServer
+from tests.signed import signed
 from tests.support import Infra, beacon, own_namespace
 
 pytestmark = pytest.mark.pipeline
@@ -133,7 +134,7 @@ def test_a_worker_runs_only_the_cells_its_job_asks_for(
     }
     forged = {reason: c.model_copy(update={"event_id": uuid.uuid4()}) for reason, c in forged.items()}
     work = own.topics.work("eu-west")
-    produce(own, work, [(c.key.encode(), encode(c)) for c in forged.values()])
+    produce(own, work, [(c.key.encode(), signed(c, own.keys_dir)) for c in forged.values()])  # by the region's key
 
     spec["job_id"] = "admit-2"  # the stream goes on behind them
     assert beacon(own, "submit", "-", stdin=json.dumps(spec).encode()).returncode == 0
