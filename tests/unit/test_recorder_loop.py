@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from beacon.domain import results
+from beacon.domain.cells import cells_of
 from beacon.infra.settings import Settings
 from beacon.recorder import project, store
-from beacon.schemas.events import ProducerInfo, encode
+from beacon.schemas.events import ExecutionCompleted, ProducerInfo, encode
 from beacon.schemas.topics import dead_letter_topic
 from tests.fakes import FakeConsumer, FakeProducer, Stop, record, recorder_on_fakes
 from tests.signed import service_keys, signed
@@ -21,10 +23,14 @@ from tests.unit.test_runner_loops import a_job
 SETTINGS = Settings.from_env({"BEACON_TOPIC_NAMESPACE": "unit", "BEACON_RECORDER_PORT": "0"})
 
 
-def test_offsets_are_committed_only_after_the_write_and_poison_is_dead_lettered() -> None:
-    from beacon.domain import results
-    from beacon.domain.cells import cells_of
+def three_timeouts() -> list[ExecutionCompleted]:
+    """The deadline clock's timeouts of a job's first three cells."""
+    job = a_job()
+    deadlines = ProducerInfo(service="recorder", instance="deadlines")
+    return [results.timeout(job, c, datetime(2026, 1, 1, tzinfo=UTC), deadlines) for c in cells_of(job)[:3]]
 
+
+def test_offsets_are_committed_only_after_the_write_and_poison_is_dead_lettered() -> None:
     names = SETTINGS.topics
     j = a_job()
     deadlines = ProducerInfo(service="recorder", instance="deadlines")  # the recorder's own timeout
@@ -61,18 +67,13 @@ def test_misplaced_records_strays_and_refused_rows_are_dead_lettered_with_their_
     the offsets are committed."""
     from prometheus_client import REGISTRY
 
-    from beacon.domain import results
-    from beacon.domain.cells import cells_of
     from beacon.recorder import admit
 
     def strays(reason: str) -> float:
         return REGISTRY.get_sample_value("beacon_recorder_stray_results_total", {"reason": reason}) or 0.0
 
-    names = SETTINGS.topics
-    topic = names.executions_completed
-    j = a_job()
-    deadlines = ProducerInfo(service="recorder", instance="deadlines")
-    first, second, third = (results.timeout(j, c, datetime(2026, 1, 1, tzinfo=UTC), deadlines) for c in cells_of(j)[:3])
+    topic = SETTINGS.topics.executions_completed
+    first, second, third = three_timeouts()
     batch = [
         record(topic, 0, signed(first), key=b"another|key"),  # misplaced: not its own key
         record(topic, 1, signed(second), key=second.key.encode()),  # the write finds it no cell of its job
@@ -112,14 +113,9 @@ def test_misplaced_records_strays_and_refused_rows_are_dead_lettered_with_their_
 
 
 def test_results_not_signed_by_their_binding_are_dead_lettered_and_never_written() -> None:
-    from beacon.domain import results
-    from beacon.domain.cells import cells_of
 
-    names = SETTINGS.topics
-    topic = names.executions_completed
-    j = a_job()
-    deadlines = ProducerInfo(service="recorder", instance="deadlines")
-    first, second, third = (results.timeout(j, c, datetime(2026, 1, 1, tzinfo=UTC), deadlines) for c in cells_of(j)[:3])
+    topic = SETTINGS.topics.executions_completed
+    first, second, third = three_timeouts()
     batch = [
         record(topic, 0, encode(first), key=first.key.encode()),  # unsigned
         # the recorder's own timeout, signed by a runner's key

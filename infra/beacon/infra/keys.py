@@ -102,11 +102,23 @@ def generate(folder: Path, role: str, region: str | None = None, at: datetime | 
     if (role in signing.REGIONAL) != (region is not None):
         raise KeysError(f"a {role} key {'needs --region' if role in signing.REGIONAL else 'takes no --region'}")
     with _locked(folder):
-        return _generate(folder, role, region, at)
+        existing = _trusted_or_none(folder)
+        key = _generate(folder, role, region, at)
+        _save_trusted(folder, [*existing, key])
+        return key
+
+
+def _trusted_or_none(folder: Path) -> list[TrustedKey]:
+    return read_trusted(folder / TRUSTED) if (folder / TRUSTED).exists() else []
+
+
+def _private_file(folder: Path, role: str, region: str | None, key_id: str) -> Path:
+    name = f"{role}-{region}" if region else role
+    return folder / PRIVATE / f"{name}.{key_id.split(':')[1]}.key"
 
 
 def _generate(folder: Path, role: str, region: str | None, at: datetime | None) -> TrustedKey:
-    existing = read_trusted(folder / TRUSTED) if (folder / TRUSTED).exists() else []
+    """A new key pair: its private key written; the caller adds its public key to trusted.json."""
     private = SigningKey.generate()
     public = bytes(private.verify_key)
     key = TrustedKey(
@@ -116,10 +128,8 @@ def _generate(folder: Path, role: str, region: str | None, at: datetime | None) 
         region=region,
         created_at=(at or datetime.now(UTC)).replace(microsecond=0),
     )
-    name = f"{role}-{region}" if region else role
     record = {"key_id": key.key_id, "role": role, "region": region, "seed": signing.b64(bytes(private))}
-    _write_private(folder / PRIVATE / f"{name}.{key.key_id.split(':')[1]}.key", json.dumps(record).encode())
-    _save_trusted(folder, [*existing, key])
+    _write_private(_private_file(folder, role, region, key.key_id), json.dumps(record).encode())
     return key
 
 
@@ -147,14 +157,16 @@ def bindings(regions: Iterable[str]) -> list[tuple[str, str | None]]:
 def ensure(folder: Path, bindings: Iterable[tuple[str, str | None]]) -> list[TrustedKey]:
     """A live key for every (role, region) that has none yet (what `make up` runs); returns the new ones."""
     with _locked(folder):
-        existing = read_trusted(folder / TRUSTED) if (folder / TRUSTED).exists() else []
+        existing = _trusted_or_none(folder)
         have = {(k.role, k.region) for k in existing if k.revoked_at is None and _private_path(folder, k) is not None}
-        return [_generate(folder, role, region, None) for role, region in bindings if (role, region) not in have]
+        made = [_generate(folder, role, region, None) for role, region in bindings if (role, region) not in have]
+        if made:  # one write of trusted.json for all of them
+            _save_trusted(folder, [*existing, *made])
+        return made
 
 
 def _private_path(folder: Path, key: TrustedKey) -> Path | None:
-    name = f"{key.role}-{key.region}" if key.region else key.role
-    path = folder / PRIVATE / f"{name}.{key.key_id.split(':')[1]}.key"
+    path = _private_file(folder, key.role, key.region, key.key_id)
     return path if path.exists() else None
 
 

@@ -84,11 +84,6 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def text_sha256(text: str) -> str:
-    """The digest a receipt holds of a text: SHA-256 of its UTF-8 (lone surrogates passed through)."""
-    return sha256_hex(text.encode("utf-8", "surrogatepass"))
-
-
 def commitment(salt_hex: str, value: Any, exact: bool = True) -> dict[str, str]:
     """A salted commitment to a JSON value: it binds the value, and without the salt says nothing of it."""
     return {"sha256": sha256_hex(bytes.fromhex(salt_hex) + canonical(value, exact))}
@@ -152,11 +147,16 @@ def _job_view(event: dict[str, Any], salts: Mapping[str, Any]) -> dict[str, Any]
                 raise Malformed(f"question {question.get('id')!r} is withheld but still shows its prompts")
             sealed.append(question)
             continue
-        q = dict(question)
-        q["sealed"] = commitment(_salt(salts, str(q.get("id"))), q.pop("prompts", None))
-        sealed.append(q)
+        sealed.append(_sealed_question(question, salts))
     event["questions"] = sealed
     return event
+
+
+def _sealed_question(question: Mapping[str, Any], salts: Mapping[str, Any]) -> dict[str, Any]:
+    """A question with its prompts replaced by their commitment."""
+    q = dict(question)
+    q["sealed"] = commitment(_salt(salts, str(q.get("id"))), q.pop("prompts", None))
+    return q
 
 
 def view(event: Mapping[str, Any], exact: bool = True) -> dict[str, Any]:
@@ -187,9 +187,7 @@ def withhold_questions(job: Mapping[str, Any], question_ids: Iterable[str]) -> d
     questions = []
     for question in job.get("questions", []):
         if question.get("id") in hide and not is_withheld(question):
-            q = dict(question)
-            q["sealed"] = commitment(_salt(salts, q["id"]), q.pop("prompts", None))
-            questions.append(q)
+            questions.append(_sealed_question(question, salts))
         else:
             questions.append(question)
     out["questions"] = questions
