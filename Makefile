@@ -27,9 +27,11 @@ $(STAMP): pyproject.toml uv.lock $(MEMBERS) | system-deps
 install: $(STAMP)
 
 # BROKERS=3 starts a three-node KRaft cluster on loopback (replication factor 3, min.insync.replicas 2).
+# TOPOLOGY=regions: a central cluster and one per region, linked by MirrorMaker 2 (README, Regions).
 BROKERS ?= 1
+TOPOLOGY ?= single
 up: install
-	@BEACON_KAFKA_BROKERS=$(BROKERS) $(PY) -m beacon.deploy.local up
+	@BEACON_KAFKA_BROKERS=$(BROKERS) BEACON_TOPOLOGY=$(TOPOLOGY) $(PY) -m beacon.deploy.local up
 
 down:
 	@test -x $(PY) && $(PY) -m beacon.deploy.local down || echo "nothing installed, nothing to stop"

@@ -140,7 +140,9 @@ CHANNELS = (
         JobSubmitted.__name__,
         KEEP_FOREVER,
         "Every job, as submitted. Read by every region's expander (one consumer group per region) and by the "
-        "recorder; replay and reprocessing read it from the beginning.",
+        "recorder; replay and reprocessing read it from the beginning. Each record carries one header "
+        "`beacon.region.<region>` (empty value) per region of its job: in the regional topology the link to a "
+        "region's own cluster copies only the records with that region's header.",
         dead_letters=True,
     ),
     Channel(

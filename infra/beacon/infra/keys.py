@@ -165,6 +165,23 @@ def ensure(folder: Path, bindings: Iterable[tuple[str, str | None]]) -> list[Tru
         return made
 
 
+def exchange(folders: Iterable[Path]) -> None:
+    """Make every folder's trusted.json the union of theirs (public keys only; a revocation anywhere holds
+    everywhere): trust domains that each keep their own private keys, and trust one another's public ones."""
+    folders = sorted(set(folders))
+    union: dict[str, TrustedKey] = {}
+    for folder in folders:
+        with _locked(folder):
+            for key in _trusted_or_none(folder):
+                seen = union.get(key.key_id)
+                if seen is None or (key.revoked_at and (seen.revoked_at is None or key.revoked_at < seen.revoked_at)):
+                    union[key.key_id] = key
+    for folder in folders:
+        with _locked(folder):
+            if {k.key_id: k for k in _trusted_or_none(folder)} != union:
+                _save_trusted(folder, union.values())
+
+
 def _private_path(folder: Path, key: TrustedKey) -> Path | None:
     path = _private_file(folder, key.role, key.region, key.key_id)
     return path if path.exists() else None

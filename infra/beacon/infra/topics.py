@@ -30,9 +30,10 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def declared(settings: Settings, regions: Iterable[str] = ()) -> list[TopicSpec]:
+def declared(settings: Settings, regions: Iterable[str] = (), work: bool = True) -> list[TopicSpec]:
     """The product's topics and, for each region given, its work and expansion topics (a runner declares its
-    own region's: regions come from the catalogue, which runners do not need)."""
+    own region's: regions come from the catalogue, which runners do not need). Without `work`, no work topics:
+    the central cluster of the regional topology, where no runner runs, holds only the expansions."""
     topics = settings.topics
     rf = settings.replication_factor
     config = {**KEEP_FOREVER, "min.insync.replicas": str(min(2, rf))}
@@ -40,8 +41,9 @@ def declared(settings: Settings, regions: Iterable[str] = ()) -> list[TopicSpec]
     # Dead letters are rare and read by people: one partition keeps them in arrival order.
     specs += [TopicSpec(dead_letter_topic(name), DEAD_LETTER_PARTITIONS, rf, config) for name in topics.all()]
     for region in regions:
-        specs.append(TopicSpec(topics.work(region), settings.topic_partitions, rf, config))
-        specs.append(TopicSpec(dead_letter_topic(topics.work(region)), DEAD_LETTER_PARTITIONS, rf, config))
+        if work:
+            specs.append(TopicSpec(topics.work(region), settings.topic_partitions, rf, config))
+            specs.append(TopicSpec(dead_letter_topic(topics.work(region)), DEAD_LETTER_PARTITIONS, rf, config))
         specs.append(TopicSpec(topics.expanded(region), settings.topic_partitions, rf, {**config, **LATEST_PER_KEY}))
         specs.append(
             TopicSpec(dead_letter_topic(topics.expanded(region)), DEAD_LETTER_PARTITIONS, rf, config)
@@ -49,14 +51,15 @@ def declared(settings: Settings, regions: Iterable[str] = ()) -> list[TopicSpec]
     return specs
 
 
-async def ensure(settings: Settings, regions: Iterable[str] = ()) -> None:
-    """Create the declared topics that are missing; existing ones are left as they are."""
+async def ensure(settings: Settings, regions: Iterable[str] = (), specs: Iterable[TopicSpec] | None = None) -> None:
+    """Create the declared topics (or those of `specs`) that are missing; existing ones are left as they are."""
     await kafka.authenticate(settings)  # every service's first Kafka call: a wrong password stops it here
     admin = kafka.admin_client(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in declared(settings, regions) if t.name not in existing]
+        wanted = declared(settings, regions) if specs is None else list(specs)
+        missing = [t for t in wanted if t.name not in existing]
         if not missing:
             return
         response = await admin.create_topics(

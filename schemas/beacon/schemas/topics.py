@@ -21,6 +21,15 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+# A JobSubmitted record carries one header per region of its job (value empty): the link to a region's own
+# cluster copies only the jobs whose records carry that region's header (beacon.deploy.local.mirror).
+REGION_HEADER_PREFIX = "beacon.region."
+
+
+def region_header(region: str) -> str:
+    return f"{REGION_HEADER_PREFIX}{region}"
+
+
 @dataclass(frozen=True)
 class Topics:
     namespace: str
@@ -51,6 +60,24 @@ class Topics:
         """JobExpanded for one region, compacted by job_id: which jobs that region has already expanded."""
         return f"{self.namespace}.jobs.expanded.{region}"
 
+    # --- the regional topology: each region its own cluster, linked to the central one by MirrorMaker 2 ----
+
+    def to_region(self) -> list[str]:
+        """What the link copies from the central cluster to a region's (only that region's jobs)."""
+        return [self.jobs_submitted]
+
+    def from_region(self, region: str) -> list[str]:
+        """What the link copies from a region's cluster to the central one, under the same names."""
+        return [self.executions_completed, self.expanded(region)]
+
+    def mirror_prefix(self, region: str) -> str:
+        """Prefix of the link's own bookkeeping topics (Connect's configs, offsets and status), on both ends."""
+        return f"{self.namespace}.mirror.{region}."
+
+    def mirror_internal(self, region: str) -> dict[str, str]:
+        """Connect's storage topics of one region's link: kind (configs, offsets, status) → topic."""
+        return {kind: f"{self.mirror_prefix(region)}{kind}" for kind in ("configs", "offsets", "status")}
+
 
 @dataclass(frozen=True)
 class Groups:
@@ -71,6 +98,10 @@ class Groups:
     def runner(self, region: str) -> str:
         return f"{self.namespace}.runner.{region}"
 
+    def mirror(self, region: str) -> str:
+        """The consumer group of one region's MirrorMaker link (Connect's worker group), on both ends."""
+        return f"{self.namespace}.mirror.{region}"
+
     @property
     def dlq_replay(self) -> str:
         return f"{self.namespace}.dlq-replay"
@@ -87,3 +118,8 @@ class Principals:
     @staticmethod
     def runner(region: str) -> str:
         return f"runner-{region}"
+
+    @staticmethod
+    def mirror(region: str) -> str:
+        """MirrorMaker's principal for one region's link, on the central cluster and on the region's."""
+        return f"mirror-{region}"

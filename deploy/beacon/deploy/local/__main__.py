@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from beacon.deploy.local import access, credentials, kafka, postgres, services
+from beacon.deploy.local import access, credentials, kafka, mirror, postgres, regions, services
 from beacon.deploy.local.proc import PRIVATE_UMASK, StartError, private_file, read_pid
 from beacon.infra import db, keys, logs
 from beacon.infra.settings import Settings, state_dir
@@ -61,6 +61,39 @@ def make_private(state: Path) -> None:
                 continue
 
 
+def topology() -> str:
+    name = os.environ.get("BEACON_TOPOLOGY") or "single"
+    if name not in ("single", "regions"):
+        raise StartError(f"TOPOLOGY={name}: use single (the default: one Kafka cluster) or regions")
+    return name
+
+
+def up_regions(state: Path, admin: Settings) -> None:
+    """The regional topology around the central cluster: a cluster per region, then principals, ACLs, topics
+    and keys on every cluster, then one MirrorMaker link per region."""
+    names = list(admin.catalogue.regions)
+    topo = regions.Topology(state, admin, regions.ports(kafka.port(), names))
+    began = time.monotonic()
+    topo.start_clusters()
+    print(
+        f"Kafka per region: {', '.join(f'{r} on {topo[r].cluster.bootstrap}' for r in names)}"
+        f" ({time.monotonic() - began:.1f} s)"
+    )
+    topo.grant()
+    topo.write_env()
+    print(
+        "  ACLs: submitter, recorder and mirror-<region> centrally; runner-<region> and mirror-<region> on each "
+        f"region's cluster; each runner's key in its region's folder ({topo.home}/<region>/keys)"
+    )
+    began = time.monotonic()
+    topo.start_links()
+    (state / regions.MARKER).write_text("regions\n")
+    print(
+        f"MirrorMaker {mirror.MIRROR_VERSION}: one link per region, jobs out, results and expansions back "
+        f"({time.monotonic() - began:.1f} s); logs in {topo.home}/<region>/logs"
+    )
+
+
 def up() -> None:
     logs.configure("console", level=logging.WARNING, library_level=logging.ERROR)  # its own lines say it all
     os.umask(PRIVATE_UMASK)  # every file this process and its children create is the owner's alone
@@ -90,13 +123,16 @@ def up() -> None:
             )
 
     local = Settings.from_env()
-    made = keys.ensure(local.keys_dir, keys.bindings(local.catalogue.regions))
+    regional = topology() == "regions"
+    made = keys.ensure(local.keys_dir, keys.bindings([] if regional else local.catalogue.regions))
     print(
         f"Signing keys: {'made ' + ', '.join(k.binding() for k in made) if made else 'one live key per service'} in "
         f"{local.keys_dir} (trusted.json; private/ mode 600)"
     )
     servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     extra = ""
+    if servers and regional:
+        raise StartError("TOPOLOGY=regions starts its own clusters: unset KAFKA_BOOTSTRAP_SERVERS")
     if servers:
         print(f"Kafka: using KAFKA_BOOTSTRAP_SERVERS from the environment ({servers}); its ACLs are yours to set")
         from beacon.infra import kafka as clients
@@ -108,17 +144,29 @@ def up() -> None:
         other = kafka.KafkaCluster(state, 4 - cluster.nodes)  # the 1-node and 3-node layouts share ports
         if other.running_nodes():
             raise StartError(f"a {other.nodes}-node Kafka from an earlier `make up` is running; `make down` first")
+        if regional and cluster.nodes != 1:
+            raise StartError("TOPOLOGY=regions runs one node per cluster: leave BROKERS unset")
+        if not regional and regions.is_up(state):
+            raise StartError(
+                "the regional topology from an earlier `make up TOPOLOGY=regions` is running; `make down` first"
+            )
         was_running = cluster.running()
         seconds = cluster.start()
         servers = cluster.bootstrap
         how = "already running" if was_running else f"started in {seconds:.1f} s"
         granted = time.monotonic()
-        grant_services(state, admin_settings(state, servers, cluster.replication_factor))
-        print(
-            f"Kafka {kafka.KAFKA_VERSION} (KRaft, {cluster.nodes} node{'s' * (cluster.nodes > 1)}): {how} on {servers}"
-            f"; SASL/SCRAM-SHA-512, ACLs for {', '.join(access.principals(Settings.from_env().catalogue.regions))}"
-            f" ({time.monotonic() - granted:.1f} s)"
-        )
+        admin = admin_settings(state, servers, cluster.replication_factor)
+        if regional:
+            print(f"Kafka {kafka.KAFKA_VERSION} (KRaft, central): {how} on {servers}; SASL/SCRAM-SHA-512")
+            up_regions(state, admin)
+        else:
+            grant_services(state, admin)
+            print(
+                f"Kafka {kafka.KAFKA_VERSION} (KRaft, {cluster.nodes} node{'s' * (cluster.nodes > 1)}): {how} on "
+                f"{servers}; SASL/SCRAM-SHA-512, ACLs for "
+                f"{', '.join(access.principals(Settings.from_env().catalogue.regions))}"
+                f" ({time.monotonic() - granted:.1f} s)"
+            )
         extra = f"BEACON_REPLICATION_FACTOR={cluster.replication_factor}\n"
 
     print(f"  passwords: {state / 'secrets'} (one mode-600 file per principal and role)")
@@ -132,11 +180,25 @@ def up() -> None:
     print(f"Ready in {time.monotonic() - began:.1f} s; wrote {state / 'env'} (source it, or let `beacon` read it).")
 
 
+def regional(state: Path) -> regions.Topology:
+    """The regional topology of the state folder, as `make up TOPOLOGY=regions` laid it out."""
+    names = sorted(p.name for p in (state / "regions").iterdir() if p.is_dir()) if (state / "regions").exists() else []
+    admin = Settings.from_env()
+    return regions.Topology(
+        state, admin, regions.ports(kafka.port(), [r for r in admin.catalogue.regions if r in names])
+    )
+
+
 def down() -> None:
     state = state_dir()
     stopped = services.stop_all(state)
     if stopped:
         print(f"Stopped Beacon services: {', '.join(stopped)}")
+    if regions.is_up(state) or (state / "regions").exists():
+        stopped_regions = regional(state).stop()
+        (state / regions.MARKER).unlink(missing_ok=True)
+        if stopped_regions:
+            print(f"Regional topology: stopped {', '.join(stopped_regions)}")
     stopped_kafka = [kafka.KafkaCluster(state, n).stop() for n in (1, 3)]
     print("Kafka: stopped" if any(stopped_kafka) else "Kafka: was not running")
     print("PostgreSQL: stopped" if postgres.PostgresCluster(state).stop() else "PostgreSQL: was not running")
@@ -154,8 +216,15 @@ def status() -> None:
                     f"Kafka node {node}/{cluster.nodes}: running on 127.0.0.1:{cluster.broker_port(node)}, "
                     f"pid {pid}, resident memory {rss_kib / 1024:.0f} MiB"
                 )
+    if regions.is_up(state):
+        for name, r in regional(state).regions.items():
+            print(
+                f"Region {name}: Kafka "
+                f"{'running on ' + r.cluster.bootstrap if r.cluster.running() else 'not running'}, "
+                f"link {'running' if r.link.running() else 'not running'}"
+            )
     print(f"PostgreSQL: {'running' if postgres.PostgresCluster(state).running() else 'not running'}")
-    for name in services.service_commands():
+    for name in services.service_commands(state):
         spid = read_pid(state / "run" / f"{name}.pid")
         print(f"{name}: {'running, pid ' + str(spid) if spid else 'not running'}")
 

@@ -35,7 +35,7 @@ from beacon.schemas.topics import Groups, Principals, Topics, dead_letter_topic
 
 # Kafka's protocol codes (org.apache.kafka.common.acl / resource).
 TOPIC, GROUP, TRANSACTIONAL_ID = 2, 3, 5
-READ, WRITE, DESCRIBE = 3, 4, 8
+READ, WRITE, DESCRIBE, DESCRIBE_CONFIGS = 3, 4, 8, 10
 LITERAL, PREFIXED = 3, 4
 ALLOW = 3
 SCRAM_SHA_512, SCRAM_ITERATIONS = 2, 4096
@@ -58,27 +58,61 @@ def _topic(principal: str, name: str, *operations: int, pattern: int = LITERAL) 
     return [Acl(principal, TOPIC, name, pattern, op) for op in (DESCRIBE, *operations)]
 
 
-def plan(namespace: str, regions: Iterable[str]) -> list[Acl]:
-    """Every ACL of every service principal for one namespace and these regions."""
-    t, g = Topics(namespace), Groups(namespace)
-    sub, rec = Principals.SUBMITTER, Principals.RECORDER
-    acls = _topic(sub, t.jobs_submitted, WRITE)
-    acls += _topic(rec, t.jobs_submitted, READ) + _topic(rec, t.executions_completed, READ, WRITE)
+def _submitter(namespace: str) -> list[Acl]:
+    return _topic(Principals.SUBMITTER, Topics(namespace).jobs_submitted, WRITE)
+
+
+def _recorder(namespace: str, regions: Iterable[str]) -> list[Acl]:
+    t, g, rec = Topics(namespace), Groups(namespace), Principals.RECORDER
+    acls = _topic(rec, t.jobs_submitted, READ) + _topic(rec, t.executions_completed, READ, WRITE)
     acls += _topic(rec, f"{namespace}.jobs.expanded.", READ, pattern=PREFIXED)  # every region's, by pattern
     acls += [a for name in t.all() for a in _topic(rec, dead_letter_topic(name), WRITE)]
     acls += [Acl(rec, GROUP, g.recorder, PREFIXED, READ)]  # its group, and a second one for a re-projection
-    for region in regions:
-        run = Principals.runner(region)
-        acls += _topic(run, t.jobs_submitted, READ) + _topic(run, t.executions_completed, WRITE)
-        acls += _topic(run, t.work(region), READ, WRITE) + _topic(run, t.expanded(region), READ, WRITE)
-        for read in (t.jobs_submitted, t.work(region)):
-            acls += _topic(run, dead_letter_topic(read), WRITE)
-        acls += [Acl(run, GROUP, g.expander(region), LITERAL, READ), Acl(run, GROUP, g.runner(region), LITERAL, READ)]
-        # The expander's transactional ids are `<its group>.<instance>`: the trailing dot keeps region
-        # us-east out of us-east-2's.
-        acls += [Acl(run, TRANSACTIONAL_ID, f"{g.expander(region)}.", PREFIXED, op) for op in (WRITE, DESCRIBE)]
-        acls += _topic(rec, dead_letter_topic(t.expanded(region)), WRITE)
+    acls += [a for region in regions for a in _topic(rec, dead_letter_topic(t.expanded(region)), WRITE)]
     return acls
+
+
+def _runner(namespace: str, region: str) -> list[Acl]:
+    t, g, run = Topics(namespace), Groups(namespace), Principals.runner(region)
+    acls = _topic(run, t.jobs_submitted, READ) + _topic(run, t.executions_completed, WRITE)
+    acls += _topic(run, t.work(region), READ, WRITE) + _topic(run, t.expanded(region), READ, WRITE)
+    for read in (t.jobs_submitted, t.work(region)):
+        acls += _topic(run, dead_letter_topic(read), WRITE)
+    acls += [Acl(run, GROUP, g.expander(region), LITERAL, READ), Acl(run, GROUP, g.runner(region), LITERAL, READ)]
+    # The expander's transactional ids are `<its group>.<instance>`: the trailing dot keeps region
+    # us-east out of us-east-2's.
+    acls += [Acl(run, TRANSACTIONAL_ID, f"{g.expander(region)}.", PREFIXED, op) for op in (WRITE, DESCRIBE)]
+    return acls
+
+
+def _mirror(namespace: str, region: str, reads: list[str], writes: list[str]) -> list[Acl]:
+    """One end of a region's link: read what leaves this cluster, write what arrives, and the link's own
+    bookkeeping (Connect's storage topics, made by admin; its worker group)."""
+    t, who = Topics(namespace), Principals.mirror(region)
+    acls = [a for name in reads for a in _topic(who, name, READ)]
+    acls += [a for name in writes for a in _topic(who, name, WRITE)]
+    acls += _topic(who, t.mirror_prefix(region), READ, WRITE, DESCRIBE_CONFIGS, pattern=PREFIXED)
+    return [*acls, Acl(who, GROUP, Groups(namespace).mirror(region), LITERAL, READ)]
+
+
+def plan(namespace: str, regions: Iterable[str]) -> list[Acl]:
+    """Every ACL of every service principal for one namespace and these regions, on one cluster for all."""
+    regions = list(regions)
+    return _submitter(namespace) + _recorder(namespace, regions) + [a for r in regions for a in _runner(namespace, r)]
+
+
+def central_plan(namespace: str, regions: Iterable[str]) -> list[Acl]:
+    """The central cluster of the regional topology: submitter and recorder, and each region's link, which
+    may read the jobs and write that region's results and expansions. No runner has a principal here."""
+    t, regions = Topics(namespace), list(regions)
+    acls = _submitter(namespace) + _recorder(namespace, regions)
+    return acls + [a for r in regions for a in _mirror(namespace, r, t.to_region(), t.from_region(r))]
+
+
+def regional_plan(namespace: str, region: str) -> list[Acl]:
+    """A region's own cluster: its runner, and its link, which may write the jobs and read the results."""
+    t = Topics(namespace)
+    return _runner(namespace, region) + _mirror(namespace, region, t.from_region(region), t.to_region())
 
 
 def principals(regions: Iterable[str]) -> list[str]:
@@ -165,20 +199,33 @@ async def _send(admin: Settings, request: Request) -> object:
         conn.close()
 
 
-async def grant_async(admin: Settings, passwords: dict[str, str], regions: Iterable[str]) -> None:
+async def grant_async(
+    admin: Settings,
+    passwords: dict[str, str],
+    regions: Iterable[str],
+    acls: list[Acl] | None = None,
+    topics: Iterable[topic_specs.TopicSpec] | None = None,
+) -> None:
     """Give every principal its password (idempotent: the same password salted anew), its ACLs for the
-    admin settings' namespace, and create the namespace's topics."""
+    admin settings' namespace (`plan`'s, unless given), and create the namespace's topics (those declared for
+    the regions, unless given)."""
     regions = list(regions)
     answer = await _send(admin, _UpsertScram(passwords))
     for user, code, message, _ in answer.results:  # type: ignore[attr-defined]
         if code:
             raise AccessError(f"Kafka refused the SCRAM credential of {user}: {for_code(code).__name__} {message}")
-    answer = await _send(admin, _CreateAcls(plan(admin.topic_namespace, regions)))
+    answer = await _send(admin, _CreateAcls(plan(admin.topic_namespace, regions) if acls is None else acls))
     for code, message in answer.creation_responses:  # type: ignore[attr-defined]
         if code:
             raise AccessError(f"Kafka refused an ACL: {for_code(code).__name__} {message}")
-    await topic_specs.ensure(admin, regions=regions)
+    await topic_specs.ensure(admin, regions=regions, specs=topics)
 
 
-def grant(admin: Settings, passwords: dict[str, str], regions: Iterable[str]) -> None:
-    asyncio.run(grant_async(admin, passwords, regions))
+def grant(
+    admin: Settings,
+    passwords: dict[str, str],
+    regions: Iterable[str],
+    acls: list[Acl] | None = None,
+    topics: Iterable[topic_specs.TopicSpec] | None = None,
+) -> None:
+    asyncio.run(grant_async(admin, passwords, regions, acls, topics))

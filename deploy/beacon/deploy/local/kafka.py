@@ -52,12 +52,12 @@ class KafkaCluster:
     base+2(i-1)+1 (controllers). One node uses a dynamic quorum formatted --standalone; three use a
     static voter set. Topics on three nodes get replication factor 3 and min.insync.replicas 2."""
 
-    def __init__(self, state: Path, nodes: int = 1, base_port: int | None = None) -> None:
+    def __init__(self, state: Path, nodes: int = 1, base_port: int | None = None, cache: Path | None = None) -> None:
         self.nodes = nodes
         self.base = port() if base_port is None else base_port
-        self.state = state
+        self.state = state  # its data, logs and passwords (a region's cluster: that region's own folder)
         self.home = state / "kafka" / f"{nodes}-node"
-        self.lib = state / "cache" / f"kafka-lib-{KAFKA_VERSION}"
+        self.lib = (cache or state / "cache") / f"kafka-lib-{KAFKA_VERSION}"  # jars may be shared
         self.log_dir = state / "logs"
 
     # --- layout ------------------------------------------------------------------------------------
@@ -116,35 +116,7 @@ class KafkaCluster:
 
     def ensure_jars(self) -> None:
         """Resolve the broker's jars once into a cache folder; later starts reuse it."""
-        if (self.lib / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
-            return
-        if shutil.which("mvn") is None:
-            raise StartError("no `mvn` on PATH; it fetches Kafka's jars from Maven Central once: apt-get install maven")
-        print(f"  fetching Kafka {KAFKA_VERSION} jars from Maven Central (once; cached in {self.lib}) …", flush=True)
-        self.lib.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.lib.parent, prefix="kafka-lib-"))
-        result = subprocess.run(
-            [
-                "mvn",
-                "-q",
-                "-B",
-                "-f",
-                str(POM),
-                "dependency:copy-dependencies",
-                f"-DoutputDirectory={tmp}",
-                "-DincludeScope=runtime",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise StartError(
-                f"Maven could not resolve Kafka {KAFKA_VERSION}:\n{(result.stdout + result.stderr)[-2000:]}\n"
-                "Check that Maven Central is reachable (mvn -B dependency:get -Dartifact=org.apache.kafka:"
-                f"kafka_2.13:{KAFKA_VERSION})."
-            )
-        tmp.rename(self.lib)  # atomic: a half-fetched folder is never mistaken for a complete one
+        resolve_jars(POM, self.lib, f"kafka_2.13-{KAFKA_VERSION}.jar", f"Kafka {KAFKA_VERSION}")
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -256,6 +228,12 @@ class KafkaCluster:
         """Start the nodes not running, then wait until the cluster is ready (`readiness`); returns the
         seconds it took. An already-running cluster is checked too (quick: its internal topics exist)."""
         began = time.monotonic()
+        self.launch()
+        self.wait_ready(timeout)
+        return time.monotonic() - began
+
+    def launch(self) -> None:
+        """Start the nodes not running, without waiting for them (several clusters can boot side by side)."""
         missing = [n for n in range(1, self.nodes + 1) if n not in self.running_nodes()]
         if missing:
             self.check_java()
@@ -268,8 +246,6 @@ class KafkaCluster:
             self.format_storage(missing, cluster_id)
             for node in missing:
                 self.start_node(node)
-        self.wait_ready(timeout)
-        return time.monotonic() - began
 
     def wait_ready(self, timeout: float) -> None:
         """Wait until `readiness` finds nothing missing; fail with what is missing and the nodes' logs."""
@@ -319,6 +295,32 @@ class KafkaCluster:
         for n in range(1, self.nodes + 1):
             self.pidfile(n).unlink(missing_ok=True)
         return bool(pids)
+
+
+def resolve_jars(pom: Path, lib: Path, marker: str, what: str) -> None:
+    """Resolve `pom`'s runtime dependencies from Maven Central into `lib`, once: a later call finds `marker`
+    there and returns at once."""
+    if (lib / marker).exists():
+        return
+    if shutil.which("mvn") is None:
+        raise StartError(f"no `mvn` on PATH; it fetches {what}'s jars from Maven Central once: apt-get install maven")
+    print(f"  fetching {what} jars from Maven Central (once; cached in {lib}) …", flush=True)
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=lib.parent, prefix=f"{lib.name}-"))
+    argv = ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={tmp}"]
+    result = subprocess.run([*argv, "-DincludeScope=runtime"], capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StartError(
+            f"Maven could not resolve {what}:\n{(result.stdout + result.stderr)[-2000:]}\n"
+            f"Check that Maven Central is reachable (mvn -B -f {pom} dependency:resolve)."
+        )
+    try:
+        tmp.rename(lib)  # atomic: a half-fetched folder is never mistaken for a complete one
+    except OSError:  # another process fetched it meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (lib / marker).exists():
+            raise
 
 
 def metadata_ok(servers: str, security: dict[str, object], brokers: int = 1) -> bool:

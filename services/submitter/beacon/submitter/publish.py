@@ -19,6 +19,7 @@ from beacon.infra.settings import Settings
 from beacon.infra.tokens import Token
 from beacon.schemas.commands import JobSpec
 from beacon.schemas.events import JobSubmitted, ProducerInfo, encode, now
+from beacon.schemas.topics import region_header
 from beacon.submitter import quota
 from beacon.submitter.decide import job_submitted, legacy_spec_sha256, registered
 
@@ -153,7 +154,12 @@ class Publisher:
         # A repeat re-sends the original event: harmless downstream (the regions have expanded it already,
         # or will once), and it heals a crash between registering the id and emitting the event.
         producer = self.producer
-        await self._waiting("Kafka", lambda: producer.send_and_wait(self.topic, encode(event), key=event.key.encode()))
+        # One header per region of the job: a region's own cluster receives only its jobs (the MirrorMaker link
+        # filters on it); signed or not, a header decides nothing else (the event itself names its regions).
+        headers = [(region_header(r.id), b"") for r in event.regions]
+        await self._waiting(
+            "Kafka", lambda: producer.send_and_wait(self.topic, encode(event), key=event.key.encode(), headers=headers)
+        )
         log.info("job_submitted", job_id=event.job_id, expected_executions=event.expected_executions, repeat=repeat)
         return Submitted(event.job_id, event.expected_executions, already_submitted=repeat)
 
