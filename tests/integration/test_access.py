@@ -290,7 +290,6 @@ def test_the_recorder_cannot_drop_or_alter(infra: Infra, space: Settings) -> Non
             "ALTER TABLE executions DROP CONSTRAINT IF EXISTS executions_pkey",
             "TRUNCATE executions",
             "DELETE FROM executions",
-            "UPDATE executions SET answer = 'forged'",
             "CREATE TABLE forged (x int)",
             "SELECT count(*) FROM submissions",
         ):
@@ -306,6 +305,40 @@ def test_the_recorder_cannot_drop_or_alter(infra: Infra, space: Settings) -> Non
         ).fetchall()
     assert "forged" not in columns
     assert any("(job_id, region, model_id, question_id)" in d for (d,) in unique), unique
+
+
+def test_the_recorder_may_update_only_a_timeout_into_a_late_result(infra: Infra, space: Settings) -> None:
+    """Its one UPDATE (a late real result in the place of the cell's timeout) is all row-level security lets
+    it do: a real answer cannot be rewritten, and a timeout cannot be turned into another timeout."""
+    job = "rls-" + os.urandom(4).hex()
+    row = (
+        "INSERT INTO executions (job_id, region, model_id, question_id, language, provider, status, classification,"
+        " classifier_version, output, receipt, started_at, completed_at, event_id)"
+        " VALUES (%s, 'us-east', %s, 'math_basic', 'en', 'simulated', %s, 'answered', 'v', '{}', '{}', now(), now(),"
+        " gen_random_uuid())"
+    )
+    with psycopg.connect(space.database_url) as conn:  # the tables' owner side: no row-level security
+        conn.execute(
+            "INSERT INTO jobs (job_id, spec_sha256, expected_executions, submitted_at, deadline, spec, event_id,"
+            " catalogue_version) VALUES (%s, 'x', 2, now(), now(), '{}', gen_random_uuid(), 'v')",
+            (job,),
+        )
+        conn.execute(row, (job, "mistral-7b", "completed"))
+        conn.execute(row, (job, "qwen2.5-1.5b", "timeout"))
+    with connect_as(infra, space, "recorder") as conn:
+        rewritten = conn.execute(
+            "UPDATE executions SET answer = 'forged' WHERE job_id = %s AND status = 'completed'", (job,)
+        ).rowcount
+        assert rewritten == 0  # a real answer is not its to touch
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # nor may a timeout stay a timeout
+            conn.execute("UPDATE executions SET answer = 'forged' WHERE job_id = %s AND status = 'timeout'", (job,))
+        late = conn.execute(
+            "UPDATE executions SET status = 'completed', answer = '4' WHERE job_id = %s AND status = 'timeout'", (job,)
+        ).rowcount
+        assert late == 1
+    with psycopg.connect(space.database_url) as conn:
+        rows = conn.execute("SELECT model_id, status, answer FROM executions WHERE job_id = %s ORDER BY 1", (job,))
+        assert rows.fetchall() == [("mistral-7b", "completed", None), ("qwen2.5-1.5b", "completed", "4")]
 
 
 def test_the_submitter_writes_only_submissions(infra: Infra, space: Settings) -> None:

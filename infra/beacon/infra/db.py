@@ -30,7 +30,7 @@ class MigrationError(RuntimeError):
 PRIVILEGES: dict[str, dict[str, str]] = {
     "beacon_recorder": {
         "jobs": "SELECT, INSERT",
-        "executions": "SELECT, INSERT",
+        "executions": "SELECT, INSERT, UPDATE",  # UPDATE: only a timeout, to its late result (ROW_POLICIES)
         "classifications": "SELECT, INSERT",
         "job_regions": "SELECT, INSERT",
         "pending_results": "SELECT, INSERT, UPDATE, DELETE",
@@ -51,6 +51,28 @@ PRIVILEGES: dict[str, dict[str, str]] = {
         "schema_migrations": "SELECT",
     },
 }
+
+
+# Row by row, beyond the table grants: an execution's row may be updated only to put the cell's late real
+# result in the place of its timeout (the recorder's store: a late result supersedes a timeout), never any
+# other row and never into another timeout. Row-level security binds every role but the tables' owner.
+ROW_POLICIES: dict[str, list[str]] = {
+    "executions": [
+        "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        "DROP POLICY IF EXISTS rows_are_read ON {table}",
+        "CREATE POLICY rows_are_read ON {table} FOR SELECT USING (true)",
+        "DROP POLICY IF EXISTS rows_are_added ON {table}",
+        "CREATE POLICY rows_are_added ON {table} FOR INSERT WITH CHECK (true)",
+        "DROP POLICY IF EXISTS late_result_replaces_timeout ON {table}",
+        "CREATE POLICY late_result_replaces_timeout ON {table} FOR UPDATE"
+        " USING (status = 'timeout') WITH CHECK (status <> 'timeout')",
+    ]
+}
+
+
+def row_policies(table: str, name: str | None = None) -> list[sql.Composed]:
+    """ROW_POLICIES of `table`, applied to the table `name` (default: itself), as statements its owner runs."""
+    return [sql.SQL(statement).format(table=sql.Identifier(name or table)) for statement in ROW_POLICIES.get(table, [])]
 
 
 def grants(table: str, roles: set[str]) -> list[sql.Composed]:
@@ -74,7 +96,7 @@ def apply_privileges(conn: psycopg.Connection) -> None:
         conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(role)))
     for table in sorted(tables):
-        for statement in grants(table, roles):
+        for statement in [*grants(table, roles), *row_policies(table)]:
             conn.execute(statement)
 
 

@@ -139,6 +139,7 @@ class Recorder:
             adopted=done.adopted,
             executions_inserted=written.executions_inserted,
             duplicates_suppressed=written.executions_duplicate,
+            timeouts_superseded=written.timeouts_superseded,
             jobs_inserted=written.jobs_inserted,
         )
         return batch.offsets

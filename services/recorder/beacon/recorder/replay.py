@@ -162,7 +162,7 @@ async def _swap(conn: psycopg.AsyncConnection, live: str, fresh: str) -> None:
         await conn.execute(f'ALTER SEQUENCE "{new_seq[0]}" RENAME TO "{old_seq[0]}"')
     # The new table has only its owner's privileges: give the services' roles theirs again.
     roles = {r for (r,) in await (await conn.execute(db.EXISTING_ROLES, (list(db.PRIVILEGES),))).fetchall()}
-    for statement in db.grants(live, roles):
+    for statement in [*db.grants(live, roles), *db.row_policies(live)]:
         await conn.execute(statement)
 
 

@@ -1,4 +1,5 @@
-"""Writing a batch: one transaction, COPY into a temporary table, then INSERT … ON CONFLICT DO NOTHING.
+"""Writing a batch: one transaction, COPY into a temporary table, then INSERT … ON CONFLICT DO NOTHING (and a
+cell's late real result replaces its timeout: `_SUPERSEDES`).
 
 The unique index on (job_id, region, model_id, question_id) NULLS NOT DISTINCT (migrations 001, 005)
 decides duplicates, in the database, atomically: no check-then-insert. Within a batch the first event per
@@ -60,6 +61,7 @@ class Written:
     executions_inserted: int
     executions_duplicate: int
     jobs_inserted: int
+    timeouts_superseded: int = 0  # timeouts replaced by the cell's real result, arrived late
 
 
 @dataclass(frozen=True)
@@ -144,34 +146,81 @@ async def prepare(conn: psycopg.AsyncConnection) -> None:
             await conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS seq bigserial")
 
 
+# A late result supersedes a timeout: the deadline records a missing cell as `timeout` so that every job ends,
+# but when the cell's real result arrives after that (a region cut off past the deadline, then healed), the
+# result takes its place. Order does not matter, so a replay ends the same: a cell's row is its first real
+# result in Kafka order if it has one, else its timeout. A real result never replaces another. The recorder's
+# role may UPDATE no other row (beacon.infra.db.ROW_POLICIES).
+_KEY = ("job_id", "region", "model_id", "question_id")
+# question_id may be NULL (a job without questions); `=` on the others keeps the unique index usable.
+_SAME_CELL = (
+    "e.job_id = i.job_id AND e.region = i.region AND e.model_id = i.model_id"
+    " AND e.question_id IS NOT DISTINCT FROM i.question_id"
+)
+
+
+def _supersede_sql(target: str, source: str) -> str:
+    """Put each cell's first real result of `source` (alias i, ordered by seq when it has it) in the place
+    of that cell's timeout in `target`."""
+    cols = EXECUTION_COLUMNS
+    return (
+        f"UPDATE {target} e SET ({columns(cols)}, recorded_at) = ({columns(f'i.{c}' for c in cols)}, now())"
+        f" FROM {source} WHERE e.status = 'timeout' AND {_SAME_CELL}"
+    )
+
+
 async def _insert(
     conn: psycopg.AsyncConnection, kind: str, target: str, rows: Sequence[tuple[Any, ...]], isolate: bool
-) -> tuple[int, list[tuple[int, str]]]:
-    """Insert in order, duplicates skipped; returns (inserted, [(index, error)] of the rows refused). In bulk
-    a refused row raises; isolated, each row is behind its own savepoint."""
+) -> tuple[int, int, list[tuple[int, str]]]:
+    """Insert in order, duplicates skipped; returns (inserted, timeouts superseded, [(index, error)] of the
+    rows refused). In bulk a refused row raises; isolated, each row is behind its own savepoint."""
     if not rows:
-        return 0, []
+        return 0, 0, []
     cols = _COLUMNS[kind]
     names = columns(cols)
+    results = kind == "executions"
     if not isolate:
         async with conn.cursor() as cur:
             await copy_rows(cur, f"incoming_{kind}", cols, rows)
+            # Real results before timeouts: within one batch too, a cell's real result wins over its timeout.
+            order = "(status = 'timeout'), seq" if results else "seq"
             await cur.execute(
-                f"INSERT INTO {target} ({names}) SELECT {names} FROM incoming_{kind} ORDER BY seq"
+                f"INSERT INTO {target} ({names}) SELECT {names} FROM incoming_{kind} ORDER BY {order}"
                 " ON CONFLICT DO NOTHING"
             )
-            return cur.rowcount, []
-    sql = f"INSERT INTO {target} ({names}) VALUES ({', '.join(['%s'] * len(cols))}) ON CONFLICT DO NOTHING"
-    inserted, refused = 0, []
+            inserted, superseded = cur.rowcount, 0
+            if results and inserted < len(rows):  # some cells had rows already: a timeout among them?
+                key = columns(_KEY)
+                first_real = (
+                    f"(SELECT DISTINCT ON ({key}) * FROM incoming_{kind} WHERE status <> 'timeout'"
+                    f" ORDER BY {key}, seq) i"
+                )
+                await cur.execute(_supersede_sql(target, first_real))
+                superseded = cur.rowcount
+            return inserted, superseded, []
+    insert = f"INSERT INTO {target} ({names}) VALUES ({', '.join(['%s'] * len(cols))}) ON CONFLICT DO NOTHING"
+    # Parameters straight into the columns (so PostgreSQL types them as the columns are typed).
+    supersede = (
+        f"UPDATE {target} SET ({names}, recorded_at) = ({', '.join(['%s'] * len(cols))}, now())"
+        " WHERE status = 'timeout' AND job_id = %s AND region = %s AND model_id = %s"
+        " AND question_id IS NOT DISTINCT FROM %s"
+    )
+    status_at = cols.index("status") if results else -1
+    key_at = [cols.index(c) for c in _KEY] if results else []
+    inserted, superseded, refused = 0, 0, []
+    # One by one in Kafka order, so within the batch too a timeout recorded first is superseded.
     for index, row in enumerate(rows):
         try:
             async with conn.transaction():  # a savepoint: a refused row leaves the others intact
-                inserted += (await conn.execute(sql, row)).rowcount
+                done = (await conn.execute(insert, row)).rowcount
+                inserted += done
+                if not done and results and row[status_at] != "timeout":
+                    superseded += (await conn.execute(supersede, (*row, *(row[i] for i in key_at)))).rowcount
         except Exception as exc:
             if is_transient(exc):
                 raise
             refused.append((index, f"{type(exc).__name__}: {str(exc).strip()}"[:2000]))
-    return inserted, refused
+    return inserted, superseded, refused
 
 
 @dataclass
@@ -233,7 +282,7 @@ async def _record(
     refused: list[Refused] = []
     strays: list[Stray] = []
     async with conn.transaction():
-        jobs_inserted, bad = await _insert(conn, "jobs", into.jobs, rows.jobs, isolate)
+        jobs_inserted, _, bad = await _insert(conn, "jobs", into.jobs, rows.jobs, isolate)
         refused += [Refused(rows.job_sources[i], error) for i, error in bad]
         ids = {r[0] for r in rows.executions} | {r[0] for r in rows.job_regions} | {r[0] for r in rows.jobs}
         waiting = await _waiting(conn, into, ids, every_known) if ids or every_known else []
@@ -269,9 +318,10 @@ async def _record(
                 verdicts.append((admit.NOT_A_CELL + why, item.record))
             else:
                 strays.append(Stray(item.record, why))
-        inserted, refused_results = {}, 0
+        inserted, refused_results, superseded = {}, 0, 0
         for kind, chosen in admitted.items():
-            inserted[kind], bad = await _insert(conn, kind, into.of(kind), [i.row for i in chosen], isolate)
+            inserted[kind], late, bad = await _insert(conn, kind, into.of(kind), [i.row for i in chosen], isolate)
+            superseded += late
             refused_results += len(bad) if kind == "executions" else 0
             for index, error in bad:
                 if chosen[index].waiting:
@@ -306,8 +356,8 @@ async def _record(
                 f'DELETE FROM {into.pending} WHERE topic = %s AND "partition" = %s AND "offset" = %s', done
             )
     book.remember(known)
-    duplicates = len(admitted["executions"]) - refused_results - inserted["executions"]
-    written = Written(inserted["executions"], duplicates, jobs_inserted)
+    duplicates = len(admitted["executions"]) - refused_results - inserted["executions"] - superseded
+    written = Written(inserted["executions"], duplicates, jobs_inserted, superseded)
     return Recorded(written, refused, strays, held=len(held), adopted=len(waiting))
 
 
