@@ -15,9 +15,11 @@ import json
 import math
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +34,7 @@ from nacl.signing import VerifyKey
 from beacon.deploy.local import __main__ as local
 from beacon.deploy.local import kafka as local_kafka
 from beacon.deploy.local import postgres as local_postgres
+from beacon.deploy.local import regions
 from beacon.domain import signing
 from beacon.infra import db, kafka, keys
 from beacon.infra.projection import EXECUTION_COLUMNS, JOB_COLUMNS, columns
@@ -450,6 +453,77 @@ def bench_latency(base: Settings, seconds: int, per_second: int, out: dict[str, 
     }
 
 
+async def _hop_times(producing: Settings, consuming: Settings, n: int, per_second: int) -> list[float]:
+    """Produce `n` result-sized records on `producing`'s results topic at a steady rate and read them on
+    `consuming`'s (the same cluster, or the central one across a MirrorMaker link); each one's latency, ms."""
+    topic = consuming.topics.executions_completed
+    consumer = kafka.consumer(consuming, group_id=None, fetch_max_wait_ms=10)
+    consumer.subscribe([topic])
+    await consumer.start()
+    received: dict[bytes, float] = {}
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        await consumer.seek_to_end()
+        tag = uuid.uuid4().hex[:8].encode()
+        producer = kafka.producer(producing)
+        await producer.start()
+        sent: dict[bytes, float] = {}
+        try:
+            began = time.monotonic()
+            for i in range(n):
+                if (delay := began + i / per_second - time.monotonic()) > 0:
+                    await asyncio.sleep(delay)
+                key = b"%s|%d" % (tag, i)
+                sent[key] = time.time()
+                await producer.send(producing.topics.executions_completed, b"x" * 1500, key=key)
+                for records in (await consumer.getmany(timeout_ms=0)).values():
+                    received.update((r.key, time.time()) for r in records if r.key in sent)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        deadline = time.monotonic() + 60
+        while len(received) < n and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                received.update((r.key, time.time()) for r in records if r.key in sent and r.key not in received)
+    finally:
+        await consumer.stop()
+    if len(received) < n:
+        raise RuntimeError(f"only {len(received)} of {n} records arrived")
+    return [(received[k] - sent[k]) * 1000 for k in sent]
+
+
+def bench_hop(base: Settings, seconds: int, per_second: int, out: dict[str, Any]) -> None:
+    """What a MirrorMaker hop adds: the same records, at the same rate, produced on the central cluster and
+    read there, then produced on a region's own cluster and read centrally across its link."""
+    n = seconds * per_second
+    s = fresh(base)
+    home = Path(tempfile.mkdtemp(prefix="bench-regions-", dir=state_dir()))
+    port = local_kafka.port() + 90  # clear of the 1-node, 3-node and TOPOLOGY=regions layouts
+    topo = regions.Topology(state_dir(), s, {"us-east": port}, home=home)
+    try:
+        began = time.monotonic()
+        topo.up()
+        up_s = time.monotonic() - began
+        direct = asyncio.run(_hop_times(s, s, n, per_second))
+        hop = asyncio.run(_hop_times(topo["us-east"].admin(s.topic_namespace), s, n, per_second))
+    finally:
+        topo.stop()
+        drop(base, s)
+        shutil.rmtree(home, ignore_errors=True)
+    out["regions"] = {
+        "records": n,
+        "per_second": per_second,
+        "topology_up_s": up_s,
+        "direct_p50_ms": percentile(direct, 50),
+        "direct_p99_ms": percentile(direct, 99),
+        "hop_p50_ms": percentile(hop, 50),
+        "hop_p99_ms": percentile(hop, 99),
+        "added_p50_ms": percentile(hop, 50) - percentile(direct, 50),
+        "added_p99_ms": percentile(hop, 99) - percentile(direct, 99),
+    }
+
+
 def bench_scaling(base: Settings, n: int, out: dict[str, Any]) -> None:
     evs = signed(events(n, prefix="scale"))
     result = {}
@@ -606,6 +680,13 @@ def table(r: dict[str, Any]) -> str:
             f"(Ed25519 alone {sig['ed25519_verify_us']:.0f} µs) per event "
             f"| parsing the event {sig['parse_us']:.0f} µs | {sig['verify_over_parse']:.1f} |"
         )
+    if hop := r.get("regions"):
+        lines.append(
+            f"| MirrorMaker hop (region → central), {hop['per_second']:,}/s, {hop['records']:,} records "
+            f"| p50 {hop['hop_p50_ms']:.0f} ms, p99 {hop['hop_p99_ms']:.0f} ms "
+            f"| one cluster: p50 {hop['direct_p50_ms']:.0f} ms, p99 {hop['direct_p99_ms']:.0f} ms "
+            f"| +{hop['added_p50_ms']:.0f} ms p50, +{hop['added_p99_ms']:.0f} ms p99 |"
+        )
     for e in r.get("api", {}).get("endpoints", []):
         lines.append(
             f"| read API `{e['path']}`, {r['api']['cells']:,}-cell job, {r['api']['clients']} clients "
@@ -631,12 +712,14 @@ def main() -> None:
     parser.add_argument("--e2e-seconds", type=int, default=60)
     parser.add_argument("--e2e-rate", type=int, default=1000)
     parser.add_argument("--scale-events", type=int, default=100_000)
+    parser.add_argument("--hop-seconds", type=int, default=20, help="MirrorMaker hop: seconds of records")
+    parser.add_argument("--hop-rate", type=int, default=200, help="MirrorMaker hop: records per second")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness, measures nothing")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--api-seconds", type=float, default=10.0, help="load per read-API endpoint")
     parser.add_argument(
         "--only",
-        choices=["signing", "recorder", "runner", "latency", "scaling", "api"],
+        choices=["signing", "recorder", "runner", "latency", "scaling", "regions", "api"],
         action="append",
         help="run only these parts (repeatable); the table needs all of them",
     )
@@ -644,6 +727,7 @@ def main() -> None:
     if a.smoke:
         a.events, a.baseline_rows, a.runner_cells, a.latency_ms = 600, 100, 48, 200
         a.e2e_seconds, a.e2e_rate, a.scale_events, a.api_seconds = 2, 100, 300, 1.0
+        a.hop_seconds, a.hop_rate = 1, 50
     base = base_settings()
     results: dict[str, Any] = {"machine": machine(), "arguments": {k: str(v) for k, v in vars(a).items()}}
     steps = [
@@ -652,6 +736,7 @@ def main() -> None:
         ("runner", lambda: bench_runner(base, a.runner_cells, a.latency_ms, a.concurrency, results)),
         ("latency", lambda: bench_latency(base, a.e2e_seconds, a.e2e_rate, results)),
         ("scaling", lambda: bench_scaling(base, a.scale_events, results)),
+        ("regions", lambda: bench_hop(base, a.hop_seconds, a.hop_rate, results)),
         ("api", lambda: bench_api(base, a.api_seconds, results)),
     ]
     for name, step in steps:
