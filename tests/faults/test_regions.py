@@ -414,6 +414,23 @@ def test_each_principal_may_do_only_its_own_work_across_the_links(regional: Regi
     }
 
 
+def test_no_link_stores_or_logs_a_password(regional: Regional) -> None:
+    """Connect keeps its connectors' configs in a topic: the links' passwords must be named there, not held."""
+    central = regional.settings
+    for r in REGIONS:
+        region = regional.topo[r]
+        secrets = [
+            credentials.password(regional.topo.state, "kafka", Principals.mirror(r)),
+            credentials.password(region.folder, "kafka", Principals.mirror(r)),
+        ]
+        configs = central.topics.mirror_internal(r)["configs"]
+        stored = [rec.value or b"" for where in (central, regional.region(r)) for rec in read_all(where, configs)]
+        assert stored  # the connectors' configs are there …
+        assert not [v for v in stored for pw in secrets if pw.encode() in v]  # … without the passwords
+        written = region.link.log.read_bytes() + region.link.properties_file.read_bytes()
+        assert not [pw for pw in secrets if pw.encode() in written]
+
+
 # --- replay, after all of the above -------------------------------------------------------------------
 
 

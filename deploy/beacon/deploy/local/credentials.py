@@ -11,8 +11,13 @@ from pathlib import Path
 from beacon.deploy.local.proc import private_file
 
 
+def location(state: Path, kind: str) -> Path:
+    """Where the password files of `kind` (kafka, postgres) live, whether made yet or not."""
+    return state / "secrets" / kind
+
+
 def folder(state: Path, kind: str) -> Path:
-    path = state / "secrets" / kind
+    path = location(state, kind)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     for d in (path, path.parent):
         d.chmod(0o700)

@@ -36,6 +36,7 @@ POM = Path(__file__).parent / "mirror-jars" / "pom.xml"
 MIRROR_VERSION = re.search(r"<mirror.version>([^<]+)<", POM.read_text()).group(1)  # type: ignore[union-attr]
 HEAP = "-Xms64m -Xmx384m"
 CENTRAL = "central"  # the central cluster's alias in every link
+PROVIDER = "secrets"  # the config provider that reads the link's passwords from their files
 # How often Connect records how far it has copied: what a link killed hard copies again, at most.
 OFFSET_FLUSH_MS = 2000
 # What MirrorMaker logs once a direction copies (its source task, once per direction): "… replicating 6
@@ -45,11 +46,12 @@ STARTED = re.compile(r"replicating \d+ topic-partitions (\S+->\S+):")
 
 @dataclass(frozen=True)
 class End:
-    """One cluster as a link sees it: its alias, address, and the link principal's password there."""
+    """One cluster as a link sees it: its alias, its address, and the folder holding the password files of
+    that cluster's principals (the link's is the file named after it)."""
 
     alias: str
     bootstrap: str
-    password: str = ""
+    secrets: Path = Path()
     replication_factor: int = 1
 
 
@@ -75,6 +77,7 @@ class MirrorLink:
         return self.folder / "mirror.properties"
 
     def properties(self) -> str:
+        """MirrorMaker's configuration (no secret in it: passwords are read from their files)."""
         t, g = Topics(self.namespace), Groups(self.namespace)
         down, up = f"{CENTRAL}->{self.region}", f"{self.region}->{CENTRAL}"
         internal = t.mirror_internal(self.region)
@@ -105,15 +108,25 @@ class MirrorLink:
             f"offset.flush.interval.ms={OFFSET_FLUSH_MS}",
             "tasks.max=1",
         ]
-        for end in (self.central, self.regional):
+        # Passwords by reference: Connect keeps its connectors' configs in a Kafka topic, so a password written
+        # here would be stored there in clear. Kafka's DirectoryConfigProvider reads each from its mode-600 file
+        # when a client is made; the configs topic (and this file) hold only the file's name.
+        ends = (self.central, self.regional)
+        lines += [
+            f"config.providers={PROVIDER}",
+            f"config.providers.{PROVIDER}.class=org.apache.kafka.common.config.provider.DirectoryConfigProvider",
+            f"config.providers.{PROVIDER}.param.allowed.paths={','.join(str(e.secrets) for e in ends)}",
+        ]
+        who = Principals.mirror(self.region)
+        for end in ends:
             a = end.alias
             login = "org.apache.kafka.common.security.scram.ScramLoginModule"
             lines += [
                 f"{a}.bootstrap.servers={end.bootstrap}",
                 f"{a}.security.protocol=SASL_PLAINTEXT",
                 f"{a}.sasl.mechanism={SCRAM}",
-                f'{a}.sasl.jaas.config={login} required username="{Principals.mirror(self.region)}" '
-                f'password="{end.password}";',
+                f'{a}.sasl.jaas.config={login} required username="{who}" '
+                f'password="${{{PROVIDER}:{end.secrets}:{who}}}";',
                 # The link's worker group and bookkeeping topics, the same names on both ends (made by admin).
                 f"{a}.group.id={g.mirror(self.region)}",
                 f"{a}.config.storage.topic={internal['configs']}",
@@ -145,7 +158,7 @@ class MirrorLink:
             return
         resolve_jars(POM, self.lib, f"connect-mirror-{MIRROR_VERSION}.jar", f"MirrorMaker {MIRROR_VERSION}")
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = private_file(self.properties_file)  # mode 600: it holds the link's passwords
+        fd = private_file(self.properties_file)  # mode 600, like every file here (it names, not holds, passwords)
         try:
             os.ftruncate(fd, 0)
             os.write(fd, self.properties().encode())

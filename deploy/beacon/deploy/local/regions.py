@@ -106,8 +106,11 @@ class Topology:
         for region, port in ports.items():
             path = self.home / region
             cluster = KafkaCluster(path, 1, base_port=port, cache=cache)
-            central_end = End(CENTRAL, central.kafka_bootstrap_servers, replication_factor=central.replication_factor)
-            link = MirrorLink(path, cache, self.namespace, region, central_end, End(region, cluster.bootstrap))
+            # The link's two ends, each with the folder of that cluster's password files (its own among them).
+            hub = credentials.location(state, "kafka")
+            central_end = End(CENTRAL, central.kafka_bootstrap_servers, hub, central.replication_factor)
+            own_end = End(region, cluster.bootstrap, credentials.location(path, "kafka"), 1)
+            link = MirrorLink(path, cache, self.namespace, region, central_end, own_end)
             self.regions[region] = Region(region, path, cluster, link)
 
     def __getitem__(self, region: str) -> Region:
@@ -153,20 +156,7 @@ class Topology:
     def env(self, region: str) -> dict[str, str]:
         return region_env(self.regions[region].folder)
 
-    def link_ends(self) -> None:
-        """Give each link the passwords of its principal on both ends."""
-        for r in self.regions.values():
-            mirror = Principals.mirror(r.id)
-            r.link.central = End(
-                CENTRAL,
-                self.central.kafka_bootstrap_servers,
-                credentials.password(self.state, "kafka", mirror),
-                self.central.replication_factor,
-            )
-            r.link.regional = End(r.id, r.cluster.bootstrap, credentials.password(r.folder, "kafka", mirror), 1)
-
     def start_links(self, timeout: float = 180.0) -> None:
-        self.link_ends()
         for r in self.regions.values():
             r.link.launch()
         for r in self.regions.values():
