@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: system-deps install up down status migrate demo test test-faults test-unit bench lint schemas clean
+.PHONY: system-deps install up down status migrate demo test test-faults test-unit test-containers bench lint schemas clean image
 
 # The system packages both commands need (Python venv, Java 17, Maven, PostgreSQL server, Chromium for the
 # portal's browser test): apt-get installs whichever are missing, through sudo when you are not root.
@@ -53,12 +53,21 @@ test: up
 test-faults: up
 	BEACON_FAULT_REPEAT=$${BEACON_FAULT_REPEAT:-5} $(PY) -m pytest tests/faults -m faults
 
+# The images as real containers (Kafka, PostgreSQL, the services), through testcontainers: needs Docker.
+test-containers: install image
+	$(PY) -m pytest tests/containers -m containers
+
 test-unit: install
 	$(PY) -m pytest tests/unit
 
 # Benchmarks (not part of `make test`; a smoke run of the harness is). BENCH_ARGS=--events 1000000 for more.
 bench: up
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Container images: beacon (every service), and Kafka, PostgreSQL and MirrorMaker to run beside it (README, Deploy).
+image:
+	@bash deploy/images/docker-daemon.sh
+	@bash deploy/images/build.sh
 
 lint: install
 	$(VENV)/bin/ruff check .

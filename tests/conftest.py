@@ -1,7 +1,8 @@
 """Test infrastructure: a real Kafka broker and a real PostgreSQL server, never fakes.
 
 Where they come from, in order: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when set; otherwise the local
-processes under .beacon/ (started here if they are not running, exactly as `make up` does). If neither
+processes under .beacon/ (started here if they are not running, exactly as `make up` does); with
+BEACON_TEST_BACKEND=containers, containers of the project's images (tests/container_stack.py). If neither
 can be had, the pipeline tests fail with the reason; they are never skipped.
 
 Each test session gets its own topic namespace and its own database, so runs never see each other's
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -23,7 +25,30 @@ from beacon.infra.settings import Settings, state_dir
 from tests.support import Infra, isolated
 
 
+def _start_containers() -> Infra:
+    """BEACON_TEST_BACKEND=containers: Kafka and PostgreSQL as containers of the project's images (make image),
+    their passwords in a state folder of this session's; the services under test still run as processes."""
+    import atexit
+    import tempfile
+
+    from tests import container_stack
+    from tests.faults.support import free_port_block
+
+    state = Path(tempfile.mkdtemp(prefix="beacon-containers-"))
+    base = free_port_block(3)
+    stack = container_stack.start_infra(state, kafka_port=base, pg_port=base + 2)
+    atexit.register(stack.stop)
+    with psycopg.connect(stack.admin_db_url(), autocommit=True) as conn:
+        local_postgres.ensure_roles(conn, state)  # the services' roles, as `make up` makes them
+    return Infra(kafka=stack.bootstrap, admin_db_url=stack.admin_db_url(), state=state)
+
+
 def _start_infra() -> Infra:
+    backend = os.environ.get("BEACON_TEST_BACKEND", "processes")
+    if backend not in ("processes", "containers"):
+        raise StartError(f"BEACON_TEST_BACKEND={backend}: use processes (the default) or containers")
+    if backend == "containers":
+        return _start_containers()
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     database = os.environ.get("DATABASE_URL")
     state = state_dir()

@@ -1,4 +1,5 @@
-"""`python -m beacon.deploy.local up|down|status|clean` — what `make up`, `make down` and `make clean` run.
+"""`python -m beacon.deploy.local up|down|status|clean|init` — what `make up`, `make down` and `make clean` run,
+and (init) the grants of `make up` on servers of yours, for a container's one-shot job.
 
 up starts PostgreSQL and Kafka (each only if not already running, and only if DATABASE_URL /
 KAFKA_BOOTSTRAP_SERVERS do not already name a server of yours), waits until both answer, gives every
@@ -17,10 +18,21 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
+
 from beacon.deploy.local import access, credentials, kafka, mirror, postgres, regions, services
 from beacon.deploy.local.proc import PRIVATE_UMASK, StartError, private_file, read_pid
 from beacon.infra import db, keys, logs
-from beacon.infra.settings import Settings, state_dir
+from beacon.infra.settings import (
+    DB_ROLE_PREFIX,
+    Settings,
+    SettingsError,
+    read_secret,
+    state_dir,
+    with_credentials,
+    without_credentials,
+)
+from beacon.infra.topics import declared
 from beacon.schemas.topics import Principals
 
 
@@ -229,6 +241,66 @@ def status() -> None:
         print(f"{name}: {'running, pid ' + str(spid) if spid else 'not running'}")
 
 
+def init(region: str | None) -> None:
+    """`make up`'s grants on servers of yours (a container's one-shot `init`; deploy/compose, deploy/k8s), as the
+    Kafka admin and the PostgreSQL superuser, every password read from BEACON_SECRETS_DIR (kafka/<principal>,
+    postgres/<role>, postgres/admin: the superuser's; none is made here: the folder may be read-only).
+    Idempotent. With --region, that region's own cluster in the regional topology: its runner's and its
+    link's principals, ACLs and topics (no database). Without, the central cluster (or the only one) and the
+    database: roles, the database, migrations, and principals, ACLs and topics (BEACON_TOPOLOGY=regions: the
+    central plan, no runner). Signing keys are made where missing only if BEACON_KEYS_DIR is writable."""
+    logs.configure("console", level=logging.INFO, library_level=logging.ERROR)
+    env = Settings.from_env()
+    secrets = env.secrets_dir
+
+    def secret(kind: str, name: str) -> str:
+        return read_secret(secrets / kind / name, "BEACON_SECRETS_DIR")
+
+    admin = Settings.from_env(
+        {**os.environ, "BEACON_KAFKA_USERNAME": Principals.ADMIN, "BEACON_KAFKA_PASSWORD": secret("kafka", "admin")}
+    )
+    ns, names = admin.topic_namespace, list(admin.catalogue.regions)
+    if region is not None:
+        mine = [Principals.runner(region), Principals.mirror(region)]
+        topics = [*declared(admin, [region]), *regions.mirror_topics(ns, region, admin.replication_factor)]
+        access.grant(admin, {p: secret("kafka", p) for p in mine}, [region], access.regional_plan(ns, region), topics)
+        print(
+            f"init: region {region}: principals {', '.join(mine)}, their ACLs and topics"
+            f" on {admin.kafka_bootstrap_servers}"
+        )
+        return
+    superuser = os.environ.get("BEACON_PG_SUPERUSER", postgres.USER)
+    server = without_credentials(env.database_url)
+    address, _, query = server.partition("?")  # sslmode=… and the like hold for both databases
+    base, _, database = address.rpartition("/")
+    maintenance = f"{base}/postgres" + (f"?{query}" if query else "")
+    with psycopg.connect(
+        with_credentials(maintenance, superuser, secret("postgres", "admin")), autocommit=True
+    ) as conn:
+        postgres.ensure_roles(conn, None, {r: secret("postgres", r) for r in postgres.ROLES})
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+            postgres.create_database(conn, database)
+    applied = db.migrate(with_credentials(server, DB_ROLE_PREFIX + "migrator", secret("postgres", "migrator")))
+    print(
+        f"init: PostgreSQL roles {', '.join(postgres.ROLES)};"
+        f" {'migrated: ' + ', '.join(applied) if applied else 'schema up to date'}"
+    )
+    if topology() == "regions":
+        who = [*access.principals([]), *(Principals.mirror(r) for r in names)]
+        topics = declared(admin, names, work=False)
+        topics += [t for r in names for t in regions.mirror_topics(ns, r, admin.replication_factor)]
+        access.grant(admin, {p: secret("kafka", p) for p in who}, names, access.central_plan(ns, names), topics)
+        bindings = keys.bindings([])
+    else:
+        who = access.principals(names)
+        access.grant(admin, {p: secret("kafka", p) for p in who}, names)
+        bindings = keys.bindings(names)
+    print(f"init: Kafka principals {', '.join(who)}, their ACLs and topics on {admin.kafka_bootstrap_servers}")
+    if os.access(admin.keys_dir, os.W_OK):
+        made = keys.ensure(admin.keys_dir, bindings)
+        print(f"init: signing keys {'made ' + ', '.join(k.binding() for k in made) if made else 'present'}")
+
+
 def clean() -> None:
     removed = postgres.PostgresCluster(state_dir()).remove_outside()
     if removed:
@@ -237,11 +309,15 @@ def clean() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m beacon.deploy.local", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "clean"])
+    parser.add_argument("command", choices=["up", "down", "status", "clean", "init"])
+    parser.add_argument("--region", help="init: that region's own cluster (the regional topology)")
     args = parser.parse_args()
     try:
-        {"up": up, "down": down, "status": status, "clean": clean}[args.command]()
-    except StartError as exc:
+        if args.command == "init":
+            init(args.region)
+        else:
+            {"up": up, "down": down, "status": status, "clean": clean}[args.command]()
+    except (StartError, SettingsError, access.AccessError, psycopg.OperationalError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
 

@@ -264,14 +264,16 @@ class PostgresCluster:
         return self.home
 
 
-def ensure_roles(conn: psycopg.Connection, state: Path) -> None:
-    """Each service's role, with its password from its file (a rotated file is applied here). None may
-    create databases or roles, or bypass row security; none is a superuser."""
+def ensure_roles(conn: psycopg.Connection, state: Path | None, passwords: dict[str, str] | None = None) -> None:
+    """Each service's role, with its password from its file in `state` (a rotated file is applied here), or
+    from `passwords` (role → password). None may create databases or roles, or bypass row security; none is
+    a superuser."""
     from psycopg import sql
 
     for role in ROLES:
         name = sql.Identifier(DB_ROLE_PREFIX + role)
-        secret = sql.Literal(credentials.password(state, "postgres", role))
+        password = passwords[role] if passwords is not None else credentials.password(state or Path(), "postgres", role)
+        secret = sql.Literal(password)
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_ROLE_PREFIX + role,)).fetchone()
         verb = sql.SQL("ALTER ROLE") if exists else sql.SQL("CREATE ROLE")
         conn.execute(
