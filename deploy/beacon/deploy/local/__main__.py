@@ -32,7 +32,6 @@ from beacon.infra.settings import (
     with_credentials,
     without_credentials,
 )
-from beacon.infra.topics import declared
 from beacon.schemas.topics import Principals
 
 
@@ -259,11 +258,10 @@ def init(region: str | None) -> None:
     admin = Settings.from_env(
         {**os.environ, "BEACON_KAFKA_USERNAME": Principals.ADMIN, "BEACON_KAFKA_PASSWORD": secret("kafka", "admin")}
     )
-    ns, names = admin.topic_namespace, list(admin.catalogue.regions)
+    names = list(admin.catalogue.regions)
     if region is not None:
-        mine = [Principals.runner(region), Principals.mirror(region)]
-        topics = [*declared(admin, [region]), *regions.mirror_topics(ns, region, admin.replication_factor)]
-        access.grant(admin, {p: secret("kafka", p) for p in mine}, [region], access.regional_plan(ns, region), topics)
+        mine = regions.regional_principals(region)
+        regions.grant_region(admin, {p: secret("kafka", p) for p in mine}, region)
         print(
             f"init: region {region}: principals {', '.join(mine)}, their ACLs and topics"
             f" on {admin.kafka_bootstrap_servers}"
@@ -286,10 +284,8 @@ def init(region: str | None) -> None:
         f" {'migrated: ' + ', '.join(applied) if applied else 'schema up to date'}"
     )
     if topology() == "regions":
-        who = [*access.principals([]), *(Principals.mirror(r) for r in names)]
-        topics = declared(admin, names, work=False)
-        topics += [t for r in names for t in regions.mirror_topics(ns, r, admin.replication_factor)]
-        access.grant(admin, {p: secret("kafka", p) for p in who}, names, access.central_plan(ns, names), topics)
+        who = regions.central_principals(names)
+        regions.grant_central(admin, {p: secret("kafka", p) for p in who}, names)
         bindings = keys.bindings([])
     else:
         who = access.principals(names)

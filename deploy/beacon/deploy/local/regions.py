@@ -63,6 +63,31 @@ def mirror_topics(namespace: str, region: str, replication_factor: int) -> list[
     ]
 
 
+def central_principals(regions: Iterable[str]) -> list[str]:
+    """The principals of the central cluster: the submitter, the recorder and each region's link."""
+    return [*access.principals([]), *(Principals.mirror(r) for r in regions)]
+
+
+def regional_principals(region: str) -> list[str]:
+    return [Principals.runner(region), Principals.mirror(region)]
+
+
+def grant_central(admin: Settings, passwords: dict[str, str], regions: list[str]) -> None:
+    """The central cluster's principals, ACLs and topics: the product's topics and each region's expansions
+    (mirrored in), each link's bookkeeping topics, and no work topic (no runner runs here)."""
+    ns = admin.topic_namespace
+    topics = declared(admin, regions, work=False)
+    topics += [t for r in regions for t in mirror_topics(ns, r, admin.replication_factor)]
+    access.grant(admin, passwords, regions, acls=access.central_plan(ns, regions), topics=topics)
+
+
+def grant_region(admin: Settings, passwords: dict[str, str], region: str) -> None:
+    """A region's own cluster: its runner's and its link's principals, ACLs and topics."""
+    ns = admin.topic_namespace
+    topics = [*declared(admin, [region]), *mirror_topics(ns, region, admin.replication_factor)]
+    access.grant(admin, passwords, [region], acls=access.regional_plan(ns, region), topics=topics)
+
+
 @dataclass
 class Region:
     id: str
@@ -126,20 +151,13 @@ class Topology:
 
     def grant(self) -> None:
         """Principals, ACLs and topics on every cluster; each runner's key in its region; keys exchanged."""
-        ns, regions = self.namespace, list(self.regions)
-        names = [*access.principals([]), *(Principals.mirror(r) for r in regions)]
-        passwords = {p: credentials.password(self.state, "kafka", p) for p in names}
-        # Centrally: the product's topics and each region's expansions (mirrored in), no work topics.
-        topics = declared(self.central, regions, work=False)
-        topics += [t for r in regions for t in mirror_topics(ns, r, self.central.replication_factor)]
-        access.grant(self.central, passwords, regions, acls=access.central_plan(ns, regions), topics=topics)
+        regions = list(self.regions)
+        passwords = {p: credentials.password(self.state, "kafka", p) for p in central_principals(regions)}
+        grant_central(self.central, passwords, regions)
         keys.ensure(self.central.keys_dir, keys.bindings([]))  # the submitter's and the recorder's
         for r in self.regions.values():
-            mine = (Principals.runner(r.id), Principals.mirror(r.id))
-            own = {p: credentials.password(r.folder, "kafka", p) for p in mine}
-            admin = r.admin(ns)
-            topics = [*declared(admin, [r.id]), *mirror_topics(ns, r.id, 1)]
-            access.grant(admin, own, [r.id], acls=access.regional_plan(ns, r.id), topics=topics)
+            own = {p: credentials.password(r.folder, "kafka", p) for p in regional_principals(r.id)}
+            grant_region(r.admin(self.namespace), own, r.id)
             keys.ensure(r.folder / "keys", [("runner", r.id)])
         keys.exchange([self.central.keys_dir, *(r.folder / "keys" for r in self.regions.values())])
 
