@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import gc
 import json
+import logging
 import math
 import os
 import platform
@@ -36,7 +37,7 @@ from beacon.deploy.local import kafka as local_kafka
 from beacon.deploy.local import postgres as local_postgres
 from beacon.deploy.local import regions
 from beacon.domain import signing
-from beacon.infra import db, kafka, keys
+from beacon.infra import db, kafka, keys, logs
 from beacon.infra.projection import EXECUTION_COLUMNS, JOB_COLUMNS, columns
 from beacon.infra.settings import Settings, state_dir, with_credentials, without_credentials
 from beacon.recorder import project
@@ -685,7 +686,7 @@ def table(r: dict[str, Any]) -> str:
             f"| MirrorMaker hop (region → central), {hop['per_second']:,}/s, {hop['records']:,} records "
             f"| p50 {hop['hop_p50_ms']:.0f} ms, p99 {hop['hop_p99_ms']:.0f} ms "
             f"| one cluster: p50 {hop['direct_p50_ms']:.0f} ms, p99 {hop['direct_p99_ms']:.0f} ms "
-            f"| +{hop['added_p50_ms']:.0f} ms p50, +{hop['added_p99_ms']:.0f} ms p99 |"
+            f"| {hop['added_p50_ms']:+.0f} ms p50, {hop['added_p99_ms']:+.0f} ms p99 |"
         )
     for e in r.get("api", {}).get("endpoints", []):
         lines.append(
@@ -724,6 +725,9 @@ def main() -> None:
         help="run only these parts (repeatable); the table needs all of them",
     )
     a = parser.parse_args()
+    # Only the progress and the table on screen: the services' own lines (topics made, migrations) are noise
+    # here, and the services the bench starts log to their own files.
+    logs.configure("console", level=logging.WARNING, library_level=logging.ERROR)
     if a.smoke:
         a.events, a.baseline_rows, a.runner_cells, a.latency_ms = 600, 100, 48, 200
         a.e2e_seconds, a.e2e_rate, a.scale_events, a.api_seconds = 2, 100, 300, 1.0
