@@ -71,6 +71,8 @@ mkdir -p "$context/kafka" "$context/mirror"
 cp -r "$cache/kafka-lib-$kafka_version" "$context/kafka/lib"
 cp deploy/images/kafka-entrypoint.sh "$context/kafka/"
 cp -r "$cache/mirror-lib-$mirror_version" "$context/mirror/lib"
+# The cache is private (make up keeps .beacon/ mode 600/700); in the image the jars must be readable by its user.
+chmod -R a+rX "$context"
 
 build "beacon:$version" deploy/images/beacon.Dockerfile . --build-arg "BASE=$base"
 build beacon-postgres:15 deploy/images/postgres.Dockerfile deploy/images --build-arg "BASE=$base"
