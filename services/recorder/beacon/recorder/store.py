@@ -1,5 +1,5 @@
 """Writing a batch: one transaction, COPY into a temporary table, then INSERT … ON CONFLICT DO NOTHING (and a
-cell's late real result replaces its timeout: `_SUPERSEDES`).
+cell's late real result takes its timeout's place: `_insert`).
 
 The unique index on (job_id, region, model_id, question_id) NULLS NOT DISTINCT (migrations 001, 005)
 decides duplicates, in the database, atomically: no check-then-insert. Within a batch the first event per
