@@ -199,7 +199,7 @@ async def _send(admin: Settings, request: Request) -> object:
         conn.close()
 
 
-async def grant_async(
+def grant(
     admin: Settings,
     passwords: dict[str, str],
     regions: Iterable[str],
@@ -210,22 +210,16 @@ async def grant_async(
     admin settings' namespace (`plan`'s, unless given), and create the namespace's topics (those declared for
     the regions, unless given)."""
     regions = list(regions)
-    answer = await _send(admin, _UpsertScram(passwords))
-    for user, code, message, _ in answer.results:  # type: ignore[attr-defined]
-        if code:
-            raise AccessError(f"Kafka refused the SCRAM credential of {user}: {for_code(code).__name__} {message}")
-    answer = await _send(admin, _CreateAcls(plan(admin.topic_namespace, regions) if acls is None else acls))
-    for code, message in answer.creation_responses:  # type: ignore[attr-defined]
-        if code:
-            raise AccessError(f"Kafka refused an ACL: {for_code(code).__name__} {message}")
-    await topic_specs.ensure(admin, regions=regions, specs=topics)
 
+    async def apply() -> None:
+        answer = await _send(admin, _UpsertScram(passwords))
+        for user, code, message, _ in answer.results:  # type: ignore[attr-defined]
+            if code:
+                raise AccessError(f"Kafka refused the SCRAM credential of {user}: {for_code(code).__name__} {message}")
+        answer = await _send(admin, _CreateAcls(plan(admin.topic_namespace, regions) if acls is None else acls))
+        for code, message in answer.creation_responses:  # type: ignore[attr-defined]
+            if code:
+                raise AccessError(f"Kafka refused an ACL: {for_code(code).__name__} {message}")
+        await topic_specs.ensure(admin, regions=regions, specs=topics)
 
-def grant(
-    admin: Settings,
-    passwords: dict[str, str],
-    regions: Iterable[str],
-    acls: list[Acl] | None = None,
-    topics: Iterable[topic_specs.TopicSpec] | None = None,
-) -> None:
-    asyncio.run(grant_async(admin, passwords, regions, acls, topics))
+    asyncio.run(apply())

@@ -36,7 +36,8 @@ MIRROR_PARTITIONS = {"configs": 1, "offsets": 5, "status": 1}
 
 
 def is_up(state: Path) -> bool:
-    return (state / MARKER).exists() and (state / MARKER).read_text().strip() == "regions"
+    marker = state / MARKER
+    return marker.is_file() and marker.read_text().strip() == "regions"
 
 
 def region_env(home: Path) -> dict[str, str]:
