@@ -111,6 +111,9 @@ def test_replay_rebuilds_identical_tables_and_reclassify_calls_no_model(
     regions_before, regions_after = lines[at].split("before: ")[1], lines[at + 1].split("after:  ")[1]
     assert regions_before == regions_after and regions_before.startswith("3 rows")  # replayed's three regions
     assert count_rows(fault_settings, "replayed") == 18
+    with psycopg.connect(fault_settings.database_url) as conn:  # the swapped-in table kept migration 008's storage
+        (options,) = conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'executions'").fetchone()
+    assert "toast_tuple_target=8160" in options
 
     result = beacon(fault_settings, "reclassify", timeout=120)
     assert result.returncode == 0, result.stderr.decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
@@ -11,6 +12,7 @@ import psycopg
 import pytest
 
 from beacon.infra import db
+from beacon.recorder import store
 from tests.support import service_env
 
 pytestmark = pytest.mark.pipeline
@@ -92,6 +94,29 @@ def test_an_execution_needs_its_job(empty_db: str) -> None:
         conn.execute(EXECUTION, ("no-such-job", "math_basic", "en", str(uuid.uuid4())))
 
 
+def test_a_results_row_stays_inline_and_the_recorders_staging_table_is_made_the_same_way(empty_db: str) -> None:
+    """Migration 008: a row up to a page's size is neither compressed nor moved out of line (TOAST), here and in
+    the recorder's staging table (store.prepare copies the storage parameters; CREATE TABLE … AS would not)."""
+    db.migrate(empty_db)
+
+    async def staged() -> tuple[list[str], list[str]]:
+        async with await psycopg.AsyncConnection.connect(empty_db) as conn:
+            await store.prepare(conn)
+            query = "SELECT reloptions FROM pg_class WHERE oid = %s::regclass"
+            (live,) = await (await conn.execute(query, ("executions",))).fetchone()  # type: ignore[misc]
+            (staging,) = await (await conn.execute(query, ("incoming_executions",))).fetchone()  # type: ignore[misc]
+            return live, staging
+
+    live, staging = asyncio.run(staged())
+    assert live == staging == ["toast_tuple_target=8160"]
+    with psycopg.connect(empty_db) as conn:
+        conn.execute(JOB, ("j1", str(uuid.uuid4()), "sha256:0000000000000000"))
+        conn.execute(EXECUTION, ("j1", "math_basic", "en", str(uuid.uuid4())))
+        conn.execute("UPDATE executions SET event = repeat('x', 5000)")  # a typical row: about 5 KB in all
+        (external,) = conn.execute("SELECT pg_column_size(event) FROM executions").fetchone()  # type: ignore[misc]
+    assert external >= 5000  # stored as it is, not compressed (pglz would make 5000 x's a few dozen bytes)
+
+
 def old_schema(url: str, tmp_path: Path) -> None:
     """A database as migrations 001–004 left it (a cell could be recorded once per language)."""
     for path in db.migration_files()[:4]:
@@ -135,6 +160,11 @@ def test_005_applies_to_a_database_of_v1_rows(empty_db: str, tmp_path: Path) -> 
     with psycopg.connect(empty_db) as conn:
         conn.execute(JOB, ("j1", str(uuid.uuid4()), "sha256:0000000000000000"))
         conn.execute(EXECUTION, ("j1", "math_basic", "en", str(uuid.uuid4())))
-    assert db.migrate(empty_db) == ["005_one_language_per_region.sql", "006_api_tokens.sql", "007_signed_events.sql"]
+    assert db.migrate(empty_db) == [
+        "005_one_language_per_region.sql",
+        "006_api_tokens.sql",
+        "007_signed_events.sql",
+        "008_rows_inline.sql",
+    ]
     with psycopg.connect(empty_db) as conn:
         assert conn.execute("SELECT count(*) FROM executions").fetchone()[0] == 1

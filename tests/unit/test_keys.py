@@ -258,13 +258,16 @@ def test_a_batch_checked_on_threads_gives_each_record_the_trust_files_verdict(tm
     raws[3] = CELL.model_dump_json().encode()  # unsigned
     second = keys.CHECK_CHUNK + 2  # in the second chunk
     raws[second] = keys.signer(tmp_path, "runner", "us-east").sign(CELL).model_dump_json().encode()  # wrong region
+    raws[1] = raws[1].replace(b'"j1"', b'"jX"')  # signed, then changed: only the Ed25519 check can tell
     raws.append(b"{not json")
+    raws.append(b"x" * 2000)  # over max_bytes: left to the caller, answered as the trust file would
     trust = TrustFile(tmp_path)
-    checked = trust.checked(raws)
+    checked = trust.checked(raws, max_bytes=1000)
     verdicts = [checked.refusal(raw) for raw in raws]
     assert verdicts == [trust.refusal(raw) for raw in raws]
-    assert [i for i, v in enumerate(verdicts) if v is not None] == [3, second, len(raws) - 1]
-    assert [verdicts[i].reason for i in (3, second, len(raws) - 1)] == [  # type: ignore[union-attr]
+    assert [i for i, v in enumerate(verdicts) if v is not None] == [1, 3, second, len(raws) - 2, len(raws) - 1]
+    assert [verdicts[i].reason for i in (1, 3, second, len(raws) - 2)] == [  # type: ignore[union-attr]
+        signing.BAD_SIGNATURE,
         signing.UNSIGNED,
         signing.WRONG_REGION,
         signing.MALFORMED,

@@ -267,6 +267,11 @@ class TrustFile:
 
     def refusal(self, raw: bytes, at: datetime | None = None) -> signing.Refusal | None:
         """Why the event in these bytes may not be acted on, or None."""
+        checked = self.check(raw, at or datetime.now(UTC))
+        return _verdict(checked) if isinstance(checked, signing.Pending) else checked
+
+    def check(self, raw: bytes, at: datetime) -> signing.Refusal | signing.Pending:
+        """`refusal` up to the Ed25519 arithmetic (signing.Trust.check)."""
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -274,16 +279,28 @@ class TrustFile:
         if not isinstance(data, dict):
             return signing.Refusal(signing.MALFORMED, "not a JSON object")
         try:
-            return self.current().refusal(data, at or datetime.now(UTC))
-        except (RecursionError, ValueError, TypeError, AttributeError) as exc:  # hostile shapes never crash a consumer
+            return self.current().check(data, at)
+        except _HOSTILE as exc:
             return signing.Refusal(signing.MALFORMED, f"cannot be checked: {type(exc).__name__}")
 
-    def checked(self, raws: list[bytes]) -> Checked:
-        """Start checking a batch on worker threads (Ed25519 in libsodium runs without the GIL), so a consumer
-        decodes the first records while the later ones are still being checked."""
+    def checked(self, raws: list[bytes], max_bytes: int) -> Checked:
+        """Check a batch: parsing and the key's checks here, the signatures verified on worker threads
+        (libsodium frees the GIL) while the consumer decodes. Records over max_bytes are left to the caller,
+        which refuses them unread."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="verify")
-        return Checked(self, raws, self._pool)
+        return Checked(self, raws, self._pool, max_bytes)
+
+
+# Shapes of hostile input that make checking raise: they are malformed events, never a consumer's crash.
+_HOSTILE = (RecursionError, ValueError, TypeError, AttributeError)
+
+
+def _verdict(pending: signing.Pending) -> signing.Refusal | None:
+    try:
+        return pending.verdict()
+    except _HOSTILE as exc:
+        return signing.Refusal(signing.MALFORMED, f"cannot be checked: {type(exc).__name__}")
 
 
 class Verifier(Protocol):
@@ -293,19 +310,37 @@ class Verifier(Protocol):
 
 
 class Checked:
-    """A batch's verdicts, worked out in chunks on the TrustFile's threads, in order."""
+    """A batch's verdicts. Only the Ed25519 verifications go to the threads, in chunks: the Python around
+    them would hold the GIL and slow the consumer's own decoding instead of running beside it."""
 
-    def __init__(self, trust: TrustFile, raws: list[bytes], pool: ThreadPoolExecutor) -> None:
+    def __init__(self, trust: TrustFile, raws: list[bytes], pool: ThreadPoolExecutor, max_bytes: int) -> None:
         self.trust = trust
+        self._decided: dict[bytes, signing.Refusal | None] = {}
         self._chunks: dict[bytes, Future[dict[bytes, signing.Refusal | None]]] = {}
         at = datetime.now(UTC)
-        for i in range(0, len(raws), CHECK_CHUNK):
-            part = raws[i : i + CHECK_CHUNK]
-            future = pool.submit(lambda part=part: {raw: trust.refusal(raw, at) for raw in part})
-            for raw in part:
-                self._chunks[raw] = future
+        chunk: list[tuple[bytes, signing.Pending]] = []
+        for raw in raws:
+            if len(raw) > max_bytes or raw in self._decided or raw in self._chunks:
+                continue
+            checked = trust.check(raw, at)
+            if not isinstance(checked, signing.Pending):
+                self._decided[raw] = checked
+                continue
+            chunk.append((raw, checked))
+            if len(chunk) == CHECK_CHUNK:
+                self._submit(pool, chunk)
+                chunk = []
+        if chunk:
+            self._submit(pool, chunk)
+
+    def _submit(self, pool: ThreadPoolExecutor, chunk: list[tuple[bytes, signing.Pending]]) -> None:
+        future = pool.submit(lambda: {raw: _verdict(pending) for raw, pending in chunk})
+        for raw, _ in chunk:
+            self._chunks[raw] = future
 
     def refusal(self, raw: bytes, at: datetime | None = None) -> signing.Refusal | None:
+        if raw in self._decided:
+            return self._decided[raw]
         future = self._chunks.get(raw)
         if future is None:  # not of this batch
             return self.trust.refusal(raw, at)

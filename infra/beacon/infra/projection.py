@@ -66,3 +66,12 @@ async def copy_rows(
     async with cur.copy(f"COPY {table} ({columns(cols)}) FROM STDIN") as copy:
         for row in rows:
             await copy.write_row(row)
+
+
+async def storage_of(conn: psycopg.AsyncConnection[Any], table: str) -> str:
+    """A WITH clause holding `table`'s storage parameters (the migrations set them), for tables made like it:
+    CREATE TABLE … LIKE copies neither those nor CREATE TABLE … AS."""
+    cur = await conn.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass", (table,))
+    row = await cur.fetchone()
+    options = row[0] if row and row[0] else []
+    return f" WITH ({', '.join(options)})" if options else ""

@@ -366,6 +366,12 @@ class Trust:
     def refusal(self, event: Mapping[str, Any], at: datetime) -> Refusal | None:
         """Why this event may not be acted on at `at`, or None: it is signed, by a trusted key of the right role
         and region, not revoked by then, and the signature covers exactly this content."""
+        checked = self.check(event, at)
+        return checked if isinstance(checked, Refusal) else checked.verdict()
+
+    def check(self, event: Mapping[str, Any], at: datetime) -> Refusal | Pending:
+        """Everything but the Ed25519 arithmetic: a Refusal, or the Pending verification of the signature. A
+        consumer runs the Pending ones on threads (libsodium frees the GIL), beside its own decoding."""
         block = event.get("signature")
         if block is None:
             return Refusal(UNSIGNED, f"{event.get('event_type')} carries no signature")
@@ -386,13 +392,31 @@ class Trust:
             signature = unb64(str(block.get("value", "")))
             if b64(signature) != block.get("value"):  # one encoding per signature: no second digest of one fact
                 return Refusal(MALFORMED, "the signature is not in its one base64 form")
-            verifier = self._verifiers[key.key_id]
+            return Pending(self._verifiers[key.key_id], key.key_id, event, signature, message(event, exact=False))
+        except Malformed as exc:
+            return Refusal(MALFORMED, str(exc))
+        except (ValueError, TypeError):
+            return Refusal(BAD_SIGNATURE, f"the signature of {key.key_id} does not cover this content")
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A signature whose key, role, region and form passed: only the Ed25519 verification is left."""
+
+    verifier: VerifyKey
+    key_id: str
+    event: Mapping[str, Any]
+    signature: bytes
+    fast_message: bytes  # canonical's fast form, tried first; the exact RFC 8785 form only if it fails
+
+    def verdict(self) -> Refusal | None:
+        try:
             try:
-                verifier.verify(message(event, exact=False), signature)
+                self.verifier.verify(self.fast_message, self.signature)
             except BadSignatureError:
-                verifier.verify(message(event), signature)
+                self.verifier.verify(message(self.event), self.signature)
         except Malformed as exc:
             return Refusal(MALFORMED, str(exc))
         except (BadSignatureError, ValueError, TypeError):
-            return Refusal(BAD_SIGNATURE, f"the signature of {key.key_id} does not cover this content")
+            return Refusal(BAD_SIGNATURE, f"the signature of {self.key_id} does not cover this content")
         return None

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from beacon.infra import db, http, kafka, logs, metrics, topics
 from beacon.infra.keys import TrustFile
 from beacon.infra.settings import Settings
-from beacon.recorder import admit, project, store
+from beacon.recorder import admit, decode, project, store
 
 log = logs.get("beacon.recorder")
 
@@ -101,11 +101,10 @@ class Recorder:
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     async def decode(self, batch: dict[TopicPartition, list[ConsumerRecord]], producer: Any) -> Batch:
-        """Events → rows (pure Python work); poison is dead-lettered here, before anything is written."""
+        """Events → rows (decode.py); poison is dead-lettered here, before anything is written."""
         out = Batch()
-        checked = self.trust.checked([r.value or b"" for records in batch.values() for r in records])
         for tp, records in batch.items():
-            rows = project.rows_of(records, self.names, checked)
+            rows = await decode.rows_of_batch(records, self.names, self.trust)
             for poisoned in rows.poison:
                 await kafka.dead_letter(producer, poisoned.record, poisoned.why, consumer=self.settings.groups.recorder)
                 if poisoned.reason is not None:

@@ -18,6 +18,7 @@ same ON CONFLICT DO NOTHING as the recorder, so every earlier row stays and miss
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ import psycopg
 
 from beacon.infra import db, kafka, logs
 from beacon.infra.keys import TrustFile
+from beacon.infra.projection import storage_of
 from beacon.infra.settings import Settings
-from beacon.recorder import project, store
+from beacon.recorder import decode, store
 from beacon.schemas.topics import Topics
 
 log = logs.get("beacon.recorder.replay")
@@ -125,13 +127,27 @@ async def _project(
     """Project up to the current end. Poison, strays and rows the database refuses were dead-lettered by the
     live recorder already; here they are counted and passed over."""
     out = Projected()
-    async for records in reader.to_end():
-        rows = project.rows_of(records, names, trust)
-        done = await store.record(conn, rows, book, names, trust, into)
-        out.events += len(records)
+
+    def count(done: store.Recorded) -> None:
         out.executions_inserted += done.written.executions_inserted
         out.jobs_inserted += done.written.jobs_inserted
         out.refused += len(done.refused) + len(done.strays)
+
+    # Pipelined like the recorder (main.py): batch N is written while batch N+1 is read and decoded.
+    writing: asyncio.Future[store.Recorded] | None = None
+    try:
+        async for records in reader.to_end():
+            rows = await decode.rows_of_batch(records, names, trust)
+            if writing is not None:
+                count(await writing)
+            writing = asyncio.ensure_future(store.record(conn, rows, book, names, trust, into))
+            out.events += len(records)
+        if writing is not None:
+            count(await writing)
+            writing = None
+    finally:
+        if writing is not None:
+            writing.cancel()
     return out
 
 
@@ -179,7 +195,7 @@ async def rebuild(settings: Settings, allow_fewer: bool = False) -> RebuildRepor
         async with conn.transaction():
             await conn.execute(f"DROP TABLE IF EXISTS {_FRESH_TABLES}")
             for live, fresh, reference in _FRESH:
-                await conn.execute(f"CREATE TABLE {fresh} (LIKE {live} INCLUDING ALL)")
+                await conn.execute(f"CREATE TABLE {fresh} (LIKE {live} INCLUDING ALL){await storage_of(conn, live)}")
                 if reference is not None:
                     await conn.execute(
                         f"ALTER TABLE {fresh} ADD CONSTRAINT {reference} FOREIGN KEY (job_id)"

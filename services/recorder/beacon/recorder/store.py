@@ -32,7 +32,14 @@ from pydantic import ValidationError
 
 from beacon.domain.cells import CellKey
 from beacon.infra.keys import TrustFile
-from beacon.infra.projection import EXECUTION_COLUMNS, JOB_COLUMNS, JOB_REGION_COLUMNS, columns, copy_rows
+from beacon.infra.projection import (
+    EXECUTION_COLUMNS,
+    JOB_COLUMNS,
+    JOB_REGION_COLUMNS,
+    columns,
+    copy_rows,
+    storage_of,
+)
 from beacon.recorder import admit, project
 from beacon.schemas.events import JobSubmitted
 from beacon.schemas.topics import Topics
@@ -138,8 +145,9 @@ async def prepare(conn: psycopg.AsyncConnection) -> None:
     async with conn.transaction():
         for kind, cols in _COLUMNS.items():
             table = f"incoming_{kind}"
+            storage = await storage_of(conn, kind)  # rows kept inline there too (migration 008)
             await conn.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {table} ON COMMIT DELETE ROWS AS "
+                f"CREATE TEMP TABLE IF NOT EXISTS {table}{storage} ON COMMIT DELETE ROWS AS "
                 f"SELECT {columns(cols)} FROM {kind} WITH NO DATA"
             )
             # `seq` keeps consumption order so "first event per key wins" is deterministic.
