@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import gc
 import json
 import logging
@@ -17,13 +16,11 @@ import math
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,139 +29,36 @@ import orjson
 import psycopg
 from nacl.signing import VerifyKey
 
-from beacon.deploy.local import __main__ as local
 from beacon.deploy.local import kafka as local_kafka
-from beacon.deploy.local import postgres as local_postgres
 from beacon.deploy.local import regions
 from beacon.domain import signing
-from beacon.infra import db, kafka, keys, logs
+from beacon.infra import kafka, keys, logs
 from beacon.infra.projection import EXECUTION_COLUMNS, JOB_COLUMNS, columns
-from beacon.infra.settings import Settings, state_dir, with_credentials, without_credentials
+from beacon.infra.settings import Settings, state_dir
 from beacon.recorder import project
 from beacon.schemas.commands import JobSpec
-from beacon.schemas.events import JobSubmitted, encode, parse_event
+from beacon.schemas.events import encode, parse_event
 from beacon.submitter import bootstrap
+from bench import plot
+from bench.env import (
+    HERE,
+    base_settings,
+    drop,
+    free_port,
+    fresh,
+    percentile,
+    produce,
+    rate_until,
+    rows,
+    service,
+    signed,
+    stop,
+)
+from bench.growth import bench_growth, bench_read_load
+from bench.makespan import bench_makespan, bench_post_jobs
 from bench.workload import events, jobs
 
-HERE = Path(__file__).parent
 _EXEC_COLS = columns(EXECUTION_COLUMNS)
-
-
-# --- environment ------------------------------------------------------------------------------------
-
-
-def base_settings() -> Settings:
-    """The benchmark itself acts as the Kafka admin and the PostgreSQL superuser of `make up`'s servers; the
-    services it starts act as themselves (as in production: SASL and least privilege included)."""
-    state, s = state_dir(), Settings.from_env()
-    admin = local.admin_settings(state, s.kafka_bootstrap_servers, s.replication_factor)
-    superuser = with_credentials(s.database_url, local_postgres.USER, local_postgres.superuser_password(state))
-    return dataclasses.replace(admin, database_url=superuser)
-
-
-def fresh(base: Settings, **env: str) -> Settings:
-    """A fresh database (migrated, owned by the migrator) and topic namespace (its principals granted), so
-    each measurement starts from empty."""
-    tag = uuid.uuid4().hex[:8]
-    server = base.database_url.rsplit("/", 1)[0]
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        local_postgres.create_database(conn, f"bench_{tag}")
-    s = Settings.from_env(
-        {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
-            "DATABASE_URL": f"{server}/bench_{tag}",
-            "BEACON_TOPIC_NAMESPACE": f"bench-{tag}",
-            "BEACON_REPLICATION_FACTOR": str(base.replication_factor),
-            "BEACON_KAFKA_USERNAME": str(base.kafka_username),
-            "BEACON_KAFKA_PASSWORD": str(base.kafka_password),
-            **env,
-        }
-    )
-    migrator = dataclasses.replace(s, database_url=without_credentials(s.database_url)).acting_as(db_role="migrator")
-    db.migrate(migrator.database_url)
-    local.grant_services(state_dir(), s)
-    return s
-
-
-def drop(base: Settings, s: Settings) -> None:
-    admin = base.database_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{s.database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def service(s: Settings, *args: str, **env: str) -> subprocess.Popen:
-    """A service of the benchmark's servers, with no credentials given: it acts as itself."""
-    full = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BEACON_KAFKA_USERNAME", "BEACON_KAFKA_PASSWORD"))},
-        "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
-        "DATABASE_URL": without_credentials(s.database_url),
-        "BEACON_SECRETS_DIR": str(s.secrets_dir),
-        "BEACON_TOPIC_NAMESPACE": s.topic_namespace,
-        "BEACON_LOG_FORMAT": "json",
-        "BEACON_HTTP_PORT": "0",
-        "BEACON_RECORDER_PORT": "0",
-        **env,
-    }
-    log = open(HERE / f".{args[0]}-{s.topic_namespace}.log", "ab")  # closed with the process
-    return subprocess.Popen([sys.executable, "-m", "beacon.cli", *args], stdout=log, stderr=subprocess.STDOUT, env=full)
-
-
-def stop(*procs: subprocess.Popen) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        p.wait(timeout=30)
-
-
-def rows(s: Settings) -> int:
-    with psycopg.connect(s.database_url) as conn:
-        return conn.execute("SELECT count(*) FROM executions").fetchone()[0]  # type: ignore[index]
-
-
-def rate_until(count: Callable[[], int], n: int, timeout: float = 900) -> float:
-    """Rows per second from the first row seen to the n-th, polling; start-up time is not counted."""
-    deadline = time.monotonic() + timeout
-    start = first = None
-    while time.monotonic() < deadline:
-        c = count()
-        if c and start is None:
-            start, first = time.monotonic(), c
-        if c >= n:
-            assert start is not None and first is not None
-            elapsed = time.monotonic() - start
-            return (n - first) / elapsed if elapsed > 0 and n > first else float("nan")
-        time.sleep(0.1)
-    raise TimeoutError(f"only {count()} of {n} after {timeout} s")
-
-
-def signed(evs: list[Any]) -> list[Any]:
-    """The events as their producers sign them: the submitter its jobs, each region's runner its results."""
-    folder = Settings.from_env().keys_dir
-    signers: dict[tuple[str, str | None], Any] = {}
-    out = []
-    for e in evs:
-        binding = ("submitter", None) if isinstance(e, JobSubmitted) else ("runner", e.region)
-        if binding not in signers:
-            signers[binding] = keys.signer(folder, *binding)
-        out.append(signers[binding].sign(e))
-    return out
-
-
-async def produce(s: Settings, topic: str, evs: list[Any]) -> None:
-    producer = kafka.producer(s, linger_ms=20, max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, encode(e), key=e.key.encode()) for e in evs]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 # --- 1. recorder vs ceiling vs baseline --------------------------------------------------------------
@@ -183,8 +77,11 @@ def seed_jobs(s: Settings, job_events: list[Any]) -> None:
 def ceiling(s: Settings, row_list: list[tuple], batch: int) -> float:
     """The fastest psycopg path, no Kafka: COPY into a temp table, INSERT … SELECT … ON CONFLICT DO NOTHING."""
     with psycopg.connect(s.database_url) as conn:
+        (options,) = conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'executions'").fetchone() or (None,)
+        storage = f" WITH ({', '.join(options)})" if options else ""  # as the recorder's staging table (migration 008)
         conn.execute(
-            f"CREATE TEMP TABLE stage ON COMMIT DELETE ROWS AS SELECT {_EXEC_COLS} FROM executions WITH NO DATA"
+            f"CREATE TEMP TABLE stage{storage} ON COMMIT DELETE ROWS AS"
+            f" SELECT {_EXEC_COLS} FROM executions WITH NO DATA"
         )
         conn.commit()
         began = time.perf_counter()
@@ -330,7 +227,8 @@ async def emitted_span(s: Settings, n: int) -> float:
         await consumer.stop()
 
 
-def bench_runner(base: Settings, cells: int, latency_ms: int, concurrency: int, out: dict[str, Any]) -> None:
+def bench_runner(base: Settings, cells: int, concurrency: int, out: dict[str, Any]) -> None:
+    """One runner's cells per second with a model that answers at once: its own overhead per cell."""
     from beacon.infra.catalogues import DEFAULT
 
     s = fresh(base)
@@ -354,49 +252,7 @@ def bench_runner(base: Settings, cells: int, latency_ms: int, concurrency: int, 
     finally:
         drop(base, s)
 
-    s = fresh(base, BEACON_RECORDER_BATCH_WAIT_MS="20")
-    try:
-        procs = [service(s, "recorder", BEACON_RECORDER_BATCH_WAIT_MS="20")]
-        procs += [
-            service(
-                s,
-                "runner",
-                "--region",
-                r,
-                BEACON_SIMULATED_LATENCY_MS=str(latency_ms),
-                BEACON_RUNNER_CONCURRENCY=str(concurrency),
-            )
-            for r in ("us-east", "eu-west", "asia-pacific")
-        ]
-        try:
-            time.sleep(4)  # let every consumer join its group before the clock starts
-            spec = JobSpec(
-                job_id="makespan",
-                questions=list(DEFAULT.questions),
-                models=list(DEFAULT.models),
-                regions=["us-east", "eu-west", "asia-pacific"],
-            )
-            began = asyncio.run(submit_jobs(s, [spec]))
-            while rows(s) < 72:
-                time.sleep(0.02)
-            makespan = time.monotonic() - began
-        finally:
-            stop(*procs)
-    finally:
-        drop(base, s)
-    total_concurrency = 3 * concurrency
-    ideal = math.ceil(72 / total_concurrency) * latency_ms / 1000
-    out["runner"] = {
-        "cells": jobs * 24,
-        "cells_per_s_one_runner": rate,
-        "makespan_cells": 72,
-        "latency_ms": latency_ms,
-        "concurrency_per_runner": concurrency,
-        "concurrency_total": total_concurrency,
-        "makespan_s": makespan,
-        "ideal_s": ideal,
-        "makespan_over_ideal": makespan / ideal,
-    }
+    out["runner"] = {"cells": jobs * 24, "cells_per_s_one_runner": rate}
 
 
 # --- 4. end-to-end latency, 5. consumer scaling ---------------------------------------------------------
@@ -626,11 +482,6 @@ def bench_api(base: Settings, seconds: float, out: dict[str, Any]) -> None:
     out["api"] = {"cells": cells, "seconds_per_endpoint": seconds, "clients": 4, "endpoints": results}
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def machine() -> dict[str, Any]:
     mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
     return {
@@ -641,17 +492,27 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _matrix_per_s(r: dict[str, Any]) -> float:
+    return next(e["per_s"] for e in r["api"]["endpoints"] if e["path"].endswith("/matrix"))
+
+
+# The issue-25 goals, each a ratio of one run (never a timed assertion in a test). /matrix: 10× the 19 req/s
+# measured from outside on 2026-12-02.
 TARGETS = [
-    ("recorder / ceiling", lambda r: r["recorder"]["recorder_over_ceiling"], ">=", 0.5),
+    ("recorder / ceiling", lambda r: r["recorder"]["recorder_over_ceiling"], ">=", 0.8),
     ("recorder / baseline", lambda r: r["recorder"]["recorder_over_baseline"], ">=", 10.0),
-    ("replay duplicates / ceiling", lambda r: r["replay"]["duplicates_over_ceiling"], ">=", 0.5),
-    ("runner makespan / ideal", lambda r: r["runner"]["makespan_over_ideal"], "<=", 1.15),
+    ("replay duplicates / ceiling", lambda r: r["replay"]["duplicates_over_ceiling"], ">=", 0.8),
+    ("beacon replay recorder / ceiling", lambda r: r["replay"]["rebuild_over_ceiling"], ">=", 0.5),
+    ("makespan / ideal (CLI and HTTP included)", lambda r: r["makespan"]["makespan_over_ideal"], "<=", 1.15),
+    ("/matrix req/s on 10k cells", _matrix_per_s, ">=", 190.0),
+    ("recorder under read load / alone", lambda r: r["read_load"]["loaded_over_alone"], ">=", 0.9),
     ("end-to-end p99 ms", lambda r: r["latency"]["p99_ms"], "<=", 250.0),
 ]
 
 
 def table(r: dict[str, Any]) -> str:
     rec, rep, run, lat, sc = r["recorder"], r["replay"], r["runner"], r["latency"], r["scaling"]
+    ms, pj = r["makespan"], r["post_jobs"]
     lines = [
         f"machine: {r['machine']['cores']} cores, {r['machine']['memory_gib']} GiB, Python {r['machine']['python']}, "
         f"Kafka {r['machine']['kafka']}",
@@ -667,8 +528,11 @@ def table(r: dict[str, Any]) -> str:
         f"| `beacon replay recorder` (fresh tables, incl. start-up) | {rep['rebuild_per_s_including_startup']:,.0f} "
         f"events/s | ceiling {rec['ceiling_per_s']:,.0f} rows/s | {rep['rebuild_over_ceiling']:.2f} |",
         f"| one runner, {run['cells']:,} cells, zero latency | {run['cells_per_s_one_runner']:,.0f} cells/s | | |",
-        f"| makespan, 72 cells, L={run['latency_ms']} ms, C={run['concurrency_total']} | {run['makespan_s']:.2f} s | "
-        f"ideal ceil(72/C)×L = {run['ideal_s']:.2f} s | {run['makespan_over_ideal']:.2f} |",
+        f"| makespan, `beacon submit` to the 72nd row, HTTP model L={ms['latency_ms']} ms, C={ms['concurrency_total']}"
+        f" | {ms['makespan_s']:.2f} s (median of {len(ms['runs'])}; submit {ms['submit_s']:.2f} s, first row "
+        f"{ms['first_row_s']:.2f} s) | ideal ceil(72/C)×L = {ms['ideal_s']:.2f} s | {ms['makespan_over_ideal']:.2f} |",
+        f"| POST /jobs, {pj['jobs']:,} jobs, {pj['clients']} clients | p50 {pj['p50_ms']:.0f} ms, "
+        f"p99 {pj['p99_ms']:.0f} ms, {pj['per_s']:,.0f} jobs/s | {pj['errors']} errors | |",
         f"| end-to-end, {lat['per_second']:,}/s for {lat['seconds']} s | p50 {lat['p50_ms']:.0f} ms, "
         f"p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms | target p99 ≤ 250 ms | |",
         f"| recorder scaling, {sc['events']:,} events, {sc['partitions']} partitions | 1: {sc['one_per_s']:,.0f}/s, "
@@ -691,7 +555,26 @@ def table(r: dict[str, Any]) -> str:
     for e in r.get("api", {}).get("endpoints", []):
         lines.append(
             f"| read API `{e['path']}`, {r['api']['cells']:,}-cell job, {r['api']['clients']} clients "
-            f"| {e['per_s']:,.0f} req/s | {e['errors']} errors | |"
+            f"| {e['per_s']:,.0f} req/s, p99 {e['p99_ms']:.0f} ms | {e['errors']} errors | |"
+        )
+    if rl := r.get("read_load"):
+        lines.append(
+            f"| recorder, {rl['events']:,} events, while /matrix is read at {rl['matrix_per_s']:,.0f} req/s "
+            f"(p99 {rl['matrix_p99_ms']:.0f} ms) | {rl['recorder_loaded_per_s']:,.0f} rows/s "
+            f"| alone {rl['recorder_alone_per_s']:,.0f} rows/s | {rl['loaded_over_alone']:.2f} |"
+        )
+    for g in r.get("growth", {}).get("recorder", []):
+        lines.append(
+            f"| growth: recorder at {g['events']:,} events | {g['per_s']:,.0f} rows/s, "
+            f"peak {g['peak_rss_mib']:,.0f} MiB "
+            f"| rebuild {g['replay_s']:.1f} s ({g['replay_s_per_million']:,.0f} s per million) | |"
+        )
+    for g in r.get("growth", {}).get("reads", []):
+        revalidate = f", 304 p50 {g['revalidate_p50_ms']:.1f} ms" if g["revalidate_p50_ms"] is not None else ""
+        lines.append(
+            f"| growth: /matrix of a {g['cells']:,}-cell job ({g['bytes'] / 1e6:.1f} MB) "
+            f"| first {g['first_ms']:,.0f} ms, "
+            f"then p50 {g['p50_ms']:.1f} ms, p99 {g['p99_ms']:.1f} ms{revalidate} | | |"
         )
     lines.append("")
     for name, get, op, target in TARGETS:
@@ -699,6 +582,32 @@ def table(r: dict[str, Any]) -> str:
         ok = value >= target if op == ">=" else value <= target
         lines.append(f"target {name} {op} {target}: {value:.2f} {'met' if ok else 'MISSED'}")
     return "\n".join(lines)
+
+
+def sizes(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give sizes as whole numbers separated by commas") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every size must be at least 1")
+    return values
+
+
+# In the order they run (main's list says how each runs).
+STEP_NAMES = (
+    "signing",
+    "recorder",
+    "runner",
+    "makespan",
+    "post_jobs",
+    "latency",
+    "scaling",
+    "regions",
+    "api",
+    "read_load",
+    "growth",
+)
 
 
 def main() -> None:
@@ -710,6 +619,8 @@ def main() -> None:
     parser.add_argument("--runner-cells", type=int, default=10_000)
     parser.add_argument("--latency-ms", type=int, default=1000, help="model latency L for the makespan")
     parser.add_argument("--concurrency", type=int, default=8, help="per runner; three runners")
+    parser.add_argument("--makespan-runs", type=int, default=3, help="timed jobs (after one untimed)")
+    parser.add_argument("--post-jobs", type=int, default=300, help="POST /jobs requests, 4 clients")
     parser.add_argument("--e2e-seconds", type=int, default=60)
     parser.add_argument("--e2e-rate", type=int, default=1000)
     parser.add_argument("--scale-events", type=int, default=100_000)
@@ -718,9 +629,13 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness, measures nothing")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--api-seconds", type=float, default=10.0, help="load per read-API endpoint")
+    parser.add_argument("--read-load-events", type=int, default=100_000, help="recorder events, alone and loaded")
+    parser.add_argument("--read-load-rate", type=float, default=200.0, help="/matrix requests per second meanwhile")
+    parser.add_argument("--growth-events", type=sizes, default=[10_000, 100_000, 1_000_000], help="e.g. 10000,100000")
+    parser.add_argument("--growth-cells", type=sizes, default=[1_000, 10_000, 100_000], help="cells per job read")
     parser.add_argument(
         "--only",
-        choices=["signing", "recorder", "runner", "latency", "scaling", "regions", "api"],
+        choices=STEP_NAMES,
         action="append",
         help="run only these parts (repeatable); the table needs all of them",
     )
@@ -730,19 +645,26 @@ def main() -> None:
     logs.configure("console", level=logging.WARNING, library_level=logging.ERROR)
     if a.smoke:
         a.events, a.baseline_rows, a.runner_cells, a.latency_ms = 600, 100, 48, 200
+        a.makespan_runs, a.post_jobs = 1, 20
         a.e2e_seconds, a.e2e_rate, a.scale_events, a.api_seconds = 2, 100, 300, 1.0
         a.hop_seconds, a.hop_rate = 1, 50
+        a.read_load_events, a.read_load_rate, a.growth_events, a.growth_cells = 300, 20.0, [200, 400], [100, 200]
     base = base_settings()
     results: dict[str, Any] = {"machine": machine(), "arguments": {k: str(v) for k, v in vars(a).items()}}
     steps = [
         ("signing", lambda: bench_signing(2_000 if not a.smoke else 100, results)),
         ("recorder", lambda: bench_recorder(base, a.events, a.baseline_rows, results)),
-        ("runner", lambda: bench_runner(base, a.runner_cells, a.latency_ms, a.concurrency, results)),
+        ("runner", lambda: bench_runner(base, a.runner_cells, a.concurrency, results)),
+        ("makespan", lambda: bench_makespan(base, a.latency_ms, a.concurrency, a.makespan_runs, results)),
+        ("post_jobs", lambda: bench_post_jobs(base, a.post_jobs, 4, results)),
         ("latency", lambda: bench_latency(base, a.e2e_seconds, a.e2e_rate, results)),
         ("scaling", lambda: bench_scaling(base, a.scale_events, results)),
         ("regions", lambda: bench_hop(base, a.hop_seconds, a.hop_rate, results)),
         ("api", lambda: bench_api(base, a.api_seconds, results)),
+        ("read_load", lambda: bench_read_load(base, a.read_load_events, a.read_load_rate, results)),
+        ("growth", lambda: bench_growth(base, a.growth_events, a.growth_cells, results)),
     ]
+    assert tuple(name for name, _ in steps) == STEP_NAMES
     for name, step in steps:
         if a.only and name not in a.only:
             continue
@@ -754,6 +676,9 @@ def main() -> None:
     print()
     print(table(results) if not a.only else json.dumps(results, indent=2))
     print(f"\nwrote {a.out}")
+    if "growth" in results:
+        plot.draw(results, a.out.with_suffix(".png"))
+        print(f"wrote {a.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -66,12 +66,13 @@ def jobs(n: int, prefix: str = "bench") -> list[JobSubmitted]:
     ]
 
 
-def events(n: int, prefix: str = "bench", seed: int = 7) -> list[ExecutionCompleted]:
-    """n events for n distinct cells: job {prefix}-{i // 72}, cell i % 72."""
-    rng = random.Random(seed)
+def events(n: int, prefix: str = "bench", seed: int = 7, start: int = 0) -> list[ExecutionCompleted]:
+    """n events for n distinct cells: job {prefix}-{i // 72}, cell i % 72, for i from `start` (a large
+    workload is made and sent a part at a time)."""
+    rng = random.Random(seed if not start else f"{seed}-{start}")
     base = datetime(2026, 1, 1, tzinfo=UTC)
     out = []
-    for i in range(n):
+    for i in range(start, start + n):
         region, model, question = CELLS[i % len(CELLS)]
         text = answer(rng)
         started = base + timedelta(milliseconds=i)

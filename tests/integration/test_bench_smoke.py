@@ -27,7 +27,9 @@ def test_bench_smoke_run_writes_every_section(settings: Settings, tmp_path: Path
     )
     assert result.returncode == 0, result.stdout.decode()[-2000:] + result.stderr.decode()[-2000:]
     results = json.loads(out.read_text())
-    assert {"machine", "recorder", "replay", "runner", "latency", "scaling", "regions"} <= results.keys()
+    steps = {"recorder", "replay", "runner", "makespan", "post_jobs", "latency", "scaling", "regions", "api"}
+    assert steps | {"machine", "read_load", "growth"} <= results.keys()
+    assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"  # the plot beside the figures
     assert results["machine"]["cores"] >= 1
     assert results["scaling"]["rows_exact"] is True
     assert "target end-to-end p99 ms" in result.stdout.decode()
