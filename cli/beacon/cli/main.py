@@ -1,31 +1,20 @@
-"""The `beacon` command: every service's entrypoint and the user's tools, one subcommand each."""
+"""The `beacon` command: every service's entrypoint and the user's tools, one subcommand each.
+
+Each command imports what it needs inside its function, and building the parser imports nothing heavy, so a
+command loads only its own modules: `beacon submit` neither the bundle code nor the read side, for instance
+(with every command's modules imported here, importing this module alone took a third of a second)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import os
-import re
 import sys
 from collections.abc import Callable, Coroutine
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import psycopg
-from aiokafka.errors import KafkaError
-
-from beacon.cli import bundles
-from beacon.cli.show import UserError, counts_text, matrix_text, summary_of, watch, where_text
-from beacon.domain.bundle import BundleError
-from beacon.domain.catalogue import CatalogueError
-from beacon.domain.cells import question_token
-from beacon.infra import db, kafka, logs
-from beacon.infra.keys import KeysError
-from beacon.infra.settings import Settings, SettingsError
-from beacon.infra.terminal import safe, safe_json
-from beacon.providers.routing import RoutingError
 from beacon.schemas.topics import Principals
+
+if TYPE_CHECKING:
+    from beacon.infra.settings import Settings
 
 SERVICES = ("runner", "recorder", "reader", "submitter-api")
 API_HELP = (
@@ -72,6 +61,8 @@ T = TypeVar("T")
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.infra import db
+
     applied = db.migrate(settings.database_url)
     print(f"applied {', '.join(applied)}" if applied else "database is up to date")
 
@@ -89,7 +80,11 @@ def positive(text: str) -> int:
 
 def cmd_tokens(settings: Settings, args: argparse.Namespace) -> None:
     """create NAME | list | revoke ID — the API tokens the HTTP services accept (as the schema's owner)."""
-    from beacon.infra import tokens
+    import re
+
+    from beacon.cli.show import UserError
+    from beacon.infra import db, tokens
+    from beacon.infra.terminal import safe, safe_json
 
     with db.connect(settings.database_url) as conn:
         if args.action == "create":
@@ -155,7 +150,11 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_catalogue(settings: Settings, args: argparse.Namespace) -> None:
     """validate [FILE] | list | show ID — the catalogue in use (BEACON_CATALOGUE_FILE, or the default)."""
+    from pathlib import Path
+
+    from beacon.cli.show import UserError
     from beacon.infra import catalogues
+    from beacon.infra.terminal import safe
 
     if args.action == "validate":
         path = Path(args.target) if args.target else settings.catalogue_file or catalogues.DEFAULT_FILE
@@ -200,6 +199,7 @@ def cmd_catalogue(settings: Settings, args: argparse.Namespace) -> None:
 
 def waiting_for_kafka(settings: Settings) -> Callable[[str, float], None]:
     """Tells the person at the terminal what a command is waiting for while Kafka is unavailable."""
+    from beacon.infra.terminal import safe
 
     def say(error: str, seconds: float) -> None:
         print(
@@ -215,14 +215,24 @@ def waiting_for_kafka(settings: Settings) -> Callable[[str, float], None]:
 def with_kafka(settings: Settings, op: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a command's Kafka work, starting it again while the cluster is unavailable (each of these
     commands is safe to repeat), for up to BEACON_KAFKA_WAIT_SECONDS, saying what it waits for."""
+    import asyncio
+
+    from beacon.infra import kafka
+
     return asyncio.run(
         kafka.retrying("Kafka", op, give_up_after_s=settings.kafka_wait_seconds, on_wait=waiting_for_kafka(settings))
     )
 
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
+    import asyncio
+    from pathlib import Path
+
+    from beacon.cli.show import UserError
+    from beacon.infra.terminal import safe_json
     from beacon.submitter.bootstrap import submit_once
     from beacon.submitter.decide import InvalidJob, JobConflict, parse_spec
+    from beacon.submitter.publish import MissingTopic, NotMigrated
 
     source = "stdin" if args.file == "-" else args.file
     if args.file == "-":
@@ -241,7 +251,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
         raise UserError(f"{source}: invalid job spec:\n{problems}") from None
     try:
         submitted = asyncio.run(submit_once(settings, spec, on_wait=waiting_for_kafka(settings)))
-    except JobConflict as exc:
+    except (JobConflict, MissingTopic, NotMigrated) as exc:  # each says what to do; nothing was registered
         raise UserError(str(exc)) from None
     if args.json:
         print(safe_json(submitted.as_json()))
@@ -253,6 +263,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_submitter_api(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.cli.show import UserError
     from beacon.submitter.__main__ import DidNotStart, serve
 
     try:
@@ -262,6 +273,7 @@ def cmd_submitter_api(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_runner(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.cli.show import UserError
     from beacon.runner.__main__ import BadRegion, serve
 
     try:
@@ -283,6 +295,9 @@ def cmd_reader(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.cli.show import counts_text, summary_of, watch, where_text
+    from beacon.infra.terminal import safe, safe_json
+
     if args.watch:
         summary = watch(settings, args.job_id, args.timeout, api=args.api or settings.api_url)
     else:
@@ -300,6 +315,9 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_executions(settings: Settings, args: argparse.Namespace) -> None:
     from beacon.cli.reading import DatabaseSource
+    from beacon.cli.show import summary_of
+    from beacon.domain.cells import question_token
+    from beacon.infra.terminal import safe, safe_json
 
     summary_of(settings, args.job_id)
     _, rows = DatabaseSource(settings).grid(args.job_id)
@@ -317,6 +335,8 @@ def cmd_executions(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_matrix(settings: Settings, args: argparse.Namespace) -> None:
+    from beacon.cli.show import matrix_text
+
     print(matrix_text(settings, args.job_id, args.api or settings.api_url))
 
 
@@ -324,12 +344,15 @@ def cmd_compare(settings: Settings, args: argparse.Namespace) -> None:
     """Two jobs cell by cell (beacon.domain.compare), read from the database or the reader's API."""
     from beacon.cli.reading import source
     from beacon.cli.show import compare_text
+    from beacon.infra.terminal import safe_json
 
     doc = source(settings, args.api or settings.api_url).compare(args.base, args.other)
     print(safe_json(doc) if args.json else compare_text(doc))
 
 
 def cmd_dlq(settings: Settings, args: argparse.Namespace) -> None:
+    import asyncio
+
     if args.action == "list":  # printed as it is read: a second try would print it twice, so it is not retried
         asyncio.run(dlq_list(settings, args.json))
     else:
@@ -339,6 +362,7 @@ def cmd_dlq(settings: Settings, args: argparse.Namespace) -> None:
 async def dlq_list(settings: Settings, as_json: bool) -> None:
     """Each dead letter is printed as it is read (a JSON array is streamed too): any number fits."""
     from beacon.infra import dlq
+    from beacon.infra.terminal import safe, safe_json
 
     count = 0
     async for d in dlq.list_all(settings):
@@ -362,6 +386,7 @@ async def dlq_list(settings: Settings, as_json: bool) -> None:
 
 async def dlq_replay(settings: Settings, dry_run: bool) -> None:
     from beacon.infra import dlq
+    from beacon.infra.terminal import safe
 
     counts = {"sent": 0, "would-send": 0, "duplicate": 0, "unreplayable": 0}
     async for r in dlq.replay(settings, dry_run=dry_run):
@@ -380,6 +405,7 @@ async def dlq_replay(settings: Settings, dry_run: bool) -> None:
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
     from datetime import datetime
 
+    from beacon.cli.show import UserError
     from beacon.recorder.replay import ReplayRefused, rebuild, reproject
 
     if args.since is None:
@@ -432,6 +458,8 @@ def cmd_reclassify(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _reclassify_with_judge(settings: Settings) -> tuple[Any, str]:
+    import os
+
     from beacon.providers.judge import from_routing
     from beacon.recorder.reclassify import reclassify
 
@@ -443,6 +471,8 @@ async def _reclassify_with_judge(settings: Settings) -> tuple[Any, str]:
 def cmd_example(settings: Settings, args: argparse.Namespace) -> None:
     """The job specs and catalogue shipped with the CLI: list them, or print one to use or edit."""
     from importlib import resources
+
+    from beacon.cli.show import UserError
 
     folder = resources.files("beacon.cli").joinpath("examples")
     names = sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith((".json", ".toml")))
@@ -465,7 +495,10 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
 # --- wiring ---------------------------------------------------------------------------------------
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command's parser. Given the `command` asked for, the commands of beacon.cli.bundles (keys, export,
+    verify) are added only if it may be one of them: building theirs imports the signing and bundle code
+    (about 0.1 s), which no other command needs."""
     p = argparse.ArgumentParser(prog="beacon", description="Questions × models × regions, one record per cell.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -531,7 +564,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="list: one JSON array")
     s.set_defaults(func=cmd_tokens)
 
-    bundles.add_parsers(sub)
+    if command is None or command not in sub.choices:
+        from beacon.cli import bundles
+
+        bundles.add_parsers(sub)
 
     s = sub.add_parser("dlq", help="dead letters: list them, or replay them to their source topic after a fix")
     s.add_argument("action", choices=["list", "replay"])
@@ -569,8 +605,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = parser(words[0] if words else None).parse_args(words)
+    settings: Settings | None = None
     try:
+        import logging
+
+        from beacon.infra import logs
+        from beacon.infra.settings import Settings
+
         settings = Settings.from_env()
         if args.command in SERVICES:
             logs.configure(settings.log_format)
@@ -578,33 +621,57 @@ def main(argv: list[str] | None = None) -> None:
             logs.configure("console", level=logging.WARNING, library_level=logging.ERROR)
         settings = acting_as(settings, args)
         args.func(settings, args)
-    except (UserError, SettingsError, RoutingError, CatalogueError, db.MigrationError, KeysError, BundleError) as exc:
+    except Exception as exc:
+        code = explained(exc, settings)
+        if code is None:
+            raise
+        sys.exit(code)
+
+
+def explained(exc: Exception, settings: Settings | None) -> int | None:
+    """Tell the person at the terminal what went wrong and what to do; the exit code, or None for a failure
+    that is a bug (its traceback is shown). The error classes are imported here, once one has happened."""
+    import psycopg
+    from aiokafka.errors import KafkaError
+
+    from beacon.cli.show import UserError
+    from beacon.domain.bundle import BundleError
+    from beacon.domain.catalogue import CatalogueError
+    from beacon.infra import db, kafka
+    from beacon.infra.keys import KeysError
+    from beacon.infra.settings import SettingsError
+    from beacon.infra.terminal import safe
+    from beacon.providers.routing import RoutingError
+
+    mistakes = (UserError, SettingsError, RoutingError, CatalogueError, db.MigrationError, KeysError, BundleError)
+    if isinstance(exc, mistakes):
         print(f"error: {safe(exc, newlines=True)}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
-    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        return EXIT_BAD_INPUT
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
         first = str(exc).strip().splitlines()[0]
         print(
             f"error: the database's tables are missing or older than this Beacon ({first}); run `beacon migrate`"
             " as the schema's owner (`make up` does)",
             file=sys.stderr,
         )
-        sys.exit(EXIT_UNAVAILABLE)
-    except (psycopg.OperationalError, KafkaError, TimeoutError, ConnectionError) as exc:
-        refused = kafka.credentials_problem(settings, exc)
-        if refused:
-            print(f"error: {refused}", file=sys.stderr)
-            sys.exit(EXIT_BAD_INPUT)
-        if isinstance(exc, KafkaError) and not kafka.is_transient(exc):
-            raise
-        hint = ""
-        if isinstance(exc, KafkaError):
-            hint = (
-                f"\nKafka at {settings.kafka_bootstrap_servers} was unavailable for longer than "
-                f"{settings.kafka_wait_seconds} s; start it with `make up`, set KAFKA_BOOTSTRAP_SERVERS, or "
-                "wait longer with BEACON_KAFKA_WAIT_SECONDS"
-            )
-        print(f"error: {safe(exc, newlines=True)}{hint}", file=sys.stderr)
-        sys.exit(EXIT_UNAVAILABLE)
+        return EXIT_UNAVAILABLE
+    if settings is None or not isinstance(exc, psycopg.OperationalError | KafkaError | TimeoutError | ConnectionError):
+        return None
+    refused = kafka.credentials_problem(settings, exc)
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if isinstance(exc, KafkaError) and not kafka.is_transient(exc):
+        return None
+    hint = ""
+    if isinstance(exc, KafkaError):
+        hint = (
+            f"\nKafka at {settings.kafka_bootstrap_servers} was unavailable for longer than "
+            f"{settings.kafka_wait_seconds} s; start it with `make up`, set KAFKA_BOOTSTRAP_SERVERS, or "
+            "wait longer with BEACON_KAFKA_WAIT_SECONDS"
+        )
+    print(f"error: {safe(exc, newlines=True)}{hint}", file=sys.stderr)
+    return EXIT_UNAVAILABLE
 
 
 if __name__ == "__main__":
