@@ -6,6 +6,9 @@ an unknown job a 404; input never causes a 500. Every parameter is checked for i
 reaches the database: a job id must be one (`JOB_ID_PATTERN`, which also keeps NUL bytes and megabyte
 strings away from PostgreSQL), a filter one of its allowed values, a cursor exactly the shape the endpoint
 gave out. tests/integration/test_http_hostile.py drives every endpoint with schemathesis.
+
+The matrix, the analysis, the comparison and the pages of executions are built once per version of the jobs they
+show (versions.py), kept (cache.py) and served again with an ETag, 304 to a client that holds them (conditional.py).
 """
 
 from __future__ import annotations
@@ -16,32 +19,31 @@ import binascii
 import json
 import re
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from psycopg_pool import AsyncConnectionPool
 
-from beacon.domain import bundle, compare
+from beacon.domain import bundle, compare, signing
 from beacon.domain.cells import NO_QUESTION_TOKEN, question_from_token, question_token
 from beacon.infra import http, keys, metrics, tokens
 from beacon.infra.http import READY_CHECK_SECONDS, bounded
 from beacon.infra.settings import Settings
-from beacon.reader import analysis, queries
+from beacon.reader import analysis, cache, conditional, queries, versions
 from beacon.reader.queries import JobSummary
 from beacon.schemas.commands import JOB_ID_PATTERN
 from beacon.schemas.events import CLASSIFICATIONS, EXECUTION_STATUSES
 from beacon.schemas.ids import ID_DESCRIPTION
 
 PORTAL = Path(__file__).parent / "portal" / "index.html"
-ANALYSES_CACHED = 64  # jobs whose analysis is kept; each is bounded by its job's cell count
 
 MAX_CURSOR_CHARS = 256  # the longest cursor this API gives out is about 150 characters
 MAX_ROW_ID = 2**63 - 1  # executions.id is a bigint
@@ -111,6 +113,13 @@ def _executions_cursor(cursor: str) -> int:
     raise BadCursor
 
 
+def _each_or_404(found: dict[str, versions.JobVersion], job_ids: tuple[str, ...]) -> tuple[versions.JobVersion, ...]:
+    for job_id in job_ids:
+        if job_id not in found:
+            raise HTTPException(404, f"no job {job_id!r}")
+    return tuple(found[j] for j in job_ids)
+
+
 def _summary_json(s: JobSummary) -> dict[str, Any]:
     return {
         **s.as_json(),
@@ -120,6 +129,28 @@ def _summary_json(s: JobSummary) -> dict[str, Any]:
             "regions": [r["id"] for r in s.spec["regions"]],
             "params": s.spec["params"],
         },
+    }
+
+
+def _matrix(summary: JobSummary, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """GET /jobs/{id}/matrix: the job's summary, its axes and every recorded cell."""
+    spec = summary.spec
+    return {
+        "job": _summary_json(summary),
+        "questions": [q["id"] for q in spec["questions"]] or [NO_QUESTION_TOKEN],
+        "models": [m["id"] for m in spec["models"]],
+        "regions": [{"id": r["id"], "display": r["display"], "language": r["language"]} for r in spec["regions"]],
+        "cells": [
+            {
+                "question_id": question_token(r["question_id"]),
+                "model_id": r["model_id"],
+                "region": r["region"],
+                "status": r["status"],
+                "classification": r["classification"],
+                "judge": r["judge_label"],
+            }
+            for r in rows
+        ],
     }
 
 
@@ -134,7 +165,7 @@ def _known(summary: JobSummary, kind: str, catalogue_ids: Any) -> list[str]:
 _SHOWN = ("region", "model_id", "question_id", "language", "provider", "provider_model", "status", "answer", "event_id")
 
 
-def _verification(row: dict[str, Any], spec: dict[str, Any], trust: keys.TrustFile) -> dict[str, Any]:
+def _verification(row: dict[str, Any], spec: dict[str, Any], trust: signing.Trust) -> dict[str, Any]:
     """The row with its verification state in place of its signed event: `verified` (a trusted key of the
     region's runner, or the recorder for a timeout, signed exactly this, and its receipt is the job's),
     `unsigned` (recorded before events were signed), or `failed` with the reason (a key revoked since)."""
@@ -144,7 +175,7 @@ def _verification(row: dict[str, Any], spec: dict[str, Any], trust: keys.TrustFi
         return row
     try:
         event = json.loads(raw)
-        verdict = bundle.check(event, spec, trust.current())
+        verdict = bundle.check(event, spec, trust)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         row["verification"] = {"state": "failed", "reason": f"unreadable signed event: {exc}"[:300]}
         return row
@@ -169,7 +200,9 @@ def create_app(settings: Settings) -> FastAPI:
     QUESTION_IDS = [*catalogue.questions, NO_QUESTION_TOKEN]
     REGIONS, MODELS = list(catalogue.regions), list(catalogue.models)
     LANGUAGES = catalogue.languages()
-    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False)
+    # Autocommit: the reader only reads, so an implicit BEGIN and COMMIT around each use would be two round
+    # trips for nothing (each statement reads committed rows either way); snapshot() opens its own transaction.
+    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False, kwargs={"autocommit": True})
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -207,8 +240,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Added last, so it runs first: an unknown host or another site is refused before a token is looked up.
     http.harden(app, page=PORTAL.read_text(encoding="utf-8"), allowed_hosts=settings.allowed_hosts)
 
-    # The analyses computed lately, by (job, rows recorded): the least recently used go first.
-    analyses: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+    bodies = cache.Representations()
+    known = versions.Versions()
 
     @app.middleware("http")
     async def measured(request: Request, call_next: Any) -> Any:
@@ -225,12 +258,45 @@ def create_app(settings: Settings) -> FastAPI:
         problems = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"error": "bad request", "problems": bounded(problems)}, status_code=400)
 
-    async def summary_or_404(job_id: str) -> JobSummary:
-        async with pool.connection() as conn:
-            summary = await queries.job_summary(conn, job_id)
+    async def summary_or_404(job_id: str, conn: psycopg.AsyncConnection | None = None) -> JobSummary:
+        if conn is None:
+            async with pool.connection() as own:
+                return await summary_or_404(job_id, own)
+        summary = await queries.job_summary(conn, job_id)
         if summary is None:
             raise HTTPException(404, f"no job {job_id!r}")
         return summary
+
+    async def versions_or_404(*job_ids: str) -> tuple[versions.JobVersion, ...]:
+        """The jobs' versions now (a settled job's without counting its rows again), each job's 404 in order."""
+        async with pool.connection() as conn:
+            found = await known.of(conn, job_ids)
+        return _each_or_404(found, job_ids)
+
+    @asynccontextmanager
+    async def snapshot(*job_ids: str) -> AsyncIterator[tuple[psycopg.AsyncConnection, tuple[versions.JobVersion, ...]]]:
+        """A connection with one view of the tables (REPEATABLE READ) and the jobs' versions in that view: a
+        body is read in it and kept under those versions, so a body is never paired with another version."""
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield conn, _each_or_404(await versions.read(conn, job_ids), job_ids)
+
+    async def cached(
+        request: Request,
+        key: Hashable,
+        depends: Hashable,
+        build: Callable[[], Awaitable[tuple[Hashable, dict[str, Any]]]],
+    ) -> Response:
+        """The body of `key` built from `depends` (built now if no request built it yet), or 304 when the
+        client holds it already."""
+
+        async def entry() -> cache.Entry:
+            built_from, content = await build()
+            return await asyncio.to_thread(cache.entry_of, built_from, content)
+
+        found = await bodies.get_or_build(key, depends, entry)
+        headers = request.headers
+        return conditional.response(found, headers.getlist("if-none-match"), headers.getlist("accept-encoding"))
 
     # --- jobs ----------------------------------------------------------------------------------------
 
@@ -252,9 +318,10 @@ def create_app(settings: Settings) -> FastAPI:
         each region's one language and whether a runner has picked the job up there."""
         return _summary_json(await summary_or_404(job_id))
 
-    @app.get("/jobs/{job_id}/executions", tags=["executions"])
+    @app.get("/jobs/{job_id}/executions", tags=["executions"], response_model=dict[str, Any])
     async def list_executions(
         job_id: JobId,
+        request: Request,
         # Defaults, not Annotated[...]: the allowed values are this app's catalogue's, known only here.
         question_id: str | None = Query(None, **_one_of(QUESTION_IDS, "`-`: the cell of a job without questions.")),
         region: str | None = Query(None, **_one_of(REGIONS, "A region id.")),
@@ -264,33 +331,39 @@ def create_app(settings: Settings) -> FastAPI:
         classification: Annotated[str | None, Query(**_one_of(CLASSIFICATIONS, "The answer's class."))] = None,
         limit: Limit = 100,
         cursor: Cursor = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """A job's executions with answers and receipts, filtered, in recording order."""
         _check("status", status, EXECUTION_STATUSES)
         _check("classification", classification, CLASSIFICATIONS)
         after = _executions_cursor(cursor) if cursor else None
-        summary = await summary_or_404(job_id)
-        _check("question_id", question_id, [*_known(summary, "questions", QUESTION_IDS)])
-        _check("region", region, _known(summary, "regions", REGIONS))
-        _check("model_id", model_id, _known(summary, "models", MODELS))
-        _check("language", language, list(dict.fromkeys([*LANGUAGES, *summary.languages.values()])))
-        filters = {
-            k: v
-            for k, v in {
-                "question_id": question_id,
-                "region": region,
-                "model_id": model_id,
-                "language": language,
-                "status": status,
-                "classification": classification,
-            }.items()
-            if v is not None
+        version = await versions_or_404(job_id)
+        given = {
+            "question_id": question_id,
+            "region": region,
+            "model_id": model_id,
+            "language": language,
+            "status": status,
+            "classification": classification,
         }
-        async with pool.connection() as conn:
-            rows = await queries.executions_page(conn, job_id, filters, limit, after)
-        rows = [_verification(r, summary.spec, trusted[0]) for r in rows]
-        next_cursor = _encode_cursor([rows[-1]["id"]]) if len(rows) == limit else None
-        return {"executions": rows, "next_cursor": next_cursor}
+        filters = {k: v for k, v in given.items() if v is not None}
+        # The verification states depend on the trusted keys too: a key revoked since is a new page.
+        trust = trusted[0].current()
+
+        async def page() -> tuple[Hashable, dict[str, Any]]:
+            async with snapshot(job_id) as (conn, now):
+                summary = await summary_or_404(job_id, conn)
+                # Checked when built: a page is kept only for filters its job allows, so a page found was checked.
+                _check("question_id", question_id, [*_known(summary, "questions", QUESTION_IDS)])
+                _check("region", region, _known(summary, "regions", REGIONS))
+                _check("model_id", model_id, _known(summary, "models", MODELS))
+                _check("language", language, list(dict.fromkeys([*LANGUAGES, *summary.languages.values()])))
+                rows = await queries.executions_page(conn, job_id, filters, limit, after)
+            rows = [_verification(r, summary.spec, trust) for r in rows]
+            next_cursor = _encode_cursor([rows[-1]["id"]]) if len(rows) == limit else None
+            return (now, trust), {"executions": rows, "next_cursor": next_cursor}
+
+        key = ("executions", job_id, *given.values(), limit, after)
+        return await cached(request, key, (version, trust), page)
 
     @app.get("/jobs/{job_id}/executions/{region}/{model_id}/{question_id}", tags=["executions"])
     async def get_execution(
@@ -308,47 +381,29 @@ def create_app(settings: Settings) -> FastAPI:
             row = await queries.one_execution(conn, job_id, region, model_id, question_from_token(question_id))
         if row is None:
             raise HTTPException(404, f"cell {region}/{model_id}/{question_id} of {job_id!r} is not recorded (yet)")
-        return _verification(row, summary.spec, trusted[0])
+        return _verification(row, summary.spec, trusted[0].current())
 
-    @app.get("/jobs/{job_id}/matrix", tags=["analysis"])
-    async def get_matrix(job_id: JobId) -> dict[str, Any]:
+    @app.get("/jobs/{job_id}/matrix", tags=["analysis"], response_model=dict[str, Any])
+    async def get_matrix(job_id: JobId, request: Request) -> Response:
         """Questions × models × regions (each with its one language) with the classification of each
         recorded cell."""
-        summary = await summary_or_404(job_id)
-        async with pool.connection() as conn:
-            rows = await queries.cells(conn, job_id)
-        spec = summary.spec
-        return {
-            "job": _summary_json(summary),
-            "questions": [q["id"] for q in spec["questions"]] or [NO_QUESTION_TOKEN],
-            "models": [m["id"] for m in spec["models"]],
-            "regions": [{"id": r["id"], "display": r["display"], "language": r["language"]} for r in spec["regions"]],
-            "cells": [
-                {
-                    "question_id": question_token(r["question_id"]),
-                    "model_id": r["model_id"],
-                    "region": r["region"],
-                    "status": r["status"],
-                    "classification": r["classification"],
-                    "judge": r["judge_label"],
-                }
-                for r in rows
-            ],
-        }
 
-    @app.get("/jobs/{job_id}/analysis", tags=["analysis"])
-    async def get_analysis(job_id: JobId) -> dict[str, Any]:
+        async def matrix() -> tuple[Hashable, dict[str, Any]]:
+            async with snapshot(job_id) as (conn, now):
+                summary = await summary_or_404(job_id, conn)
+                rows = await queries.cells(conn, job_id)
+            return now, _matrix(summary, rows)
+
+        return await cached(request, ("matrix", job_id), await versions_or_404(job_id), matrix)
+
+    @app.get("/jobs/{job_id}/analysis", tags=["analysis"], response_model=dict[str, Any])
+    async def get_analysis(job_id: JobId, request: Request) -> Response:
         """Refusal rates per region, model and question (and language, when the job's regions ask in
         different ones); cross-region divergence; refused-vs-answered splits."""
-        summary = await summary_or_404(job_id)
-        # A recorded cell never changes (the first result per cell wins), so the analysis of a job is the
-        # same for as long as its count of rows is: computed once per count, not once per request.
-        key = (job_id, summary.recorded)
-        cached = analyses.get(key)
-        if cached is not None:
-            analyses.move_to_end(key)
-            return cached
-        async with pool.connection() as conn:
+        return await cached(request, ("analysis", job_id), await versions_or_404(job_id), lambda: _analysis(job_id))
+
+    async def _analysis(job_id: str) -> tuple[Hashable, dict[str, Any]]:
+        async with snapshot(job_id) as (conn, now):
             rows = await queries.cells(conn, job_id, answers=True, answer_chars=analysis.WORDS_FROM_CHARS)
         cells = [
             analysis.Cell(
@@ -363,29 +418,29 @@ def create_app(settings: Settings) -> FastAPI:
             for r in rows
         ]
         # CPU-bound (pairwise distances): in a worker thread, so other requests are not held up behind it.
-        result = await asyncio.to_thread(analysis.analyse, cells)
-        analyses[key] = result
-        while len(analyses) > ANALYSES_CACHED:
-            analyses.popitem(last=False)
-        return result
+        return now, await asyncio.to_thread(analysis.analyse, cells)
 
     # --- two jobs compared ----------------------------------------------------------------------------
 
-    @app.get("/compare", tags=["analysis"])
-    async def get_compare(base: CompareJobId, other: CompareJobId) -> dict[str, Any]:
+    @app.get("/compare", tags=["analysis"], response_model=dict[str, Any])
+    async def get_compare(base: CompareJobId, other: CompareJobId, request: Request) -> Response:
         """Two jobs cell by cell, matched by (region, model_id, question_id): both classifications and
         statuses and the transition of each shared cell (`unchanged`, `answered → refused`, …), summed per
         question, region and model; each job's language per region, catalogue version and submission time;
         the cells of one job only."""
-        sides = []
-        async with pool.connection() as conn:
-            for job_id in (base, other):
-                found = await queries.job_for_compare(conn, job_id)
-                if found is None:
-                    raise HTTPException(404, f"no job {job_id!r}")
-                sides.append(found)
-        a, b = (compare.side_from(job, rows) for job, rows in sides)
-        return await asyncio.to_thread(compare.compare, a, b)
+
+        async def compared() -> tuple[Hashable, dict[str, Any]]:
+            sides = []
+            async with snapshot(base, other) as (conn, now):
+                for job_id in (base, other):
+                    found = await queries.job_for_compare(conn, job_id)
+                    if found is None:
+                        raise HTTPException(404, f"no job {job_id!r}")
+                    sides.append(found)
+            a, b = (compare.side_from(job, rows) for job, rows in sides)
+            return now, await asyncio.to_thread(compare.compare, a, b)
+
+        return await cached(request, ("compare", base, other), await versions_or_404(base, other), compared)
 
     # --- catalogue, health, metrics, portal -----------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -195,16 +196,19 @@ async def one_execution(
 async def cells(
     conn: psycopg.AsyncConnection, job_id: str, answers: bool = False, answer_chars: int | None = None
 ) -> list[dict[str, Any]]:
-    """Every recorded cell of the job; the answers (the bulk of the bytes) only when asked for, cut to
-    `answer_chars` in the database when given (so a 112k-character answer costs its first characters'
-    transfer, not all of it)."""
-    columns = "region, model_id, question_id, language, status, classification"
+    """Every recorded cell of the job, in recording order (the same rows give the same bytes, whatever plan
+    the database picks); the answers (the bulk of the bytes) only when asked for, cut to `answer_chars` in the
+    database when given (so a 112k-character answer costs its first characters' transfer, not all of it)."""
+    columns = "id, region, model_id, question_id, language, status, classification"
     columns += ", output->'judgement'->>'label' AS judge_label"
     if answers:
         columns += f", left(answer, {int(answer_chars)}) AS answer" if answer_chars is not None else ", answer"
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(f"SELECT {columns} FROM executions WHERE job_id = %s", (job_id,))
-        return await cur.fetchall()
+        rows = await cur.fetchall()
+    # Sorted here, not by ORDER BY: with the answers a job's rows may not fit the database's sort memory.
+    rows.sort(key=itemgetter("id"))
+    return rows
 
 
 async def job_for_compare(
