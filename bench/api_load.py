@@ -78,10 +78,11 @@ def seed(
 
 
 async def hammer(
-    base_url: str, path: str, seconds: float, clients: int, per_second: float | None = None
+    base_url: str, path: str, seconds: float, clients: int, per_second: float | None = None, revalidate: bool = False
 ) -> dict[str, Any]:
     """`clients` clients asking for `path` for `seconds`, as fast as answers come or, with per_second, at that
-    steady rate in all; requests per second and latency percentiles."""
+    steady rate in all; requests per second and latency percentiles. With `revalidate`, each client keeps the
+    body it got and asks again with its ETag, as a browser or the portal does (a 304 is an answer)."""
     done = errors = 0
     latencies: list[float] = []
     began = time.monotonic()
@@ -90,6 +91,7 @@ async def hammer(
     async def client() -> None:
         nonlocal done, errors
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            etag: str | None = None
             while time.monotonic() < stop_at:
                 if per_second is not None:  # the next slot of this client's share of the rate
                     slot = began + (done + errors) / per_second
@@ -97,13 +99,15 @@ async def hammer(
                         await asyncio.sleep(wait)
                 sent = time.perf_counter()
                 try:
-                    response = await http.get(path)
+                    response = await http.get(path, headers={"If-None-Match": etag} if etag else None)
                 except httpx.HTTPError:
                     errors += 1  # counted and reported, not hidden
                     continue
                 latencies.append((time.perf_counter() - sent) * 1000)
                 done += 1
-                errors += response.status_code != 200
+                errors += response.status_code not in ((200, 304) if etag else (200,))
+                if revalidate and response.status_code == 200:
+                    etag = response.headers.get("etag")
 
     await asyncio.gather(*(client() for _ in range(clients)))
     ordered = sorted(latencies) or [float("nan")]
