@@ -16,8 +16,6 @@ import math
 import os
 import platform
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -54,7 +52,7 @@ from bench.env import (
     signed,
     stop,
 )
-from bench.growth import bench_growth, bench_read_load
+from bench.growth import bench_growth, bench_read_load, replay_seconds
 from bench.makespan import bench_makespan, bench_post_jobs
 from bench.workload import events, jobs
 
@@ -131,20 +129,7 @@ def bench_recorder(base: Settings, n: int, baseline_rows: int, out: dict[str, An
         finally:
             stop(again)
         assert rows(s) == n
-        # Replay into fresh tables with the command users run.
-        began = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "beacon.cli", "replay", "recorder"],
-            check=True,
-            capture_output=True,
-            env={
-                **os.environ,
-                "DATABASE_URL": s.database_url,
-                "BEACON_TOPIC_NAMESPACE": s.topic_namespace,
-                "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
-            },
-        )
-        rebuild_rate = n / (time.perf_counter() - began)
+        rebuild_rate = n / replay_seconds(s)  # into fresh tables, with the command users run
     finally:
         drop(base, s)
 
