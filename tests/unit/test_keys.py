@@ -4,8 +4,10 @@ revocation without a restart. Each test has a keys folder of its own (tmp_path).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import stat
 import time
 from datetime import UTC, datetime, timedelta
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from beacon.domain import signing
-from beacon.infra import keys
+from beacon.infra import keys, verifiers
 from beacon.infra.keys import KeysError, TrustFile
 from tests.support import a_cell
 
@@ -251,18 +253,22 @@ def test_the_trust_file_refuses_bytes_that_are_no_json_object(tmp_path: Path) ->
     assert str(trust.refusal(b"[]")) == "refused (malformed_signature): not a JSON object"
 
 
-def test_a_batch_checked_on_threads_gives_each_record_the_trust_files_verdict(tmp_path: Path) -> None:
-    keys.ensure(tmp_path, [("runner", "eu-west"), ("runner", "us-east")])
-    good = [keys.signer(tmp_path, "runner", "eu-west").sign(a_cell(f"j{i}")) for i in range(keys.CHECK_CHUNK + 5)]
+def a_mixed_batch(folder: Path) -> tuple[list[bytes], int]:
+    """Good results over two chunks, with an unsigned one, one of another region, one changed after signing,
+    one that is no JSON and one over max_bytes (1000) among them; and the index of the other region's."""
+    keys.ensure(folder, [("runner", "eu-west"), ("runner", "us-east")])
+    good = [keys.signer(folder, "runner", "eu-west").sign(a_cell(f"j{i}")) for i in range(keys.CHECK_CHUNK + 5)]
     raws = [g.model_dump_json().encode() for g in good]
     raws[3] = CELL.model_dump_json().encode()  # unsigned
     second = keys.CHECK_CHUNK + 2  # in the second chunk
-    raws[second] = keys.signer(tmp_path, "runner", "us-east").sign(CELL).model_dump_json().encode()  # wrong region
+    raws[second] = keys.signer(folder, "runner", "us-east").sign(CELL).model_dump_json().encode()  # wrong region
     raws[1] = raws[1].replace(b'"j1"', b'"jX"')  # signed, then changed: only the Ed25519 check can tell
     raws.append(b"{not json")
     raws.append(b"x" * 2000)  # over max_bytes: left to the caller, answered as the trust file would
-    trust = TrustFile(tmp_path)
-    checked = trust.checked(raws, max_bytes=1000)
+    return raws, second
+
+
+def assert_verdicts_of_a_mixed_batch(checked: keys.Checked, trust: TrustFile, raws: list[bytes], second: int) -> None:
     verdicts = [checked.refusal(raw) for raw in raws]
     assert verdicts == [trust.refusal(raw) for raw in raws]
     assert [i for i, v in enumerate(verdicts) if v is not None] == [1, 3, second, len(raws) - 2, len(raws) - 1]
@@ -272,8 +278,50 @@ def test_a_batch_checked_on_threads_gives_each_record_the_trust_files_verdict(tm
         signing.WRONG_REGION,
         signing.MALFORMED,
     ]
-    outside = keys.signer(tmp_path, "runner", "us-east").sign(a_cell("x")).model_dump_json().encode()
+    outside = keys.signer(trust.path.parent, "runner", "us-east").sign(a_cell("x")).model_dump_json().encode()
     assert checked.refusal(outside) == trust.refusal(outside) and checked.refusal(outside) is not None
+
+
+def test_a_batch_checked_without_verifier_processes_gives_each_record_the_trust_files_verdict(tmp_path: Path) -> None:
+    raws, second = a_mixed_batch(tmp_path)
+    trust = TrustFile(tmp_path)
+    assert_verdicts_of_a_mixed_batch(trust.checked(raws, max_bytes=1000), trust, raws, second)
+
+
+def test_a_batch_checked_in_verifier_processes_gives_each_record_the_trust_files_verdict(tmp_path: Path) -> None:
+    raws, second = a_mixed_batch(tmp_path)
+    trust = TrustFile(tmp_path)
+
+    async def check() -> tuple[keys.Checked, int]:
+        async with verifiers.Pool() as pool:
+            checked = trust.checked(raws, max_bytes=1000, pool=pool)
+            await checked.ready(len(raws))
+            return checked, len(checked._pending)
+
+    checked, left = asyncio.run(check())
+    assert left == 1  # only the one changed after signing: the processes said no, so it is checked here, exactly
+    assert_verdicts_of_a_mixed_batch(checked, trust, raws, second)
+
+
+def test_a_batch_whose_verifier_processes_are_killed_is_verified_here(tmp_path: Path) -> None:
+    raws, second = a_mixed_batch(tmp_path)
+    trust = TrustFile(tmp_path)
+
+    async def check() -> tuple[keys.Checked, list[int], list[int]]:
+        async with verifiers.Pool() as pool:
+            await pool.verify([])  # started
+            killed = pool.pids
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+            checked = trust.checked(raws, max_bytes=1000, pool=pool)
+            await checked.ready(len(raws))  # the chunks are lost: no exception, the records stay pending
+            assert len(checked._pending) > keys.CHECK_CHUNK
+            await pool.verify([])  # the lost processes are started again
+            return checked, killed, pool.pids
+
+    checked, killed, restarted = asyncio.run(check())
+    assert len(restarted) == verifiers.PROCESSES and not set(restarted) & set(killed)
+    assert_verdicts_of_a_mixed_batch(checked, trust, raws, second)
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,13 @@ signed, whenever it was recorded, since a stolen key can sign with any date.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,14 +34,16 @@ from pydantic import BaseModel
 
 from beacon.domain import signing
 from beacon.domain.signing import Trust, TrustedKey
+from beacon.infra import logs, verifier_process, verifiers
 from beacon.schemas.events import Signature
+
+log = logs.get("beacon.infra.keys")
 
 TRUSTED = "trusted.json"
 PRIVATE = "private"
 RELOAD_EVERY_S = 5.0
-# A batch is checked in chunks of this many records on this many threads, beside the consumer's own decoding.
+# A batch's signatures go to the verifier processes in chunks of this many, beside the consumer's own decoding.
 CHECK_CHUNK = 64
-CHECK_THREADS = 2
 
 
 class KeysError(ValueError):
@@ -241,7 +244,6 @@ class TrustFile:
     def __init__(self, folder: Path) -> None:
         self.path = folder / TRUSTED
         self.trust = Trust(read_trusted(self.path))
-        self._pool: ThreadPoolExecutor | None = None
         self._stamp = self._mtime()
         self._checked = time.monotonic()
 
@@ -283,13 +285,12 @@ class TrustFile:
         except _HOSTILE as exc:
             return signing.Refusal(signing.MALFORMED, f"cannot be checked: {type(exc).__name__}")
 
-    def checked(self, raws: list[bytes], max_bytes: int) -> Checked:
-        """Check a batch: parsing and the key's checks here, the signatures verified on worker threads
-        (libsodium frees the GIL) while the consumer decodes. Records over max_bytes are left to the caller,
-        which refuses them unread."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="verify")
-        return Checked(self, raws, self._pool, max_bytes)
+    def checked(self, raws: Iterable[bytes], max_bytes: int, pool: verifiers.Pool | None = None) -> Checked:
+        """Check a batch (Checked). Records over max_bytes are left to the caller, which refuses them unread."""
+        checked = Checked(self, max_bytes, pool)
+        checked.add(raws)
+        checked.flush()
+        return checked
 
 
 # Shapes of hostile input that make checking raise: they are malformed events, never a consumer's crash.
@@ -310,41 +311,70 @@ class Verifier(Protocol):
 
 
 class Checked:
-    """A batch's verdicts. Only the Ed25519 verifications go to the threads, in chunks: the Python around
-    them would hold the GIL and slow the consumer's own decoding instead of running beside it."""
+    """A batch's verdicts, decided as its records are added: parsing and the key's checks here, the Ed25519
+    verifications sent in chunks to a verifiers.Pool (when given one) while the consumer goes on decoding.
+    Whatever the pool does not answer — none given, a process lost — is verified here when asked for."""
 
-    def __init__(self, trust: TrustFile, raws: list[bytes], pool: ThreadPoolExecutor, max_bytes: int) -> None:
+    def __init__(self, trust: TrustFile, max_bytes: int, pool: verifiers.Pool | None = None) -> None:
         self.trust = trust
+        self.max_bytes = max_bytes
+        self.pool = pool
+        self._at = datetime.now(UTC)
         self._decided: dict[bytes, signing.Refusal | None] = {}
-        self._chunks: dict[bytes, Future[dict[bytes, signing.Refusal | None]]] = {}
-        at = datetime.now(UTC)
-        chunk: list[tuple[bytes, signing.Pending]] = []
+        self._pending: dict[bytes, signing.Pending] = {}
+        self._chunk: list[tuple[bytes, signing.Pending]] = []
+        self._added = 0
+        self._first = 0  # index of the first record of the chunk being filled
+        self._sent: deque[tuple[int, asyncio.Future[None]]] = deque()  # (index of its first record, its answer)
+
+    def add(self, raws: Iterable[bytes]) -> None:
         for raw in raws:
-            if len(raw) > max_bytes or raw in self._decided or raw in self._chunks:
-                continue
-            checked = trust.check(raw, at)
+            if not self._chunk:
+                self._first = self._added
+            self._added += 1
+            if len(raw) > self.max_bytes or raw in self._decided or raw in self._pending:
+                continue  # over max_bytes: left to the caller, which refuses it unread
+            checked = self.trust.check(raw, self._at)
             if not isinstance(checked, signing.Pending):
                 self._decided[raw] = checked
                 continue
-            chunk.append((raw, checked))
-            if len(chunk) == CHECK_CHUNK:
-                self._submit(pool, chunk)
-                chunk = []
-        if chunk:
-            self._submit(pool, chunk)
+            self._pending[raw] = checked
+            if len(checked.signature) == verifier_process.SIGNATURE_BYTES:
+                self._chunk.append((raw, checked))
+            if len(self._chunk) == CHECK_CHUNK:
+                self.flush()
 
-    def _submit(self, pool: ThreadPoolExecutor, chunk: list[tuple[bytes, signing.Pending]]) -> None:
-        future = pool.submit(lambda: {raw: _verdict(pending) for raw, pending in chunk})
-        for raw, _ in chunk:
-            self._chunks[raw] = future
+    def flush(self) -> None:
+        """Send the chunk being filled to the pool."""
+        chunk, self._chunk = self._chunk, []
+        if chunk and self.pool is not None:
+            self._sent.append((self._first, asyncio.ensure_future(self._verify(self.pool, chunk))))
+
+    async def _verify(self, pool: verifiers.Pool, chunk: list[tuple[bytes, signing.Pending]]) -> None:
+        try:
+            good = await pool.verify([(bytes(p.verifier), p.signature, p.fast_message) for _, p in chunk])
+        except (verifiers.Lost, OSError) as exc:
+            log.warning("verifying_here", error=str(exc))
+            return  # left pending: refusal() verifies them
+        for (raw, _), ok in zip(chunk, good, strict=True):
+            if ok:
+                self._decided[raw] = None
+                del self._pending[raw]
+            # Not in its fast form: refusal() tries the exact RFC 8785 form, and says why if that fails too.
+
+    async def ready(self, upto: int) -> None:
+        """Wait until the pool has answered for every record before index `upto` (in the order added)."""
+        while self._sent and self._sent[0][0] < upto:
+            await self._sent.popleft()[1]
 
     def refusal(self, raw: bytes, at: datetime | None = None) -> signing.Refusal | None:
         if raw in self._decided:
             return self._decided[raw]
-        future = self._chunks.get(raw)
-        if future is None:  # not of this batch
+        pending = self._pending.pop(raw, None)
+        if pending is None:  # not of this batch
             return self.trust.refusal(raw, at)
-        return future.result()[raw]
+        self._decided[raw] = verdict = _verdict(pending)
+        return verdict
 
 
 @dataclass(frozen=True)

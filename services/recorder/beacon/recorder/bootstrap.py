@@ -21,6 +21,7 @@ def kafka_clients(settings: Settings) -> Clients:
         max_poll_records=settings.recorder_batch_size,
         # A new region's expansion topic (its runner creates it) is found by the pattern within this.
         metadata_max_age_ms=10_000,
+        **kafka.BULK_FETCH,
     )
     return Clients(consumer=consumer, producer=kafka.producer(settings))
 

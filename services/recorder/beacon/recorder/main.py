@@ -22,7 +22,7 @@ from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
-from beacon.infra import db, http, kafka, logs, metrics, topics
+from beacon.infra import db, http, kafka, logs, metrics, topics, verifiers
 from beacon.infra.keys import TrustFile
 from beacon.infra.settings import Settings
 from beacon.recorder import admit, decode, project, store
@@ -100,11 +100,13 @@ class Recorder:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
 
-    async def decode(self, batch: dict[TopicPartition, list[ConsumerRecord]], producer: Any) -> Batch:
+    async def decode(
+        self, batch: dict[TopicPartition, list[ConsumerRecord]], producer: Any, pool: verifiers.Pool
+    ) -> Batch:
         """Events → rows (decode.py); poison is dead-lettered here, before anything is written."""
         out = Batch()
         for tp, records in batch.items():
-            rows = await decode.rows_of_batch(records, self.names, self.trust)
+            rows = await decode.rows_of_batch(records, self.names, self.trust, pool)
             for poisoned in rows.poison:
                 await kafka.dead_letter(producer, poisoned.record, poisoned.why, consumer=self.settings.groups.recorder)
                 if poisoned.reason is not None:
@@ -177,6 +179,7 @@ class Recorder:
         consumer, producer = clients.consumer, clients.producer
         consumer.subscribe(pattern=self.names.projected())
         writing: asyncio.Future[dict[TopicPartition, int]] | None = None
+        pool = verifiers.Pool()  # the signatures' arithmetic, in processes beside this one
         try:
             await producer.start()
             await consumer.start()
@@ -185,7 +188,7 @@ class Recorder:
                 batch = await consumer.getmany(
                     timeout_ms=self.settings.recorder_batch_wait_ms, max_records=self.settings.recorder_batch_size
                 )
-                decoded = await self.decode(batch, producer) if batch else None
+                decoded = await self.decode(batch, producer, pool) if batch else None
                 # Pipelined: batch N is written while batch N+1 was being decoded above (Python on one
                 # core, PostgreSQL on the other). Writes stay in order on one connection, so the first
                 # event per cell still wins; each batch's offsets are committed after its own commit.
@@ -200,6 +203,7 @@ class Recorder:
                 writing.cancel()  # not committed: the batch is delivered again
             await consumer.stop()
             await producer.stop()
+            await pool.close()
             if self.conn is not None:  # a cancelled write may have left it mid-transaction: start afresh
                 await self.conn.close()
                 self.conn = None

@@ -26,7 +26,7 @@ from datetime import datetime
 
 import psycopg
 
-from beacon.infra import db, kafka, logs
+from beacon.infra import db, kafka, logs, verifiers
 from beacon.infra.keys import TrustFile
 from beacon.infra.projection import storage_of
 from beacon.infra.settings import Settings
@@ -123,6 +123,7 @@ async def _project(
     book: store.Book,
     names: Topics,
     trust: TrustFile,
+    pool: verifiers.Pool,
 ) -> Projected:
     """Project up to the current end. Poison, strays and rows the database refuses were dead-lettered by the
     live recorder already; here they are counted and passed over."""
@@ -137,7 +138,7 @@ async def _project(
     writing: asyncio.Future[store.Recorded] | None = None
     try:
         async for records in reader.to_end():
-            rows = await decode.rows_of_batch(records, names, trust)
+            rows = await decode.rows_of_batch(records, names, trust, pool)
             if writing is not None:
                 count(await writing)
             writing = asyncio.ensure_future(store.record(conn, rows, book, names, trust, into))
@@ -186,9 +187,10 @@ async def rebuild(settings: Settings, allow_fewer: bool = False) -> RebuildRepor
     names = settings.topics
     # prepare_threshold=None: no server-side prepared statements that could outlive the swapped tables.
     conn = await psycopg.AsyncConnection.connect(settings.database_url, prepare_threshold=None)
-    reader = kafka.TopicReader(settings, names.all(), pattern=names.projected())
+    reader = kafka.TopicReader(settings, names.all(), pattern=names.projected(), **kafka.BULK_FETCH)
     book = store.Book()  # its own: what it knows of a job comes from the fresh tables
     trust = TrustFile(settings.keys_dir)
+    pool = verifiers.Pool()
     await reader.start()
     try:
         await store.prepare(conn)
@@ -202,11 +204,11 @@ async def rebuild(settings: Settings, allow_fewer: bool = False) -> RebuildRepor
                         f" REFERENCES {store.REBUILD.jobs} (job_id)"
                     )
             await conn.execute(f"CREATE TABLE {store.REBUILD.pending} (LIKE {store.LIVE.pending} INCLUDING ALL)")
-        events = (await _project(conn, reader, store.REBUILD, book, names, trust)).events
+        events = (await _project(conn, reader, store.REBUILD, book, names, trust, pool)).events
         log.info("rebuild_caught_up", events=events)
         async with conn.transaction():
             await conn.execute("LOCK TABLE executions, job_regions, jobs IN ACCESS EXCLUSIVE MODE")
-            events += (await _project(conn, reader, store.REBUILD, book, names, trust)).events  # what arrived meanwhile
+            events += (await _project(conn, reader, store.REBUILD, book, names, trust, pool)).events  # since
             (waiting,) = await (await conn.execute(f"SELECT count(*) FROM {store.REBUILD.pending}")).fetchone() or (0,)
             report = RebuildReport(
                 events=events,
@@ -237,6 +239,7 @@ async def rebuild(settings: Settings, allow_fewer: bool = False) -> RebuildRepor
         log.info("rebuild_swapped", identical=report.identical, events=events, waiting=waiting)
         return report
     finally:
+        await pool.close()
         await reader.stop()
         if not conn.closed:
             await conn.execute(f"DROP TABLE IF EXISTS {_FRESH_TABLES}")
@@ -261,16 +264,18 @@ async def reproject(settings: Settings, since: datetime) -> ReprojectReport:
     """Project the events from `since` onward into the live tables; rows already there stay as they are."""
     names = settings.topics
     conn = await psycopg.AsyncConnection.connect(settings.database_url)
-    reader = kafka.TopicReader(settings, names.all(), since=since, pattern=names.projected())
+    reader = kafka.TopicReader(settings, names.all(), since=since, pattern=names.projected(), **kafka.BULK_FETCH)
+    pool = verifiers.Pool()
     await reader.start()
     try:
         await store.prepare(conn)
         before = await _executions_checksum(conn)
-        done = await _project(conn, reader, store.LIVE, store.Book(), names, TrustFile(settings.keys_dir))
+        done = await _project(conn, reader, store.LIVE, store.Book(), names, TrustFile(settings.keys_dir), pool)
         after = await _executions_checksum(conn)
         log.info("reprojected", since=since.isoformat(), events=done.events, inserted=done.executions_inserted)
         return ReprojectReport(done.events, done.executions_inserted, done.jobs_inserted, done.refused, before, after)
     finally:
+        await pool.close()
         await reader.stop()
         await conn.close()
 
