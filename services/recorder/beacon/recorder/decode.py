@@ -15,7 +15,7 @@ from beacon.recorder import project
 from beacon.schemas.topics import Topics
 
 # Records decoded between two turns of the event loop (a millisecond or two): each of the write's round trips
-# to PostgreSQL waits for a turn, and 16 wrote batches 8–15 % faster than 128 did (bench.run --only recorder).
+# to PostgreSQL waits for a turn; 16 recorded 5–15 % faster than 128 (bench.run --only recorder, three runs).
 SLICE = 16
 
 
