@@ -23,6 +23,16 @@ KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 _COUNT = struct.Struct(">I")
 
+Item = tuple[bytes, bytes, bytes]  # public key (KEY_BYTES), signature (SIGNATURE_BYTES), message
+
+
+def encode(items: list[Item]) -> bytes:
+    """One request, as serve() reads it."""
+    parts = [_COUNT.pack(len(items))]
+    for key, signature, message in items:
+        parts += (key, signature, _COUNT.pack(len(message)), message)
+    return b"".join(parts)
+
 
 def _read(stream: BinaryIO, n: int) -> bytes | None:
     data = stream.read(n)

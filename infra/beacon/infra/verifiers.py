@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import struct
 import sys
-from collections.abc import Sequence
 from types import TracebackType
 
 from beacon.infra import logs, verifier_process
@@ -22,7 +20,6 @@ from beacon.infra import logs, verifier_process
 log = logs.get("beacon.infra.verifiers")
 
 PROCESSES = 2
-_COUNT = struct.Struct(">I")
 # What the process needs to start Python and find the installed packages; no secret of the consumer's.
 _ENV = ("PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "LC_ALL", "TMPDIR")
 
@@ -31,14 +28,8 @@ class Lost(RuntimeError):
     """A verifier process ended before it answered."""
 
 
-Item = tuple[bytes, bytes, bytes]  # public key (32 bytes), signature (64 bytes), message
-
-
-def encode(items: Sequence[Item]) -> bytes:
-    parts = [_COUNT.pack(len(items))]
-    for key, signature, message in items:
-        parts += (key, signature, _COUNT.pack(len(message)), message)
-    return b"".join(parts)
+Item = verifier_process.Item
+encode = verifier_process.encode  # the protocol is defined once, beside the side that reads it
 
 
 class _Process:
@@ -81,7 +72,7 @@ class _Process:
                 if not waiting.done():
                     waiting.set_exception(lost)
 
-    async def verify(self, items: Sequence[Item]) -> list[bool]:
+    async def verify(self, items: list[Item]) -> list[bool]:
         assert self.proc.stdin is not None
         answer: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
         if not self.alive:
@@ -114,7 +105,7 @@ class Pool:
         self.size = processes
         self._procs: list[_Process] = []
         self._turn = 0
-        self._starting: asyncio.Lock | None = None
+        self._starting = asyncio.Lock()  # concurrent first requests start one set of processes
 
     async def __aenter__(self) -> Pool:
         return self
@@ -125,9 +116,7 @@ class Pool:
         await self.close()
 
     async def _next(self) -> _Process:
-        if self._starting is None:
-            self._starting = asyncio.Lock()
-        async with self._starting:  # concurrent first requests start one set of processes
+        async with self._starting:
             for i, proc in enumerate(self._procs):
                 if not proc.alive:
                     log.warning("verifier_restarted", pid=proc.proc.pid)
@@ -138,7 +127,7 @@ class Pool:
         self._turn = (self._turn + 1) % self.size
         return self._procs[self._turn]
 
-    async def verify(self, items: Sequence[Item]) -> list[bool]:
+    async def verify(self, items: list[Item]) -> list[bool]:
         """Whether each signature verifies over its message with its key; raises Lost (or OSError, when no
         process can be started) for the caller to verify itself."""
         return await (await self._next()).verify(items)
