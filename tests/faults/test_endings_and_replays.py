@@ -104,7 +104,7 @@ def test_replay_rebuilds_identical_tables_and_reclassify_calls_no_model(
     print("\n" + first.stdout.decode() + second.stdout.decode())
     for out in (first.stdout.decode(), second.stdout.decode()):
         assert "identical: the rebuilt tables match the old ones" in out
-    checksums = [line for line in second.stdout.decode().splitlines() if "md5" in line]
+    checksums = [line for line in second.stdout.decode().splitlines() if "sha256" in line]
     assert checksums[0].split("before: ")[1] == checksums[1].split("after:  ")[1]
     lines = second.stdout.decode().splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("job_regions"))

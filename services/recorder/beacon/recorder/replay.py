@@ -62,10 +62,10 @@ _FRESH = (
 @dataclass(frozen=True)
 class Checksum:
     rows: int
-    md5: str | None
+    sha256: str | None
 
     def __str__(self) -> str:
-        return f"{self.rows} rows, md5 {self.md5 or '-'}"
+        return f"{self.rows} rows, sha256 {self.sha256 or '-'}"
 
 
 @dataclass(frozen=True)
@@ -93,19 +93,20 @@ class ReplayRefused(RuntimeError):
 
 
 async def checksum(conn: psycopg.AsyncConnection, table: str, row: str, order: str) -> Checksum:
-    """MD5 of the table's row fingerprints joined by newlines, streamed through a server-side cursor so
-    a table of any size is hashed in constant memory (one string of the whole table would hit
-    PostgreSQL's 1 GB limit, inside the exclusive lock). Same value as md5(string_agg(row, E'\\n'))."""
-    digest = hashlib.md5(usedforsecurity=False)
+    """SHA-256 over the SHA-256 of each row's fingerprint, in the table's total order. PostgreSQL hashes the
+    rows, so only 32 bytes a row cross the wire (streaming the rows' text to hash it here took 3.5× as long
+    at 200,000 rows); a server-side cursor keeps any size in constant memory, inside the exclusive lock."""
+    digest = hashlib.sha256()
     rows = 0
-    async with conn.cursor(name=f"checksum_{table}") as cur:
-        await cur.execute(f"SELECT {row} FROM {table} ORDER BY {order}")
-        async for (text,) in cur:
-            if rows:
-                digest.update(b"\n")
-            digest.update(text.encode())
-            rows += 1
+    async with conn.cursor(name=f"checksum_{table}", binary=True) as cur:
+        await cur.execute(f"SELECT sha256(convert_to({row}, 'UTF8')) FROM {table} ORDER BY {order}")
+        while chunk := await cur.fetchmany(_CHECKSUM_CHUNK):
+            digest.update(b"".join(row_digest for (row_digest,) in chunk))
+            rows += len(chunk)
     return Checksum(rows, digest.hexdigest() if rows else None)
+
+
+_CHECKSUM_CHUNK = 5000  # rows per round trip: 160 KB of digests
 
 
 @dataclass
