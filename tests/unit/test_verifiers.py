@@ -17,7 +17,7 @@ from nacl.signing import SigningKey
 from beacon.infra import verifier_process, verifiers
 
 
-def signed(message: bytes, key: SigningKey) -> verifiers.Item:
+def signed(message: bytes, key: SigningKey) -> verifier_process.Item:
     return (bytes(key.verify_key), key.sign(message).signature, message)
 
 
@@ -26,14 +26,14 @@ def test_a_verifier_answers_one_byte_per_signature_in_the_order_asked() -> None:
     good = signed(b"an event", key)
     changed = (good[0], good[1], b"an event, changed")
     foreign = (bytes(other.verify_key), good[1], good[2])  # another key's claim to the same signature
-    requests = io.BytesIO(verifiers.encode([good, changed, foreign]) + verifiers.encode([good]))
+    requests = io.BytesIO(verifier_process.encode([good, changed, foreign]) + verifier_process.encode([good]))
     answers = io.BytesIO()
     verifier_process.serve(requests, answers)
     assert answers.getvalue() == b"\x01\x00\x00" + b"\x01"
 
 
 def test_a_verifier_cut_off_mid_request_answers_nothing_and_ends() -> None:
-    whole = verifiers.encode([signed(b"an event", SigningKey.generate())] * 2)
+    whole = verifier_process.encode([signed(b"an event", SigningKey.generate())] * 2)
     for cut in (2, 4 + 32, len(whole) - 1):
         answers = io.BytesIO()
         verifier_process.serve(io.BytesIO(whole[:cut]), answers)  # returns: it does not wait or raise

@@ -28,10 +28,6 @@ class Lost(RuntimeError):
     """A verifier process ended before it answered."""
 
 
-Item = verifier_process.Item
-encode = verifier_process.encode  # the protocol is defined once, beside the side that reads it
-
-
 class _Process:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
@@ -72,14 +68,14 @@ class _Process:
                 if not waiting.done():
                     waiting.set_exception(lost)
 
-    async def verify(self, items: list[Item]) -> list[bool]:
+    async def verify(self, items: list[verifier_process.Item]) -> list[bool]:
         assert self.proc.stdin is not None
         answer: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
         if not self.alive:
             raise Lost(f"verifier process {self.proc.pid} has ended")
         # Queued and written with no await between: the order of the questions is the order of the writes.
         self.asked.put_nowait((len(items), answer))
-        self.proc.stdin.write(encode(items))
+        self.proc.stdin.write(verifier_process.encode(items))  # the protocol: defined beside serve()
         try:
             await self.proc.stdin.drain()
         except ConnectionError as exc:
@@ -127,7 +123,7 @@ class Pool:
         self._turn = (self._turn + 1) % self.size
         return self._procs[self._turn]
 
-    async def verify(self, items: list[Item]) -> list[bool]:
+    async def verify(self, items: list[verifier_process.Item]) -> list[bool]:
         """Whether each signature verifies over its message with its key; raises Lost (or OSError, when no
         process can be started) for the caller to verify itself."""
         return await (await self._next()).verify(items)
