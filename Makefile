@@ -21,10 +21,15 @@ MEMBERS    := $(wildcard */pyproject.toml services/*/pyproject.toml)
 $(STAMP): pyproject.toml uv.lock $(MEMBERS) | system-deps
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@test -x $(VENV)/bin/uv || $(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv sync --quiet --locked --all-packages --python $(PY)
+	UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv sync --quiet --locked --all-packages --compile-bytecode --python $(PY)
 	@touch $(STAMP)
 
+# Bytecode made at install, for the dependencies (--compile-bytecode above) and for the members' own sources
+# (here, incremental: a tenth of a second when nothing changed). Where PYTHONDONTWRITEBYTECODE is set, as on
+# this project's CI machines, nothing else writes it, and every `beacon` command and service would compile
+# its imports from source on each start: `beacon submit` took 0.67 s instead of 0.31 s.
 install: $(STAMP)
+	@$(PY) -m compileall -q -j 0 $(dir $(MEMBERS)) > /dev/null
 
 # BROKERS=3 starts a three-node KRaft cluster on loopback (replication factor 3, min.insync.replicas 2).
 # TOPOLOGY=regions: a central cluster and one per region, linked by MirrorMaker 2 (README, Regions).
